@@ -1,0 +1,146 @@
+//! The engine's one error type, and the one place it maps to OST status codes.
+
+use std::fmt;
+use std::io;
+
+use ost_abi as abi;
+
+/// What went wrong, in the terms NetBackup can act on. Each kind maps to one status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidArgument,
+    TooLong,
+    BadHandle,
+    NotFound,
+    AlreadyExists,
+    Busy,
+    NoSpace,
+    Io,
+    Network,
+    Connect,
+    Access,
+    Auth,
+    Tls,
+    Config,
+    State,
+    Corrupt,
+    NotSupported,
+    NotClaimed,
+    NotInitialized,
+    Version,
+    Internal,
+}
+
+impl ErrorKind {
+    /// The status code returned through the C interface.
+    pub fn status(self) -> i32 {
+        use ErrorKind::*;
+        match self {
+            InvalidArgument => abi::STS_EINVAL,
+            TooLong => abi::STS_E2BIG,
+            BadHandle => abi::STS_EHANDLE,
+            NotFound => abi::STS_ENOENT,
+            AlreadyExists => abi::STS_EEXIST,
+            Busy => abi::STS_EBUSY,
+            NoSpace => abi::STS_ENOSPC,
+            Io => abi::STS_ESYSCALL,
+            Network => abi::STS_ENET,
+            Connect => abi::STS_ECONNECT,
+            Access => abi::STS_EACCESS,
+            Auth => abi::STS_EAUTH,
+            Tls => abi::STS_ETLS,
+            Config => abi::STS_ECONFIG,
+            State => abi::STS_ESTATE,
+            Corrupt => abi::STS_ECORRUPT,
+            NotSupported => abi::STS_ENOTSUP,
+            NotClaimed => abi::STS_ECLAIM,
+            NotInitialized => abi::STS_ENOTINIT,
+            Version => abi::STS_EVERSION,
+            Internal => abi::STS_EPLUGIN,
+        }
+    }
+}
+
+/// An error with a message for the admin: what was wrong, in words that say what to fix.
+#[derive(Debug, Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    msg: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
+        Error { kind, msg: msg.into() }
+    }
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidArgument, msg)
+    }
+    pub fn not_found(msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, msg)
+    }
+    pub fn state(msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::State, msg)
+    }
+    pub fn corrupt(msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Corrupt, msg)
+    }
+    pub fn config(msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, msg)
+    }
+    pub fn internal(msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, msg)
+    }
+
+    /// An I/O error while doing `what`: the errno decides the kind (full disk and quota
+    /// become `NoSpace`, permission problems `Access`, the rest `Io`).
+    pub fn io(what: impl fmt::Display, err: io::Error) -> Self {
+        use rustix::io::Errno;
+        let errno = Errno::from_io_error(&err);
+        let kind = if errno == Some(Errno::NOSPC) || errno == Some(Errno::DQUOT) {
+            ErrorKind::NoSpace
+        } else if errno == Some(Errno::ACCESS)
+            || errno == Some(Errno::PERM)
+            || errno == Some(Errno::ROFS)
+        {
+            ErrorKind::Access
+        } else if err.kind() == io::ErrorKind::NotFound {
+            ErrorKind::NotFound
+        } else {
+            ErrorKind::Io
+        };
+        Error::new(kind, format!("{what}: {err}"))
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+    pub fn status(&self) -> i32 {
+        self.kind.status()
+    }
+    pub fn message(&self) -> &str {
+        &self.msg
+    }
+
+    /// Prefix the message with where it happened.
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.msg = format!("{what}: {}", self.msg);
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// `rustix` errors come from the same errno space as `io::Error`.
+impl From<rustix::io::Errno> for Error {
+    fn from(e: rustix::io::Errno) -> Self {
+        Error::io("system call", e.into())
+    }
+}

@@ -1,0 +1,105 @@
+//! The plug-in log: one file, shared by every NetBackup process that loads the plug-in
+//! (bptm, bpdm, bpstsinfo), so each line carries the time, the pid and the level. Nothing is
+//! ever written to stdout or stderr: those belong to the host.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::reload;
+
+use crate::config::LogLevel;
+
+/// Where log lines go when the configured file cannot be opened.
+const FALLBACK_LOG: &str = "/tmp/vast-ost.log";
+
+struct LogState {
+    file: Mutex<Option<(PathBuf, File)>>,
+    level: reload::Handle<LevelFilter, tracing_subscriber::Registry>,
+}
+
+static STATE: OnceLock<LogState> = OnceLock::new();
+
+/// Point the log at `path` with `level`. The first call installs the subscriber; later calls
+/// (a config reload, a second `stspi_init`) only move the file and change the level.
+pub fn init(path: &Path, level: LogLevel) {
+    let state = STATE.get_or_init(|| {
+        let (filter, handle) = reload::Layer::new(to_filter(level));
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_target(false)
+            .with_timer(TimePid)
+            .with_writer(|| LogWriter);
+        let _ = tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(filter).with(fmt),
+        );
+        LogState { file: Mutex::new(None), level: handle }
+    });
+    let _ = state.level.modify(|f| *f = to_filter(level));
+    let mut file = lock(&state.file);
+    if file.as_ref().is_some_and(|(p, _)| p == path) {
+        return;
+    }
+    *file = open(path)
+        .map(|f| (path.to_path_buf(), f))
+        .or_else(|| open(Path::new(FALLBACK_LOG)).map(|f| (PathBuf::from(FALLBACK_LOG), f)));
+}
+
+fn open(path: &Path) -> Option<File> {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    OpenOptions::new().create(true).append(true).open(path).ok()
+}
+
+/// The file the log is written to now, if any.
+pub fn current_path() -> Option<PathBuf> {
+    STATE.get().and_then(|s| lock(&s.file).as_ref().map(|(p, _)| p.clone()))
+}
+
+fn to_filter(level: LogLevel) -> LevelFilter {
+    match level {
+        LogLevel::Error => LevelFilter::ERROR,
+        LogLevel::Warn => LevelFilter::WARN,
+        LogLevel::Info => LevelFilter::INFO,
+        LogLevel::Debug => LevelFilter::DEBUG,
+        LogLevel::Trace => LevelFilter::TRACE,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Timestamp plus pid: several processes share the file, and a child keeps writing after fork.
+struct TimePid;
+
+impl FormatTime for TimePid {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        tracing_subscriber::fmt::time::SystemTime.format_time(w)?;
+        write!(w, " pid={}", rustix::process::getpid().as_raw_nonzero())
+    }
+}
+
+/// Each event is formatted whole and handed over in one `write`, so lines from several
+/// threads and processes (O_APPEND) never interleave.
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(state) = STATE.get() {
+            if let Some((_, f)) = lock(&state.file).as_mut() {
+                let _ = f.write_all(buf);
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

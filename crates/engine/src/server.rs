@@ -1,0 +1,490 @@
+//! The plug-in's model: the engine (config and log), open storage servers, LSUs, open images
+//! and list cursors. The C layer maps its handles onto these types and nothing more.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use tracing::{info, warn};
+
+use crate::config::{Config, ServerConfig};
+use crate::error::{Error, ErrorKind, Result};
+use crate::image::{self, ImageReader, ImageWriter};
+use crate::manifest::{ImageDef, Manifest, State};
+use crate::names;
+use crate::store::nfs::NfsStore;
+use crate::store::{Kind, PieceStore};
+use ost_abi as abi;
+
+/// A password that never reaches a log or a `Debug` print.
+#[derive(Clone, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// What NetBackup hands over from `tpconfig`.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub user: String,
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ServerInfo {
+    pub name: String,
+    pub flags: u64,
+    pub max_connect: u32,
+    pub connections: u32,
+    pub version: String,
+    pub guid: String,
+    pub interfaces: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LsuInfo {
+    pub server: String,
+    pub name: String,
+    pub description: String,
+    pub flags: u64,
+    pub capacity: u64,
+    pub used: u64,
+    pub images: u64,
+    pub max_transfer: u64,
+    pub block_size: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImageInfo {
+    pub def: ImageDef,
+    pub server: String,
+    pub lsu: String,
+    pub size: u64,
+    pub flags: u32,
+    pub meta_size: u64,
+    pub created: u64,
+    pub updated: u64,
+}
+
+/// Preferred write size reported to NetBackup.
+const MAX_TRANSFER: u64 = 1 << 20;
+
+/// The loaded plug-in: where the config lives and what it said last.
+pub struct Engine {
+    config_path: PathBuf,
+    /// The config and the file's mtime when it was read: reloaded when the file changes, so
+    /// an admin's edit reaches long-lived processes at their next open_server.
+    config: Mutex<(Option<SystemTime>, Arc<Config>)>,
+}
+
+impl Engine {
+    /// Load the config (a missing file is an empty config; a broken one is an error) and point
+    /// the log where it says.
+    pub fn new(config_path: &Path) -> Result<Engine> {
+        let (mtime, cfg) = read_config(config_path)?;
+        init_log(&cfg);
+        info!(config = %config_path.display(), servers = cfg.servers.len(), "plug-in initialised, version {}", env!("CARGO_PKG_VERSION"));
+        Ok(Engine { config_path: config_path.to_path_buf(), config: Mutex::new((mtime, Arc::new(cfg))) })
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    pub fn config(&self) -> Result<Arc<Config>> {
+        let mtime = std::fs::metadata(&self.config_path).and_then(|m| m.modified()).ok();
+        let mut cur = self.config.lock().unwrap_or_else(|p| p.into_inner());
+        if mtime != cur.0 {
+            let (mtime, cfg) = read_config(&self.config_path)?;
+            init_log(&cfg);
+            info!(config = %self.config_path.display(), "configuration reloaded");
+            *cur = (mtime, Arc::new(cfg));
+        }
+        Ok(cur.1.clone())
+    }
+
+    /// Is this storage-server name ours?
+    pub fn claim(&self, name: &str) -> Result<()> {
+        names::parse_server_name(name).map(|_| ())
+    }
+
+    fn server_config(&self, name: &str) -> Result<(Arc<Config>, ServerConfig)> {
+        let cluster = names::parse_server_name(name)?;
+        let cfg = self.config()?;
+        let sc = cfg.server(cluster).cloned().ok_or_else(|| {
+            Error::config(format!(
+                "no [[server]] with name '{cluster}' in {}: add one that says where its data goes",
+                self.config_path.display()
+            ))
+        })?;
+        Ok((cfg, sc))
+    }
+
+    pub fn open_server(&self, name: &str, creds: &Credentials) -> Result<Arc<Server>> {
+        let (_cfg, sc) = self.server_config(name)?;
+        let server = Server::connect(name, &sc)?;
+        info!(server = name, user = %creds.user, "storage server opened ({})", server.describe());
+        Ok(Arc::new(server))
+    }
+
+    /// Server properties without an open handle (what polling asks for).
+    pub fn server_info_byname(&self, name: &str) -> Result<ServerInfo> {
+        let (_cfg, sc) = self.server_config(name)?;
+        Ok(Server::connect(name, &sc)?.info())
+    }
+}
+
+fn read_config(path: &Path) -> Result<(Option<SystemTime>, Config)> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, Config::default())),
+        Err(e) => Err(Error::config(format!("config {}: {e}", path.display()))),
+        Ok(m) => Ok((m.modified().ok(), Config::load(path)?)),
+    }
+}
+
+fn init_log(cfg: &Config) {
+    let path = std::env::var_os("VAST_OST_LOG")
+        .map(PathBuf::from)
+        .or_else(|| cfg.log.path.clone())
+        .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_LOG));
+    crate::log::init(&path, cfg.log.level);
+}
+
+/// An open storage server.
+pub struct Server {
+    name: String,
+    store: Arc<dyn PieceStore>,
+    /// Images and lists open on this server: close_server is refused while any are.
+    open: AtomicUsize,
+}
+
+impl Server {
+    fn connect(name: &str, sc: &ServerConfig) -> Result<Server> {
+        let nfs = sc.nfs.as_ref().ok_or_else(|| Error::config(format!("server '{name}' has no data path")))?;
+        match std::fs::metadata(&nfs.mount) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::new(
+                    ErrorKind::Connect,
+                    format!("NFS mount {} of server '{name}' is not a directory", nfs.mount.display()),
+                ))
+            }
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::Connect,
+                    format!("NFS mount {} of server '{name}' is not reachable: {e}", nfs.mount.display()),
+                ))
+            }
+        }
+        Ok(Server { name: name.to_string(), store: Arc::new(NfsStore::new(nfs)), open: AtomicUsize::new(0) })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn store(&self) -> &Arc<dyn PieceStore> {
+        &self.store
+    }
+
+    fn describe(&self) -> String {
+        self.store.describe("")
+    }
+
+    /// Images and lists still open.
+    pub fn open_children(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Refuse to close while anything is open on the server.
+    pub fn check_closable(&self) -> Result<()> {
+        match self.open_children() {
+            0 => Ok(()),
+            n => Err(Error::new(ErrorKind::Busy, format!("{n} image or list handle(s) still open on server '{}'", self.name))),
+        }
+    }
+
+    pub fn info(&self) -> ServerInfo {
+        let kind_flag = match self.store.kind() {
+            Kind::Nfs => abi::STS_SRV_NFS,
+            Kind::S3 => abi::STS_SRV_S3,
+        };
+        ServerInfo {
+            name: self.name.clone(),
+            flags: abi::STS_SRV_DISK
+                | abi::STS_SRV_CRED
+                | abi::STS_SRV_COPY_IMAGE
+                | abi::STS_SRV_WRITE_RANDOM
+                | abi::STS_SRV_IMAGE_META
+                | kind_flag,
+            max_connect: 0,
+            connections: self.open_children() as u32,
+            version: format!("vast-ost {} ({})", env!("CARGO_PKG_VERSION"), self.describe()),
+            guid: String::new(),
+            interfaces: String::new(),
+        }
+    }
+
+    fn guard(self: &Arc<Self>) -> ChildGuard {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        ChildGuard(self.clone())
+    }
+
+    pub fn lsu_list(self: &Arc<Self>) -> Result<Cursor<String>> {
+        let names = self.store.list_lsus()?;
+        Ok(Cursor { items: names.into(), _guard: self.guard() })
+    }
+
+    pub fn lsu_info(&self, lsu: &str) -> Result<LsuInfo> {
+        names::validate("LSU", lsu)?;
+        let space = self.store.lsu_space(lsu)?;
+        let images = self.store.list_images(lsu, "")?.len() as u64;
+        let flags = abi::STS_LSUF_DISK
+            | match self.store.kind() {
+                Kind::Nfs => abi::STS_LSUF_NFS,
+                Kind::S3 => abi::STS_LSUF_S3,
+            };
+        Ok(LsuInfo {
+            server: self.name.clone(),
+            name: lsu.to_string(),
+            description: self.store.describe(lsu),
+            flags,
+            capacity: space.capacity,
+            used: space.used,
+            images,
+            max_transfer: MAX_TRANSFER,
+            block_size: abi::STS_BLOCK_SIZE,
+        })
+    }
+
+    fn check_lsu(&self, lsu: &str) -> Result<()> {
+        names::validate("LSU", lsu)?;
+        self.store.lsu_space(lsu).map(|_| ())
+    }
+
+    pub fn create_image(self: &Arc<Self>, lsu: &str, def: ImageDef) -> Result<OpenImage> {
+        self.check_lsu(lsu)?;
+        let w = ImageWriter::create(self.store.clone(), lsu, def)?;
+        Ok(self.opened(lsu, Mode::Write(w)))
+    }
+
+    /// `append` reopens a pending image for writing; otherwise the image is opened to read.
+    pub fn open_image(self: &Arc<Self>, lsu: &str, def: &ImageDef, append: bool) -> Result<OpenImage> {
+        self.check_lsu(lsu)?;
+        let mode = if append {
+            Mode::Write(ImageWriter::append(self.store.clone(), lsu, def)?)
+        } else {
+            Mode::Read(ImageReader::open(self.store.clone(), lsu, def)?)
+        };
+        Ok(self.opened(lsu, mode))
+    }
+
+    fn opened(self: &Arc<Self>, lsu: &str, mode: Mode) -> OpenImage {
+        OpenImage { server: self.name.clone(), lsu: lsu.to_string(), mode: Some(mode), _guard: self.guard() }
+    }
+
+    pub fn image_info(&self, lsu: &str, def: &ImageDef) -> Result<ImageInfo> {
+        self.check_lsu(lsu)?;
+        let m = image::load(self.store.as_ref(), lsu, def)?;
+        Ok(image_info(&self.name, lsu, &m, false))
+    }
+
+    pub fn image_list(self: &Arc<Self>, lsu: &str, prefix: &str) -> Result<Cursor<ImageInfo>> {
+        self.check_lsu(lsu)?;
+        let items = image::list(self.store.as_ref(), lsu, prefix)?
+            .iter()
+            .map(|m| image_info(&self.name, lsu, m, false))
+            .collect();
+        Ok(Cursor { items, _guard: self.guard() })
+    }
+
+    pub fn delete_image(&self, lsu: &str, def: &ImageDef) -> Result<()> {
+        self.check_lsu(lsu)?;
+        image::delete(self.store.as_ref(), lsu, def)?;
+        info!(server = %self.name, lsu, image = %def.basename, "image deleted");
+        Ok(())
+    }
+
+    pub fn copy_image(&self, from_lsu: &str, from: &ImageDef, to: &Server, to_lsu: &str, to_def: &ImageDef) -> Result<ImageInfo> {
+        self.check_lsu(from_lsu)?;
+        to.check_lsu(to_lsu)?;
+        names::validate("image", &to_def.basename)?;
+        let m = image::copy(&self.store, from_lsu, from, &to.store, to_lsu, to_def)?;
+        info!(server = %self.name, lsu = from_lsu, image = %from.basename, "image copied to {}/{}/{} ({} bytes)", to.name, to_lsu, to_def.basename, m.size);
+        Ok(image_info(&to.name, to_lsu, &m, false))
+    }
+}
+
+fn image_info(server: &str, lsu: &str, m: &Manifest, reading: bool) -> ImageInfo {
+    let mut flags = match m.state {
+        State::Pending => abi::STS_II_IMAGE_PENDING,
+        State::Complete => abi::STS_II_IMAGE_CREATED,
+    };
+    if m.writer.is_some() {
+        flags |= abi::STS_II_BUSY_WRITE;
+    }
+    if reading {
+        flags |= abi::STS_II_BUSY_READ;
+    }
+    ImageInfo {
+        def: m.def.clone(),
+        server: server.to_string(),
+        lsu: lsu.to_string(),
+        size: m.size,
+        flags,
+        meta_size: m.meta.data.len() as u64,
+        created: m.created,
+        updated: m.updated,
+    }
+}
+
+/// Counts an open child of a server for as long as it lives.
+struct ChildGuard(Arc<Server>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A list snapshot taken when it was opened, handed out one entry at a time.
+pub struct Cursor<T> {
+    items: VecDeque<T>,
+    _guard: ChildGuard,
+}
+
+impl<T> Cursor<T> {
+    pub fn next_item(&mut self) -> Option<T> {
+        self.items.pop_front()
+    }
+}
+
+enum Mode {
+    Write(ImageWriter),
+    Read(ImageReader),
+}
+
+/// An image open through the C interface.
+pub struct OpenImage {
+    server: String,
+    lsu: String,
+    /// `None` once closed.
+    mode: Option<Mode>,
+    _guard: ChildGuard,
+}
+
+impl OpenImage {
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+    pub fn lsu(&self) -> &str {
+        &self.lsu
+    }
+    pub fn name(&self) -> &str {
+        match &self.mode {
+            Some(Mode::Write(w)) => &w.manifest().def.basename,
+            Some(Mode::Read(r)) => &r.manifest().def.basename,
+            None => "",
+        }
+    }
+
+    fn writer(&mut self, op: &str) -> Result<&mut ImageWriter> {
+        match self.mode.as_mut() {
+            Some(Mode::Write(w)) => Ok(w),
+            Some(Mode::Read(_)) => Err(Error::state(format!("cannot {op}: the image is open for reading"))),
+            None => Err(Error::new(ErrorKind::BadHandle, "image handle is closed")),
+        }
+    }
+
+    fn reader(&mut self, op: &str) -> Result<&mut ImageReader> {
+        match self.mode.as_mut() {
+            Some(Mode::Read(r)) => Ok(r),
+            Some(Mode::Write(_)) => Err(Error::state(format!("cannot {op}: the image is open for writing"))),
+            None => Err(Error::new(ErrorKind::BadHandle, "image handle is closed")),
+        }
+    }
+
+    pub fn write(&mut self, buf: &[u8], off: u64) -> Result<()> {
+        self.writer("write")?.write_at(buf, off)
+    }
+
+    pub fn read(&mut self, buf: &mut [u8], off: u64) -> Result<usize> {
+        self.reader("read")?.read_at(buf, off)
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        self.writer("flush")?.flush()
+    }
+
+    pub fn write_meta(&mut self, buf: &[u8], off: u64) -> Result<()> {
+        self.writer("write metadata")?.write_meta(buf, off)
+    }
+
+    pub fn read_meta(&mut self, buf: &mut [u8], off: u64) -> Result<usize> {
+        let m = match self.mode.as_ref() {
+            Some(Mode::Write(w)) => w.manifest(),
+            Some(Mode::Read(r)) => r.manifest(),
+            None => return Err(Error::new(ErrorKind::BadHandle, "image handle is closed")),
+        };
+        let data = &m.meta.data;
+        if buf.is_empty() {
+            return Err(Error::invalid("zero-length metadata read"));
+        }
+        if off > data.len() as u64 {
+            return Err(Error::invalid(format!("metadata read at {off} is past its end ({} bytes)", data.len())));
+        }
+        let n = buf.len().min(data.len() - off as usize);
+        buf[..n].copy_from_slice(&data[off as usize..off as usize + n]);
+        Ok(n)
+    }
+
+    pub fn info(&self) -> Result<ImageInfo> {
+        match self.mode.as_ref() {
+            Some(Mode::Write(w)) => Ok(image_info(&self.server, &self.lsu, w.manifest(), false)),
+            Some(Mode::Read(r)) => Ok(image_info(&self.server, &self.lsu, r.manifest(), true)),
+            None => Err(Error::new(ErrorKind::BadHandle, "image handle is closed")),
+        }
+    }
+
+    /// Close. `complete` matters only for a write handle. Returns the image's size.
+    pub fn close(&mut self, complete: bool) -> Result<u64> {
+        match self.mode.take() {
+            Some(Mode::Write(w)) => {
+                let m = w.close(complete)?;
+                let state = if complete { "complete" } else { "incomplete (kept for restart)" };
+                info!(server = %self.server, lsu = %self.lsu, image = %m.def.basename, "image closed {state}, {} bytes in {} piece(s)", m.size, m.pieces.len());
+                Ok(m.size)
+            }
+            Some(Mode::Read(r)) => Ok(r.manifest().size),
+            None => Err(Error::new(ErrorKind::BadHandle, "image handle is closed")),
+        }
+    }
+}
+
+impl Drop for OpenImage {
+    /// A write handle dropped without close (terminate, a host that forgot) keeps what is
+    /// durable for checkpoint restart rather than losing it.
+    fn drop(&mut self) {
+        if let Some(Mode::Write(_)) = &self.mode {
+            warn!(server = %self.server, lsu = %self.lsu, image = %self.name(), "image still open for writing at shutdown: closing it incomplete");
+            if let Err(e) = self.close(false) {
+                warn!(server = %self.server, lsu = %self.lsu, "closing incomplete failed: {e}");
+            }
+        }
+    }
+}

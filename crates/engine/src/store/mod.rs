@@ -1,0 +1,70 @@
+//! Data-path backends behind one trait.
+//!
+//! A [`PieceStore`] is deliberately dumb: it stores LSUs, immutable pieces written once from
+//! start to end, and one manifest per image with an atomic create and replace. Everything that
+//! makes an image (extent maps, state, checksums, checkpoint restart) lives above it in
+//! [`crate::image`], so every backend behaves the same and passes the same conformance suite.
+
+pub mod nfs;
+
+use crate::error::Result;
+
+/// Capacity of an LSU, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Space {
+    pub capacity: u64,
+    pub used: u64,
+}
+
+/// What kind of data path a backend is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Nfs,
+    S3,
+}
+
+pub trait PieceStore: Send + Sync {
+    fn kind(&self) -> Kind;
+    /// Human-readable location, for logs and LSU descriptions.
+    fn describe(&self, lsu: &str) -> String;
+
+    fn list_lsus(&self) -> Result<Vec<String>>;
+    /// `NotFound` if the LSU does not exist.
+    fn lsu_space(&self, lsu: &str) -> Result<Space>;
+
+    /// Names of images that have a manifest, or had one (the caller reads them), starting
+    /// with `prefix`.
+    fn list_images(&self, lsu: &str, prefix: &str) -> Result<Vec<String>>;
+    /// The stored manifest bytes; `Ok(None)` if the image has none.
+    fn read_manifest(&self, lsu: &str, image: &str) -> Result<Option<Vec<u8>>>;
+    /// Store the first manifest of an image; `AlreadyExists` if it has one.
+    fn create_manifest(&self, lsu: &str, image: &str, bytes: &[u8]) -> Result<()>;
+    /// Replace the manifest atomically and durably: readers see the old or the new one.
+    fn replace_manifest(&self, lsu: &str, image: &str, bytes: &[u8]) -> Result<()>;
+    /// Remove the manifest first (the image vanishes at once), then the image's pieces and
+    /// anything else stored under it. Succeeds if nothing is there.
+    fn delete_image(&self, lsu: &str, image: &str, pieces: &[String]) -> Result<()>;
+
+    /// A new piece of `image`, stored at `key`.
+    fn create_piece(&self, lsu: &str, key: &str) -> Result<Box<dyn PieceWriter>>;
+    fn open_piece(&self, lsu: &str, key: &str) -> Result<Box<dyn PieceReader>>;
+    /// Copy a piece inside the storage (reflink, copy_file_range, server-side copy), never
+    /// through this process when the storage can avoid it.
+    fn copy_piece(&self, from_lsu: &str, from_key: &str, to_lsu: &str, to_key: &str) -> Result<()>;
+}
+
+/// Writes one piece from start to end.
+pub trait PieceWriter: Send {
+    /// Append `buf`. May return before the bytes are durable; an error from an earlier
+    /// append may surface here.
+    fn append(&mut self, buf: &[u8]) -> Result<()>;
+    /// Make what was appended durable.
+    fn finish(self: Box<Self>) -> Result<()>;
+    /// Throw the piece away (nothing may leak on the storage).
+    fn abort(self: Box<Self>);
+}
+
+pub trait PieceReader: Send + Sync {
+    /// Read at `off` into `buf`; returns the bytes read (short only at the piece's end).
+    fn read_at(&self, buf: &mut [u8], off: u64) -> Result<usize>;
+}

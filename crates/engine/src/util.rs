@@ -1,0 +1,24 @@
+//! Small shared helpers: ids, clocks, host identity.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// 16 hex digits of OS randomness: temp-file and piece names, writer sessions.
+pub fn random_id() -> String {
+    let mut b = [0u8; 8];
+    // getrandom only fails where there is no OS randomness at all; the time and pid keep the
+    // id unique enough for a temp name even then.
+    if getrandom::fill(&mut b).is_err() {
+        let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+        b = (t ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
+    }
+    format!("{:016x}", u64::from_le_bytes(b))
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+pub fn hostname() -> String {
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
+}
