@@ -12,6 +12,8 @@ pub enum ErrorKind {
     TooLong,
     BadHandle,
     NotFound,
+    /// The end of a list: not a failure.
+    NoMoreEntries,
     AlreadyExists,
     Busy,
     NoSpace,
@@ -40,6 +42,7 @@ impl ErrorKind {
             TooLong => abi::STS_E2BIG,
             BadHandle => abi::STS_EHANDLE,
             NotFound => abi::STS_ENOENT,
+            NoMoreEntries => abi::STS_ENO_MORE_ENTRIES,
             AlreadyExists => abi::STS_EEXIST,
             Busy => abi::STS_EBUSY,
             NoSpace => abi::STS_ENOSPC,

@@ -245,9 +245,10 @@ impl Server {
         ChildGuard(self.clone())
     }
 
-    pub fn lsu_list(self: &Arc<Self>) -> Result<Cursor<String>> {
-        let names = self.store.list_lsus()?;
-        Ok(Cursor { items: names.into(), _guard: self.guard() })
+    /// LSUs whose names start with `prefix`.
+    pub fn lsu_list(self: &Arc<Self>, prefix: &str) -> Result<Cursor<String>> {
+        let names = self.store.list_lsus()?.into_iter().filter(|n| n.starts_with(prefix)).collect();
+        Ok(Cursor { items: names, _guard: self.guard() })
     }
 
     pub fn lsu_info(&self, lsu: &str) -> Result<LsuInfo> {

@@ -143,22 +143,18 @@ pub const STS_CRED_CLEAR: sts_uint32_t = 1;
 // (STS_EHANDLE), never undefined behaviour.
 // ---------------------------------------------------------------------------------------------
 /// An open storage server.
-#[repr(C)]
 pub struct stsp_server {
     _private: [u8; 0],
 }
 /// An open LSU list.
-#[repr(C)]
 pub struct stsp_lsu_list {
     _private: [u8; 0],
 }
 /// An open image (read or write).
-#[repr(C)]
 pub struct stsp_image {
     _private: [u8; 0],
 }
 /// An open image list.
-#[repr(C)]
 pub struct stsp_image_list {
     _private: [u8; 0],
 }

@@ -1,0 +1,331 @@
+//! The host side of the OST interface: loads `libstspiVastDataMT.so` with `dlopen` and calls
+//! it through the C ABI, as NetBackup's processes (bptm, bpdm, bpstsinfo) do. The CLI and the
+//! Rust harness tests use it; nothing here knows how the plug-in works inside.
+//!
+//! [`Plugin::raw`] gives the bare function pointers, for tests that must pass what a careless
+//! host would (NULLs, closed handles).
+
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use ost_abi as abi;
+use abi::*;
+use libloading::Library;
+
+/// The plug-in's file name.
+pub const LIBRARY: &str = "libstspiVastDataMT.so";
+
+/// A non-zero status from the plug-in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Status(pub c_int);
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.0, status_text(self.0))
+    }
+}
+impl fmt::Debug for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+impl std::error::Error for Status {}
+
+pub type Res<T> = Result<T, Status>;
+
+fn check(rc: c_int) -> Res<()> {
+    if rc == STS_EOK {
+        Ok(())
+    } else {
+        Err(Status(rc))
+    }
+}
+
+macro_rules! exports {
+    ($($name:ident: fn($($arg:ty),*);)*) => {
+        /// Every export of the plug-in, resolved at load.
+        #[allow(non_snake_case)]
+        pub struct Fns {
+            $(pub $name: unsafe extern "C" fn($($arg),*) -> c_int,)*
+        }
+        /// The names the plug-in must export, and nothing else.
+        pub const EXPORTS: &[&str] = &[$(stringify!($name)),*];
+        impl Fns {
+            fn load(lib: &Library) -> Result<Fns, String> {
+                Ok(Fns { $($name: unsafe {
+                    *lib.get(concat!(stringify!($name), "\0").as_bytes())
+                        .map_err(|e| format!("symbol {}: {e}", stringify!($name)))?
+                },)* })
+            }
+        }
+    };
+}
+
+exports! {
+    stspi_init: fn(sts_uint32_t, *mut sts_plugin_info_t);
+    stspi_terminate: fn();
+    stspi_claim: fn(*const c_char);
+    stspi_get_plugin_info: fn(*mut sts_plugin_info_t);
+    stspi_open_server: fn(*const sts_session_def_t, *const c_char, *const sts_cred_t, *const c_char, *mut stsp_server_handle_t);
+    stspi_close_server: fn(stsp_server_handle_t);
+    stspi_get_server_prop: fn(stsp_server_handle_t, *mut sts_server_info_t);
+    stspi_get_server_prop_byname: fn(*const sts_session_def_t, *const c_char, *mut sts_server_info_t);
+    stspi_open_lsu_list: fn(stsp_server_handle_t, *const sts_lsu_name_t, *mut stsp_lsu_list_handle_t);
+    stspi_list_lsu: fn(stsp_lsu_list_handle_t, *mut sts_lsu_name_t);
+    stspi_close_lsu_list: fn(stsp_lsu_list_handle_t);
+    stspi_get_lsu_prop_byname: fn(*const sts_lsu_t, *mut sts_lsu_info_t);
+    stspi_create_image: fn(*const sts_lsu_t, *const sts_image_def_t, c_int, *mut stsp_image_handle_t);
+    stspi_open_image: fn(*const sts_lsu_t, *const sts_image_def_t, c_int, *mut stsp_image_handle_t);
+    stspi_write_image: fn(stsp_image_handle_t, *const sts_stat_t, *const c_void, sts_uint64_t, sts_uint64_t, *mut sts_uint64_t);
+    stspi_flush: fn(stsp_image_handle_t);
+    stspi_read_image: fn(stsp_image_handle_t, *mut c_void, sts_uint64_t, sts_uint64_t, *mut sts_uint64_t);
+    stspi_close_image: fn(stsp_image_handle_t, c_int);
+    stspi_delete_image: fn(*const sts_lsu_t, *const sts_image_def_t);
+    stspi_get_image_prop: fn(stsp_image_handle_t, *mut sts_image_info_t);
+    stspi_get_image_prop_byname: fn(*const sts_lsu_t, *const sts_image_def_t, *mut sts_image_info_t);
+    stspi_open_image_list: fn(*const sts_lsu_t, *const sts_image_def_t, *mut stsp_image_list_handle_t);
+    stspi_list_image: fn(stsp_image_list_handle_t, *mut sts_image_info_t);
+    stspi_close_image_list: fn(stsp_image_list_handle_t);
+    stspi_write_image_meta: fn(stsp_image_handle_t, *const c_void, sts_uint64_t, sts_uint64_t, *mut sts_uint64_t);
+    stspi_read_image_meta: fn(stsp_image_handle_t, *mut c_void, sts_uint64_t, sts_uint64_t, *mut sts_uint64_t);
+    stspi_copy_image: fn(*const sts_lsu_t, *const sts_image_def_t, *const sts_lsu_t, *const sts_image_def_t, c_int);
+}
+
+/// A loaded plug-in.
+pub struct Plugin {
+    f: Fns,
+    path: PathBuf,
+    _lib: Library,
+}
+
+// The plug-in's entry points are thread-safe by contract.
+unsafe impl Sync for Plugin {}
+unsafe impl Send for Plugin {}
+
+/// Copy `s` into a fixed C string array (truncating: tests pass overlong names on purpose
+/// through [`Plugin::raw`] instead).
+pub fn set_str(dst: &mut [c_char], s: &str) {
+    let n = s.len().min(dst.len() - 1);
+    for (d, b) in dst.iter_mut().zip(&s.as_bytes()[..n]) {
+        *d = *b as c_char;
+    }
+    dst[n..].fill(0);
+}
+
+/// Read a fixed C string array.
+pub fn get_str(src: &[c_char]) -> String {
+    let bytes: Vec<u8> = src.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A zeroed C struct (every type of `ost-abi` is plain data for which zero is valid).
+pub fn zeroed<T: Copy>() -> T {
+    unsafe { std::mem::zeroed() }
+}
+
+/// An `sts_lsu_t` for `name` on an open server.
+pub fn lsu(server: stsp_server_handle_t, name: &str) -> sts_lsu_t {
+    let mut l: sts_lsu_t = zeroed();
+    l.sl_server_handle = server;
+    set_str(&mut l.sl_lsu_name.sln_name, name);
+    l
+}
+
+/// An image definition as NetBackup builds one.
+pub fn image_def(basename: &str, date: &str, policy: &str) -> sts_image_def_t {
+    let mut d: sts_image_def_t = zeroed();
+    set_str(&mut d.img_basename, basename);
+    set_str(&mut d.img_date, date);
+    set_str(&mut d.img_policy, policy);
+    d.img_copy_number = 1;
+    d
+}
+
+fn cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', "")).expect("NULs removed")
+}
+
+impl Plugin {
+    /// `dlopen` the plug-in and resolve every export.
+    pub fn load(path: &Path) -> Result<Plugin, String> {
+        let lib = unsafe { Library::new(path) }.map_err(|e| format!("loading {}: {e}", path.display()))?;
+        let f = Fns::load(&lib)?;
+        Ok(Plugin { f, path: path.to_path_buf(), _lib: lib })
+    }
+
+    /// Where the plug-in is when nobody says: beside this executable (`target/<profile>/`),
+    /// one level up (test binaries live in `deps/`), else the NetBackup install location.
+    pub fn default_path() -> PathBuf {
+        if let Ok(exe) = std::env::current_exe() {
+            for dir in exe.ancestors().skip(1).take(2) {
+                let p = dir.join(LIBRARY);
+                if p.exists() {
+                    return p;
+                }
+            }
+        }
+        PathBuf::from("/usr/openv/lib/ost-plugins").join(LIBRARY)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn raw(&self) -> &Fns {
+        &self.f
+    }
+
+    pub fn init(&self) -> Res<sts_plugin_info_t> {
+        let mut info = zeroed();
+        check(unsafe { (self.f.stspi_init)(STSPI_VASTDATA_API_VERSION, &mut info) })?;
+        Ok(info)
+    }
+
+    pub fn terminate(&self) -> Res<()> {
+        check(unsafe { (self.f.stspi_terminate)() })
+    }
+
+    pub fn plugin_info(&self) -> Res<sts_plugin_info_t> {
+        let mut info = zeroed();
+        check(unsafe { (self.f.stspi_get_plugin_info)(&mut info) })?;
+        Ok(info)
+    }
+
+    pub fn claim(&self, server: &str) -> Res<()> {
+        check(unsafe { (self.f.stspi_claim)(cstring(server).as_ptr()) })
+    }
+
+    pub fn open_server(&self, server: &str, user: &str, password: &str) -> Res<stsp_server_handle_t> {
+        let mut cred: sts_cred_t = zeroed();
+        cred.cr_type = STS_CRED_CLEAR;
+        set_str(&mut cred.cr_user, user);
+        set_str(&mut cred.cr_password, password);
+        let mut session: sts_session_def_t = zeroed();
+        set_str(&mut session.sd_id, &format!("vast-ost-host pid {}", std::process::id()));
+        let mut h = std::ptr::null_mut();
+        check(unsafe { (self.f.stspi_open_server)(&session, cstring(server).as_ptr(), &cred, std::ptr::null(), &mut h) })?;
+        Ok(h)
+    }
+
+    pub fn close_server(&self, h: stsp_server_handle_t) -> Res<()> {
+        check(unsafe { (self.f.stspi_close_server)(h) })
+    }
+
+    pub fn server_prop(&self, h: stsp_server_handle_t) -> Res<sts_server_info_t> {
+        let mut info = zeroed();
+        check(unsafe { (self.f.stspi_get_server_prop)(h, &mut info) })?;
+        Ok(info)
+    }
+
+    pub fn server_prop_byname(&self, server: &str) -> Res<sts_server_info_t> {
+        let mut info = zeroed();
+        check(unsafe { (self.f.stspi_get_server_prop_byname)(std::ptr::null(), cstring(server).as_ptr(), &mut info) })?;
+        Ok(info)
+    }
+
+    /// Every LSU name (open, iterate to "no more entries", close).
+    pub fn lsu_names(&self, h: stsp_server_handle_t) -> Res<Vec<String>> {
+        let mut list = std::ptr::null_mut();
+        check(unsafe { (self.f.stspi_open_lsu_list)(h, std::ptr::null(), &mut list) })?;
+        let mut out = Vec::new();
+        let res = loop {
+            let mut name: sts_lsu_name_t = zeroed();
+            match unsafe { (self.f.stspi_list_lsu)(list, &mut name) } {
+                STS_EOK => out.push(get_str(&name.sln_name)),
+                STS_ENO_MORE_ENTRIES => break Ok(out),
+                rc => break Err(Status(rc)),
+            }
+        };
+        check(unsafe { (self.f.stspi_close_lsu_list)(list) })?;
+        res
+    }
+
+    pub fn lsu_prop(&self, lsu: &sts_lsu_t) -> Res<sts_lsu_info_t> {
+        let mut info = zeroed();
+        check(unsafe { (self.f.stspi_get_lsu_prop_byname)(lsu, &mut info) })?;
+        Ok(info)
+    }
+
+    pub fn create_image(&self, lsu: &sts_lsu_t, def: &sts_image_def_t) -> Res<stsp_image_handle_t> {
+        let mut h = std::ptr::null_mut();
+        check(unsafe { (self.f.stspi_create_image)(lsu, def, 0, &mut h) })?;
+        Ok(h)
+    }
+
+    pub fn open_image(&self, lsu: &sts_lsu_t, def: &sts_image_def_t, mode: c_int) -> Res<stsp_image_handle_t> {
+        let mut h = std::ptr::null_mut();
+        check(unsafe { (self.f.stspi_open_image)(lsu, def, mode, &mut h) })?;
+        Ok(h)
+    }
+
+    pub fn write(&self, h: stsp_image_handle_t, buf: &[u8], off: u64) -> Res<u64> {
+        let mut n = 0;
+        check(unsafe { (self.f.stspi_write_image)(h, std::ptr::null(), buf.as_ptr().cast(), buf.len() as u64, off, &mut n) })?;
+        Ok(n)
+    }
+
+    pub fn flush(&self, h: stsp_image_handle_t) -> Res<()> {
+        check(unsafe { (self.f.stspi_flush)(h) })
+    }
+
+    pub fn read(&self, h: stsp_image_handle_t, buf: &mut [u8], off: u64) -> Res<usize> {
+        let mut n = 0;
+        check(unsafe { (self.f.stspi_read_image)(h, buf.as_mut_ptr().cast(), buf.len() as u64, off, &mut n) })?;
+        Ok(n as usize)
+    }
+
+    pub fn close_image(&self, h: stsp_image_handle_t, flags: c_int) -> Res<()> {
+        check(unsafe { (self.f.stspi_close_image)(h, flags) })
+    }
+
+    pub fn delete_image(&self, lsu: &sts_lsu_t, def: &sts_image_def_t) -> Res<()> {
+        check(unsafe { (self.f.stspi_delete_image)(lsu, def) })
+    }
+
+    pub fn image_prop(&self, h: stsp_image_handle_t) -> Res<sts_image_info_t> {
+        let mut info = zeroed();
+        check(unsafe { (self.f.stspi_get_image_prop)(h, &mut info) })?;
+        Ok(info)
+    }
+
+    pub fn image_prop_byname(&self, lsu: &sts_lsu_t, def: &sts_image_def_t) -> Res<sts_image_info_t> {
+        let mut info = zeroed();
+        check(unsafe { (self.f.stspi_get_image_prop_byname)(lsu, def, &mut info) })?;
+        Ok(info)
+    }
+
+    /// Every image of the LSU whose basename starts with `prefix`.
+    pub fn images(&self, lsu: &sts_lsu_t, prefix: &str) -> Res<Vec<sts_image_info_t>> {
+        let filter = image_def(prefix, "", "");
+        let mut list = std::ptr::null_mut();
+        check(unsafe { (self.f.stspi_open_image_list)(lsu, &filter, &mut list) })?;
+        let mut out = Vec::new();
+        let res = loop {
+            let mut info = zeroed();
+            match unsafe { (self.f.stspi_list_image)(list, &mut info) } {
+                STS_EOK => out.push(info),
+                STS_ENO_MORE_ENTRIES => break Ok(out),
+                rc => break Err(Status(rc)),
+            }
+        };
+        check(unsafe { (self.f.stspi_close_image_list)(list) })?;
+        res
+    }
+
+    pub fn write_meta(&self, h: stsp_image_handle_t, buf: &[u8], off: u64) -> Res<u64> {
+        let mut n = 0;
+        check(unsafe { (self.f.stspi_write_image_meta)(h, buf.as_ptr().cast(), buf.len() as u64, off, &mut n) })?;
+        Ok(n)
+    }
+
+    pub fn read_meta(&self, h: stsp_image_handle_t, buf: &mut [u8], off: u64) -> Res<usize> {
+        let mut n = 0;
+        check(unsafe { (self.f.stspi_read_image_meta)(h, buf.as_mut_ptr().cast(), buf.len() as u64, off, &mut n) })?;
+        Ok(n as usize)
+    }
+
+    pub fn copy_image(&self, to: &sts_lsu_t, to_def: &sts_image_def_t, from: &sts_lsu_t, from_def: &sts_image_def_t) -> Res<()> {
+        check(unsafe { (self.f.stspi_copy_image)(to, to_def, from, from_def, 0) })
+    }
+}

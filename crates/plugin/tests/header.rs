@@ -1,0 +1,30 @@
+//! The checked-in C headers must be what cbindgen makes of the sources now.
+
+use std::path::{Path, PathBuf};
+
+fn generate(crate_dir: &Path, out: &Path) -> bool {
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).unwrap();
+    let mut generated = Vec::new();
+    cbindgen::Builder::new()
+        .with_crate(crate_dir)
+        .with_config(config)
+        .generate()
+        .expect("cbindgen runs")
+        .write(&mut generated);
+    if std::env::var_os("UPDATE_HEADER").is_some() {
+        std::fs::write(out, &generated).unwrap();
+    }
+    std::fs::read(out).unwrap_or_default() == generated
+}
+
+#[test]
+fn checked_in_headers_are_current() {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let include = here.join("../../include");
+    for (krate, header) in [("../ost-abi", "ost_abi.h"), (".", "stspi_vastdata.h")] {
+        assert!(
+            generate(&here.join(krate), &include.join(header)),
+            "include/{header} is stale: run UPDATE_HEADER=1 cargo test -p vast-ost-plugin --test header"
+        );
+    }
+}
