@@ -18,6 +18,17 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// `server=… lsu=… image=…`, leaving out what the call did not get to.
+    fn describe(&self) -> String {
+        let mut out = String::new();
+        for (k, v) in [("server", &self.server), ("lsu", &self.lsu), ("image", &self.image)] {
+            if !v.is_empty() {
+                out.push_str(&format!(" {k}={v}"));
+            }
+        }
+        out
+    }
+
     pub fn set(&mut self, server: &str, lsu: &str, image: &str) {
         self.server = server.to_string();
         self.lsu = lsu.to_string();
@@ -43,9 +54,9 @@ pub fn run(op: &'static str, f: impl FnOnce(&mut Ctx) -> Result<()>) -> c_int {
             match e.kind() {
                 // Expected answers, not failures.
                 ErrorKind::NoMoreEntries | ErrorKind::NotClaimed => {
-                    debug!(op, server = %ctx.server, status, "{e}")
+                    debug!("{op}{} status={status}: {e}", ctx.describe())
                 }
-                _ => error!(op, server = %ctx.server, lsu = %ctx.lsu, image = %ctx.image, status, "{e}"),
+                _ => error!("{op}{} status={status}: {e}", ctx.describe()),
             }
             status
         }
@@ -55,7 +66,7 @@ pub fn run(op: &'static str, f: impl FnOnce(&mut Ctx) -> Result<()>) -> c_int {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            error!(op, server = %ctx.server, lsu = %ctx.lsu, image = %ctx.image, status = STS_EPLUGIN, "internal error (panic): {what}");
+            error!("{op}{} status={STS_EPLUGIN}: internal error (panic): {what}", ctx.describe());
             STS_EPLUGIN
         }
     }

@@ -1,0 +1,331 @@
+//! The image conformance suite: what every data-path backend must do, written once and run
+//! against each (`nfs.rs` here; S3 targets join as they arrive). A backend passes when
+//! [`run_all`] passes on it.
+
+use std::sync::Arc;
+
+use vast_ost_engine::image::{self, ImageReader, ImageWriter};
+use vast_ost_engine::manifest::{ImageDef, State};
+use vast_ost_engine::store::PieceStore;
+use vast_ost_engine::ErrorKind;
+
+/// What a backend's test gives the suite.
+pub trait Target {
+    fn store(&self) -> Arc<dyn PieceStore>;
+    /// Two existing, empty LSUs.
+    fn lsus(&self) -> (String, String);
+    /// Change one byte of a stored piece behind the plug-in's back.
+    fn corrupt_piece(&self, lsu: &str, key: &str);
+    /// Overwrite an image's stored manifest with `bytes`.
+    fn put_raw_manifest(&self, lsu: &str, image: &str, bytes: &[u8]);
+}
+
+pub fn run_all(t: &dyn Target) {
+    let cases: &[(&str, fn(&dyn Target))] = &[
+        ("sequential_roundtrip", sequential_roundtrip),
+        ("create_existing_fails", create_existing_fails),
+        ("checkpoint_restart", checkpoint_restart),
+        ("random_writes_overwrites_holes", random_writes_overwrites_holes),
+        ("read_bounds", read_bounds),
+        ("list_prefix_and_states", list_prefix_and_states),
+        ("delete_is_complete_and_idempotent", delete_is_complete_and_idempotent),
+        ("copy_same_store", copy_same_store),
+        ("corrupt_manifest", corrupt_manifest),
+        ("corrupt_piece_detected", corrupt_piece_detected),
+        ("second_writer_detected", second_writer_detected),
+        ("metadata_roundtrip", metadata_roundtrip),
+        ("date_must_match", date_must_match),
+    ];
+    for (name, case) in cases {
+        eprintln!("conformance: {name}");
+        case(t);
+    }
+}
+
+fn def(name: &str) -> ImageDef {
+    ImageDef { basename: name.into(), date: "1638486030".into(), policy: "pol".into(), copy_number: 1, ..Default::default() }
+}
+
+/// Deterministic bytes for image offset `off` (the same stream whatever the block split).
+pub fn pattern(seed: u64, off: u64, buf: &mut [u8]) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        let x = (off + i as u64).wrapping_add(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        *b = (x >> 56) as u8 ^ (x >> 29) as u8;
+    }
+}
+
+fn write_seq(w: &mut ImageWriter, seed: u64, from: u64, to: u64, block: usize) {
+    let mut buf = vec![0u8; block];
+    let mut off = from;
+    while off < to {
+        let n = block.min((to - off) as usize);
+        pattern(seed, off, &mut buf[..n]);
+        w.write_at(&buf[..n], off).unwrap();
+        off += n as u64;
+    }
+}
+
+fn read_all(store: &Arc<dyn PieceStore>, lsu: &str, name: &str) -> Vec<u8> {
+    let mut r = ImageReader::open(store.clone(), lsu, &def(name)).unwrap();
+    let size = r.manifest().size;
+    let mut out = vec![0u8; size as usize];
+    let mut off = 0usize;
+    while off < out.len() {
+        let end = (off + 100_003).min(out.len());
+        let n = r.read_at(&mut out[off..end], off as u64).unwrap();
+        assert!(n > 0);
+        off += n;
+    }
+    out
+}
+
+fn expect(seed: u64, len: u64) -> Vec<u8> {
+    let mut v = vec![0u8; len as usize];
+    pattern(seed, 0, &mut v);
+    v
+}
+
+fn sequential_roundtrip(t: &dyn Target) {
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    let mut w = ImageWriter::create(s.clone(), &lsu, def("seq_C1_F1")).unwrap();
+    write_seq(&mut w, 1, 0, 3 * 262_144 + 1000, 262_144);
+    let m = w.close(true).unwrap();
+    assert_eq!(m.state, State::Complete);
+    assert_eq!(m.pieces.len(), 1, "sequential writes make one piece");
+    assert_eq!(read_all(&s, &lsu, "seq_C1_F1"), expect(1, 3 * 262_144 + 1000));
+    let m = image::load(s.as_ref(), &lsu, &def("seq_C1_F1")).unwrap();
+    assert_eq!((m.size, m.state, m.writer.is_none()), (3 * 262_144 + 1000, State::Complete, true));
+    image::delete(s.as_ref(), &lsu, &def("seq_C1_F1")).unwrap();
+}
+
+fn create_existing_fails(t: &dyn Target) {
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    let w = ImageWriter::create(s.clone(), &lsu, def("dup_C1_HDR")).unwrap();
+    let e = ImageWriter::create(s.clone(), &lsu, def("dup_C1_HDR")).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+    w.close(true).unwrap();
+    let e = ImageWriter::create(s.clone(), &lsu, def("dup_C1_HDR")).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+    image::delete(s.as_ref(), &lsu, &def("dup_C1_HDR")).unwrap();
+}
+
+fn checkpoint_restart(t: &dyn Target) {
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    let mut w = ImageWriter::create(s.clone(), &lsu, def("ckpt_C1_F1")).unwrap();
+    write_seq(&mut w, 2, 0, 1 << 20, 65_536);
+    w.close(false).unwrap();
+    let m = image::load(s.as_ref(), &lsu, &def("ckpt_C1_F1")).unwrap();
+    assert_eq!((m.state, m.size), (State::Pending, 1 << 20));
+    // The restarted job continues at its checkpoint, a little before the end.
+    let mut w = ImageWriter::append(s.clone(), &lsu, &def("ckpt_C1_F1")).unwrap();
+    write_seq(&mut w, 2, (1 << 20) - 4096, 3 << 20, 65_536);
+    w.flush().unwrap();
+    write_seq(&mut w, 2, 3 << 20, 4 << 20, 65_536);
+    w.close(true).unwrap();
+    assert_eq!(read_all(&s, &lsu, "ckpt_C1_F1"), expect(2, 4 << 20));
+    let e = ImageWriter::append(s.clone(), &lsu, &def("ckpt_C1_F1")).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::State, "a complete image is never writable again");
+    image::delete(s.as_ref(), &lsu, &def("ckpt_C1_F1")).unwrap();
+}
+
+fn random_writes_overwrites_holes(t: &dyn Target) {
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    let mut w = ImageWriter::create(s.clone(), &lsu, def("rand_C1_F1")).unwrap();
+    let mut model = vec![0u8; 1 << 20];
+    let mut put = |w: &mut ImageWriter, seed: u64, off: u64, len: usize| {
+        let mut b = vec![0u8; len];
+        pattern(seed, off, &mut b);
+        w.write_at(&b, off).unwrap();
+        model[off as usize..off as usize + len].copy_from_slice(&b);
+    };
+    put(&mut w, 3, 0, 100_000);
+    put(&mut w, 4, 500_000, 200_000); // leaves a hole
+    put(&mut w, 5, 50_000, 100_000); // overwrites across the first extent's end
+    put(&mut w, 6, 600_000, 448_576); // overlaps and extends to 1 MiB
+    w.close(true).unwrap();
+    assert_eq!(read_all(&s, &lsu, "rand_C1_F1"), model);
+    image::delete(s.as_ref(), &lsu, &def("rand_C1_F1")).unwrap();
+}
+
+fn read_bounds(t: &dyn Target) {
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    let mut w = ImageWriter::create(s.clone(), &lsu, def("bounds_C1_F1")).unwrap();
+    write_seq(&mut w, 7, 0, 1000, 1000);
+    assert_eq!(w.write_at(&[], 0).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(w.write_at(&[1], u64::MAX).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    w.close(true).unwrap();
+    let mut r = ImageReader::open(s.clone(), &lsu, &def("bounds_C1_F1")).unwrap();
+    let mut buf = vec![0u8; 4096];
+    assert_eq!(r.read_at(&mut buf, 900).unwrap(), 100);
+    assert_eq!(r.read_at(&mut buf, 1000).unwrap(), 0);
+    assert_eq!(r.read_at(&mut buf, 1001).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(r.read_at(&mut [], 0).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    image::delete(s.as_ref(), &lsu, &def("bounds_C1_F1")).unwrap();
+}
+
+fn list_prefix_and_states(t: &dyn Target) {
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    for n in ["lst-a_1_C1_HDR", "lst-a_1_C1_F1"] {
+        let mut w = ImageWriter::create(s.clone(), &lsu, def(n)).unwrap();
+        write_seq(&mut w, 8, 0, 10, 10);
+        w.close(true).unwrap();
+    }
+    let open = ImageWriter::create(s.clone(), &lsu, def("lst-a_1_C1_TIR")).unwrap();
+    let other = ImageWriter::create(s.clone(), &lsu, def("lst-b_1_C1_HDR")).unwrap();
+    let l = image::list(s.as_ref(), &lsu, "lst-a_").unwrap();
+    let mut got: Vec<_> = l.iter().map(|m| (m.def.basename.as_str(), m.state, m.writer.is_some())).collect();
+    got.sort_by_key(|g| g.0);
+    assert_eq!(
+        got,
+        vec![
+            ("lst-a_1_C1_F1", State::Complete, false),
+            ("lst-a_1_C1_HDR", State::Complete, false),
+            ("lst-a_1_C1_TIR", State::Pending, true),
+        ]
+    );
+    open.close(true).unwrap();
+    other.close(false).unwrap();
+    for n in ["lst-a_1_C1_HDR", "lst-a_1_C1_F1", "lst-a_1_C1_TIR", "lst-b_1_C1_HDR"] {
+        image::delete(s.as_ref(), &lsu, &def(n)).unwrap();
+    }
+    assert!(image::list(s.as_ref(), &lsu, "lst-").unwrap().is_empty());
+}
+
+fn delete_is_complete_and_idempotent(t: &dyn Target) {
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    let mut w = ImageWriter::create(s.clone(), &lsu, def("del_C1_F1")).unwrap();
+    write_seq(&mut w, 9, 0, 100_000, 10_000);
+    write_seq(&mut w, 9, 0, 10_000, 10_000); // a second piece
+    w.close(true).unwrap();
+    image::delete(s.as_ref(), &lsu, &def("del_C1_F1")).unwrap();
+    image::delete(s.as_ref(), &lsu, &def("del_C1_F1")).unwrap();
+    assert!(s.list_images(&lsu, "del_").unwrap().is_empty(), "nothing of the image is left");
+    assert_eq!(image::load(s.as_ref(), &lsu, &def("del_C1_F1")).unwrap_err().kind(), ErrorKind::NotFound);
+    // A writer that died before its first commit left a piece but no manifest: delete cleans it.
+    let mut w = ImageWriter::create(s.clone(), &lsu, def("del_C1_F2")).unwrap();
+    write_seq(&mut w, 9, 0, 1000, 1000);
+    drop(w);
+    image::delete(s.as_ref(), &lsu, &def("del_C1_F2")).unwrap();
+    assert!(s.list_images(&lsu, "del_").unwrap().is_empty());
+}
+
+fn copy_same_store(t: &dyn Target) {
+    let (a, b) = t.lsus();
+    let s = t.store();
+    let mut w = ImageWriter::create(s.clone(), &a, def("cp_C1_F1")).unwrap();
+    write_seq(&mut w, 10, 0, 2_000_000, 262_144);
+    w.write_meta(b"meta!", 0).unwrap();
+    let pending = ImageWriter::create(s.clone(), &a, def("cp_C1_F2")).unwrap();
+    w.close(true).unwrap();
+    for (to_lsu, to_name) in [(&b, "cp_C2_F1"), (&a, "cp_C2_F1")] {
+        let m = image::copy(&s, &a, &def("cp_C1_F1"), &s, to_lsu, &def(to_name)).unwrap();
+        assert_eq!((m.state, m.size, m.meta.data.as_slice()), (State::Complete, 2_000_000, &b"meta!"[..]));
+        assert_eq!(read_all(&s, to_lsu, to_name), expect(10, 2_000_000));
+    }
+    let e = image::copy(&s, &a, &def("cp_C1_F1"), &s, &b, &def("cp_C2_F1")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+    let e = image::copy(&s, &a, &def("cp_C1_F2"), &s, &b, &def("cp_C2_F2")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::State, "a pending image is not copied");
+    assert!(s.list_images(&b, "cp_C2_F2").unwrap().is_empty(), "a failed copy leaves nothing");
+    let e = image::copy(&s, &a, &def("cp_nothing"), &s, &b, &def("cp_C2_F3")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    pending.close(false).unwrap();
+    // The source is untouched by the copies and by deleting them.
+    image::delete(s.as_ref(), &b, &def("cp_C2_F1")).unwrap();
+    image::delete(s.as_ref(), &a, &def("cp_C2_F1")).unwrap();
+    assert_eq!(read_all(&s, &a, "cp_C1_F1"), expect(10, 2_000_000));
+    for n in ["cp_C1_F1", "cp_C1_F2"] {
+        image::delete(s.as_ref(), &a, &def(n)).unwrap();
+    }
+}
+
+fn corrupt_manifest(t: &dyn Target) {
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    let mut w = ImageWriter::create(s.clone(), &lsu, def("bad_C1_F1")).unwrap();
+    write_seq(&mut w, 11, 0, 1000, 1000);
+    w.close(true).unwrap();
+    let good = ImageWriter::create(s.clone(), &lsu, def("bad_C1_F2")).unwrap();
+    good.close(true).unwrap();
+    t.put_raw_manifest(&lsu, "bad_C1_F1", b"{\"format\":\"vast-ost-image\"}\ncrc32c=00000000\n");
+    assert_eq!(image::load(s.as_ref(), &lsu, &def("bad_C1_F1")).unwrap_err().kind(), ErrorKind::Corrupt);
+    assert_eq!(ImageReader::open(s.clone(), &lsu, &def("bad_C1_F1")).err().unwrap().kind(), ErrorKind::Corrupt);
+    let names: Vec<_> = image::list(s.as_ref(), &lsu, "bad_").unwrap().into_iter().map(|m| m.def.basename).collect();
+    assert_eq!(names, vec!["bad_C1_F2"], "a corrupt image does not hide the others");
+    image::delete(s.as_ref(), &lsu, &def("bad_C1_F1")).unwrap();
+    image::delete(s.as_ref(), &lsu, &def("bad_C1_F2")).unwrap();
+    assert!(s.list_images(&lsu, "bad_").unwrap().is_empty());
+}
+
+fn corrupt_piece_detected(t: &dyn Target) {
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    let mut w = ImageWriter::create(s.clone(), &lsu, def("rot_C1_F1")).unwrap();
+    write_seq(&mut w, 12, 0, 300_000, 65_536);
+    let m = w.close(true).unwrap();
+    t.corrupt_piece(&lsu, &m.pieces[0].key);
+    let mut r = ImageReader::open(s.clone(), &lsu, &def("rot_C1_F1")).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let mut off = 0;
+    let err = loop {
+        match r.read_at(&mut buf, off) {
+            Ok(0) => panic!("a full read of a corrupted piece passed"),
+            Ok(n) => off += n as u64,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.kind(), ErrorKind::Corrupt);
+    image::delete(s.as_ref(), &lsu, &def("rot_C1_F1")).unwrap();
+}
+
+fn second_writer_detected(t: &dyn Target) {
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    let w = ImageWriter::create(s.clone(), &lsu, def("two_C1_F1")).unwrap();
+    // Another media server restarts the job and takes the image over.
+    let mut w2 = ImageWriter::append(s.clone(), &lsu, &def("two_C1_F1")).unwrap();
+    write_seq(&mut w2, 13, 0, 5000, 5000);
+    w2.close(false).unwrap();
+    let e = w.close(true).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::State, "the stale writer must not overwrite the new one's commit");
+    let m = image::load(s.as_ref(), &lsu, &def("two_C1_F1")).unwrap();
+    assert_eq!((m.state, m.size), (State::Pending, 5000));
+    image::delete(s.as_ref(), &lsu, &def("two_C1_F1")).unwrap();
+}
+
+fn metadata_roundtrip(t: &dyn Target) {
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    let mut w = ImageWriter::create(s.clone(), &lsu, def("meta_C1_IM")).unwrap();
+    w.write_meta(b"hello", 0).unwrap();
+    w.write_meta(b" world", 5).unwrap();
+    assert_eq!(w.write_meta(b"x", ost_abi_max()).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    w.close(true).unwrap();
+    let m = image::load(s.as_ref(), &lsu, &def("meta_C1_IM")).unwrap();
+    assert_eq!((m.meta.data.as_slice(), m.size), (&b"hello world"[..], 0));
+    image::delete(s.as_ref(), &lsu, &def("meta_C1_IM")).unwrap();
+}
+
+fn ost_abi_max() -> u64 {
+    1 << 20
+}
+
+fn date_must_match(t: &dyn Target) {
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    ImageWriter::create(s.clone(), &lsu, def("date_C1_F1")).unwrap().close(true).unwrap();
+    let mut other = def("date_C1_F1");
+    other.date = "1".into();
+    assert_eq!(image::load(s.as_ref(), &lsu, &other).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(image::delete(s.as_ref(), &lsu, &other).unwrap_err().kind(), ErrorKind::NotFound);
+    other.date.clear();
+    image::load(s.as_ref(), &lsu, &other).unwrap();
+    image::delete(s.as_ref(), &lsu, &def("date_C1_F1")).unwrap();
+}
