@@ -28,3 +28,23 @@ fn checked_in_headers_are_current() {
         );
     }
 }
+
+/// Every status code in the header has its row, with the same value, in docs/interface.md.
+#[test]
+fn status_table_in_docs_matches_header() {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let header = std::fs::read_to_string(here.join("../../include/ost_abi.h")).unwrap();
+    let docs = std::fs::read_to_string(here.join("../../docs/interface.md")).unwrap();
+    let mut n = 0;
+    for line in header.lines() {
+        let mut w = line.split_whitespace();
+        if let (Some("#define"), Some(sym), Some(val)) = (w.next(), w.next(), w.next()) {
+            if sym.starts_with("STS_E") && sym != "STS_ERR_BASE" {
+                let row = format!("| {val} | `{sym}` |");
+                assert!(docs.contains(&row), "docs/interface.md lacks the row {row}");
+                n += 1;
+            }
+        }
+    }
+    assert!(n >= 20, "only {n} status codes found in the header");
+}
