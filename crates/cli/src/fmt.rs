@@ -10,7 +10,9 @@ const KIB: u64 = 1 << 10;
 /// `GB`, `TB` are decimal. Case does not matter.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -22,7 +24,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "mb" => 1000u64.pow(2),
         "gb" => 1000u64.pow(3),
         "tb" => 1000u64.pow(4),
-        other => return Err(format!("unknown size unit '{other}' in '{s}' (use B, KiB, MiB, GiB, TiB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}' in '{s}' (use B, KiB, MiB, GiB, TiB)"
+            ))
+        }
     };
     let bad = || format!("'{s}' is not a size (examples: 4096, 256KiB, 64MiB, 1.5GiB)");
     if num.is_empty() {
@@ -37,11 +43,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         Ok(bytes.round() as u64)
     } else {
         let v: u64 = num.parse().map_err(|_| bad())?;
-        v.checked_mul(mult).ok_or_else(|| format!("size '{s}' is too large"))
+        v.checked_mul(mult)
+            .ok_or_else(|| format!("size '{s}' is too large"))
     }
 }
 
-/// `1.50 GiB`, `512 B`.
+/// `1.50 GiB`, `256 KiB`, `512 B`.
 pub fn human(n: u64) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     if n < KIB {
@@ -53,7 +60,11 @@ pub fn human(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    format!("{v:.2} {}", UNITS[u])
+    if v.fract() == 0.0 {
+        format!("{v:.0} {}", UNITS[u])
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
 }
 
 /// `1.50 GiB (1610612736 bytes)`: readable and exact.
@@ -82,7 +93,11 @@ pub fn rate(bytes: u64, d: Duration) -> String {
 
 /// Names of the bits set in `value`; bits nobody named are shown in hex so nothing is hidden.
 pub fn flag_names(value: u64, names: &[(u64, &str)]) -> String {
-    let mut out: Vec<String> = names.iter().filter(|(b, _)| value & b != 0).map(|(_, n)| n.to_string()).collect();
+    let mut out: Vec<String> = names
+        .iter()
+        .filter(|(b, _)| value & b != 0)
+        .map(|(_, n)| n.to_string())
+        .collect();
     let rest = names.iter().fold(value, |v, (b, _)| v & !b);
     if rest != 0 {
         out.push(format!("0x{rest:x}"));
@@ -108,7 +123,12 @@ pub fn utc(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// A NetBackup image date (`1638486030`) with its readable form when it is a time.
@@ -130,7 +150,11 @@ pub struct Table {
 impl Table {
     /// `cols`: (header, right-aligned).
     pub fn new(cols: &[(&'static str, bool)]) -> Table {
-        Table { headers: cols.iter().map(|c| c.0).collect(), right: cols.iter().map(|c| c.1).collect(), rows: Vec::new() }
+        Table {
+            headers: cols.iter().map(|c| c.0).collect(),
+            right: cols.iter().map(|c| c.1).collect(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -186,7 +210,15 @@ mod tests {
         assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
         assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
         assert_eq!(parse_size(" 2 MiB ").unwrap(), 2 << 20);
-        for bad in ["", "MiB", "1XB", "-1", "1..2", "99999999999999999999", "20000000TiB"] {
+        for bad in [
+            "",
+            "MiB",
+            "1XB",
+            "-1",
+            "1..2",
+            "99999999999999999999",
+            "20000000TiB",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad:?} parsed");
         }
     }
@@ -195,9 +227,10 @@ mod tests {
     fn human_sizes() {
         assert_eq!(human(512), "512 B");
         assert_eq!(human(1536), "1.50 KiB");
-        assert_eq!(human(1 << 30), "1.00 GiB");
-        assert_eq!(human_exact(1 << 20), "1.00 MiB (1048576 bytes)");
-        assert_eq!(human(u64::MAX), "16.00 EiB");
+        assert_eq!(human(1 << 30), "1 GiB");
+        assert_eq!(human((1 << 30) + 1), "1.00 GiB");
+        assert_eq!(human_exact(1 << 20), "1 MiB (1048576 bytes)");
+        assert_eq!(human(u64::MAX), "16 EiB");
     }
 
     #[test]

@@ -1,1 +1,315 @@
-fn main() {}
+//! `vast-ost`: drive the VAST Data OST plug-in (`libstspiVastDataMT.so`) from the command
+//! line, through its C interface only, the way NetBackup's processes do: `bpstsinfo`-like
+//! queries, backup/restore/verify/copy/delete of images, and a self-contained demo.
+
+mod commands;
+mod demo;
+mod fmt;
+mod pattern;
+mod progress;
+mod session;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use vast_ost_host::Plugin;
+
+use crate::commands::BackupArgs;
+use crate::session::{Loaded, Session, CONFIG_ENV};
+
+#[derive(Parser)]
+#[command(
+    name = "vast-ost",
+    version,
+    about = "Drive the VAST Data OpenStorage plug-in (libstspiVastDataMT.so) through its C interface",
+    long_about = "Drive the VAST Data OpenStorage plug-in (libstspiVastDataMT.so) through its C interface, \
+as NetBackup's bptm and bpstsinfo do: show plug-in, server, LSU and image properties, back up, restore, \
+verify, copy and delete images, or run `demo` for the whole job with no setup.\n\n\
+The plug-in reads its configuration from --config / $VAST_OST_CONFIG (default: vast-ost.toml beside the \
+plug-in) and logs to $VAST_OST_LOG (default: /usr/openv/logs/vast-ost/vast-ost.log). Details of any \
+failure are in that log.",
+    after_help = "Examples:\n  \
+vast-ost demo --size 4GiB\n  \
+vast-ost --config vast-ost.toml --server VastData:cluster1 lsu-info\n  \
+tar c /etc | vast-ost --server VastData:cluster1 backup lsu1 client1_1700000000_C1_F1 -"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args)]
+struct Global {
+    /// The plug-in to load [default: libstspiVastDataMT.so beside vast-ost (or one level up),
+    /// else /usr/openv/lib/ost-plugins/libstspiVastDataMT.so]
+    #[arg(long, global = true, value_name = "PATH")]
+    plugin: Option<PathBuf>,
+
+    /// Plug-in configuration file (TOML); sets VAST_OST_CONFIG for the plug-in [default:
+    /// vast-ost.toml beside the plug-in]
+    #[arg(long, global = true, value_name = "PATH", env = CONFIG_ENV)]
+    config: Option<PathBuf>,
+
+    /// Storage server, as configured in NetBackup: VastData:<cluster>
+    #[arg(long, global = true, value_name = "NAME", env = "VAST_OST_SERVER")]
+    server: Option<String>,
+
+    /// User name handed to the plug-in, as `tpconfig -sts_user_id` stores it
+    #[arg(
+        long,
+        global = true,
+        value_name = "USER",
+        env = "VAST_OST_USER",
+        default_value = "",
+        hide_default_value = true
+    )]
+    user: String,
+
+    /// Password handed to the plug-in, as `tpconfig -password` stores it (never printed)
+    #[arg(
+        long,
+        global = true,
+        value_name = "PASSWORD",
+        env = "VAST_OST_PASSWORD",
+        hide_env_values = true,
+        default_value = "",
+        hide_default_value = true
+    )]
+    password: String,
+}
+
+/// Read/write size: at least one byte, at most 64 MiB (one buffer of it is held).
+#[derive(Args, Clone, Copy)]
+struct Block {
+    /// Size of each write or read sent to the plug-in (NetBackup uses 256 KiB)
+    #[arg(long, value_name = "SIZE", default_value = "256KiB", value_parser = parse_block)]
+    block_size: usize,
+}
+
+fn parse_block(s: &str) -> Result<usize, String> {
+    let n = fmt::parse_size(s)?;
+    if n == 0 || n > 64 << 20 {
+        return Err(format!(
+            "block size must be between 1 byte and 64MiB, got {s}"
+        ));
+    }
+    Ok(n as usize)
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Plug-in information, like `bpstsinfo -pi` (needs no configuration)
+    PluginInfo,
+
+    /// Storage-server properties, like `bpstsinfo -si`
+    ServerInfo,
+
+    /// LSU properties, like `bpstsinfo -li`: capacity, used space, image count, flags
+    LsuInfo {
+        /// Only this LSU [default: every LSU of the server]
+        lsu: Option<String>,
+    },
+
+    /// List the images of an LSU (complete and pending)
+    ImageList {
+        lsu: String,
+        /// Only images whose name starts with this
+        #[arg(long, value_name = "P", default_value = "")]
+        prefix: String,
+    },
+
+    /// Properties of one image
+    ImageInfo { lsu: String, image: String },
+
+    /// Write a file (or stdin) into a new image, then close it complete
+    ///
+    /// On any error the image is closed incomplete (kept pending, as after a failed job) and
+    /// the exit status is 1.
+    Backup {
+        lsu: String,
+        image: String,
+        /// Input file, or - for stdin [default: -]
+        #[arg(value_name = "FILE|-")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        block: Block,
+        /// Image date (backup time as NetBackup writes it) [default: now, in seconds since
+        /// the epoch]
+        #[arg(long)]
+        date: Option<String>,
+        /// Policy name stored with the image
+        #[arg(long, default_value = "vast-ost")]
+        policy: String,
+    },
+
+    /// Read an image into a file (or stdout)
+    ///
+    /// A file is written beside its final name and renamed into place only when complete.
+    Restore {
+        lsu: String,
+        image: String,
+        /// Output file, or - for stdout [default: -]
+        #[arg(value_name = "FILE|-")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        block: Block,
+    },
+
+    /// Read a whole image (the plug-in checks its stored CRC32Cs) and optionally compare it
+    ///
+    /// Prints OK with the size and CRC32C, or the offset of the first difference (exit
+    /// status 1).
+    Verify {
+        lsu: String,
+        image: String,
+        /// Compare with this file byte for byte
+        #[arg(long, value_name = "FILE")]
+        against: Option<PathBuf>,
+        #[command(flatten)]
+        block: Block,
+    },
+
+    /// Copy a complete image inside the storage (stspi_copy_image)
+    Copy {
+        from_lsu: String,
+        from_image: String,
+        to_lsu: String,
+        to_image: String,
+    },
+
+    /// Delete an image
+    Delete {
+        lsu: String,
+        image: String,
+        /// Succeed when the image does not exist (as NetBackup expiry does)
+        #[arg(long)]
+        force: bool,
+    },
+
+    /// The whole job with no setup: back up, list, restore, verify, copy, delete; throughput, RSS
+    ///
+    /// Creates a temporary NFS "mount" with two LSUs, backs up one NetBackup-style backup ID
+    /// (HDR, F1, F2, TIR, IM images) from generated data in 256 KiB writes, lists it, reads
+    /// every image back and compares it byte for byte, copies one image to the other LSU and
+    /// checks it, deletes everything, and prints throughput and peak RSS. Exit status 1 on any
+    /// mismatch.
+    ///
+    /// Ignores --config and --server: the demo writes its own configuration (server
+    /// VastData:demo) and points VAST_OST_CONFIG and VAST_OST_LOG at its work directory.
+    Demo {
+        /// Total data of the backup: the HDR, TIR and IM images take 358 KiB of it, the F1 and
+        /// F2 fragments the rest (suffixes: KiB, MiB, GiB, TiB; K, M, G, T)
+        #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = fmt::parse_size)]
+        size: u64,
+        /// Keep the work directory (config, log, empty LSUs) instead of removing it
+        #[arg(long)]
+        keep: bool,
+        /// Create the work directory under DIR [default: the system temp directory]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let plugin = cli
+        .global
+        .plugin
+        .clone()
+        .unwrap_or_else(Plugin::default_path);
+    match run(cli, &plugin) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: what was being done, the cause, the plug-in's status and its log.
+            let mut msg = format!("vast-ost: error: {e:#}").replace('\n', " ");
+            if let Some(status) = session::status_of(&e) {
+                if status.0 == vast_ost_host::abi::STS_ECONFIG {
+                    let config = session::config_path(&plugin);
+                    let missing = if config.exists() {
+                        ""
+                    } else {
+                        ", which does not exist"
+                    };
+                    msg.push_str(&format!(" [config: {}{missing}]", config.display()));
+                }
+                msg.push_str(&format!(
+                    " [details in the plug-in log: {}]",
+                    session::log_path(&plugin)
+                ));
+            }
+            eprintln!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
+    let g = cli.global;
+    if let Some(c) = &g.config {
+        // The plug-in reads this at stspi_init; an absolute path means the same file whatever
+        // its working directory.
+        std::env::set_var(
+            CONFIG_ENV,
+            std::path::absolute(c).unwrap_or_else(|_| c.clone()),
+        );
+    }
+    let open = || -> Result<Session> {
+        let server = g.server.as_deref().filter(|s| !s.is_empty()).context(
+            "no storage server given: pass --server VastData:<cluster> or set VAST_OST_SERVER",
+        )?;
+        Session::open(Loaded::new(plugin)?, server, &g.user, &g.password)
+    };
+    match cli.cmd {
+        Cmd::PluginInfo => commands::plugin_info(plugin),
+        Cmd::ServerInfo => commands::server_info(&open()?),
+        Cmd::LsuInfo { lsu } => commands::lsu_info(&open()?, lsu.as_deref()),
+        Cmd::ImageList { lsu, prefix } => commands::image_list(&open()?, &lsu, &prefix),
+        Cmd::ImageInfo { lsu, image } => commands::image_info(&open()?, &lsu, &image),
+        Cmd::Backup {
+            lsu,
+            image,
+            file,
+            block,
+            date,
+            policy,
+        } => {
+            let date = date.unwrap_or_else(|| {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+                now.map(|d| d.as_secs()).unwrap_or(0).to_string()
+            });
+            let args = BackupArgs {
+                lsu: &lsu,
+                image: &image,
+                input: file,
+                block: block.block_size,
+                date,
+                policy: &policy,
+            };
+            commands::backup(&open()?, &args)
+        }
+        Cmd::Restore {
+            lsu,
+            image,
+            file,
+            block,
+        } => commands::restore(&open()?, &lsu, &image, file, block.block_size),
+        Cmd::Verify {
+            lsu,
+            image,
+            against,
+            block,
+        } => commands::verify(&open()?, &lsu, &image, against.as_deref(), block.block_size),
+        Cmd::Copy {
+            from_lsu,
+            from_image,
+            to_lsu,
+            to_image,
+        } => commands::copy(&open()?, &from_lsu, &from_image, &to_lsu, &to_image),
+        Cmd::Delete { lsu, image, force } => commands::delete(&open()?, &lsu, &image, force),
+        Cmd::Demo { size, keep, dir } => demo::run(plugin, &demo::Options { size, keep, dir }),
+    }
+}
