@@ -8,11 +8,20 @@
 //!
 //! [[server]]
 //! name = "VastData:cluster1"     # or just "cluster1"
+//! lsus = ["lsu1", "lsu2"]        # optional: only these LSUs
+//! lsu_prefix = "nbu-"            # optional: only LSUs whose name starts so
+//! capacity_ttl_secs = 10         # how long LSU lists and capacity are cached
+//! [server.vms]                   # optional: the VAST management API (see vms.rs)
+//! address = "vms.example.com"
+//! ca_file = "/etc/vast/ca.pem"
 //! [server.nfs]
-//! mount = "/mnt/vast/nbu"        # a mounted VAST view; each LSU is a directory under it
-//! lsus = ["lsu1", "lsu2"]        # optional: default is every directory under `mount`
+//! mount = "/mnt/vast"            # where VAST is mounted on this media server
+//! view_root = "/"                # the VAST path mounted there (with [server.vms])
 //! direct_io = "auto"             # auto | always | never
 //! ```
+//!
+//! Without `[server.vms]`, every directory under the NFS mount is an LSU. With it, the LSUs
+//! are the cluster's views (NFS views at `mount` + their path below `view_root`).
 
 use std::path::{Path, PathBuf};
 
@@ -61,19 +70,38 @@ pub enum LogLevel {
 pub struct ServerConfig {
     /// `VastData:<cluster>` or `<cluster>`.
     pub name: String,
+    pub lsus: Option<Vec<String>>,
+    pub lsu_prefix: Option<String>,
+    #[serde(default = "default_capacity_ttl")]
+    pub capacity_ttl_secs: u64,
+    pub vms: Option<crate::vms::VmsSettings>,
     pub nfs: Option<NfsConfig>,
+    /// Data-path addresses (S3 endpoints); default: the VIPs of `vip_pool` from VMS.
+    pub endpoints: Option<Vec<String>>,
+    /// VIP pool whose addresses carry data (default: every enabled PROTOCOLS pool).
+    pub vip_pool: Option<String>,
+}
+
+fn default_capacity_ttl() -> u64 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NfsConfig {
     pub mount: PathBuf,
-    pub lsus: Option<Vec<String>>,
+    /// The VAST path mounted at `mount` (with `[server.vms]`: view paths are found below it).
+    #[serde(default = "default_view_root")]
+    pub view_root: String,
     #[serde(default)]
     pub direct_io: DirectIo,
     /// Smallest write sent with O_DIRECT (when aligned). Default 1 MiB.
     #[serde(default = "default_direct_io_min")]
     pub direct_io_min: u64,
+}
+
+fn default_view_root() -> String {
+    "/".into()
 }
 
 fn default_direct_io_min() -> u64 {
@@ -94,6 +122,24 @@ impl ServerConfig {
     /// The cluster part of the name, without `VastData:`.
     pub fn cluster(&self) -> &str {
         self.name.strip_prefix(names::PREFIX).unwrap_or(&self.name)
+    }
+
+    pub fn filter(&self) -> LsuFilter {
+        LsuFilter { names: self.lsus.clone(), prefix: self.lsu_prefix.clone() }
+    }
+}
+
+/// Which LSUs a server offers: the `lsus` list and the `lsu_prefix`, when given.
+#[derive(Debug, Clone, Default)]
+pub struct LsuFilter {
+    pub names: Option<Vec<String>>,
+    pub prefix: Option<String>,
+}
+
+impl LsuFilter {
+    pub fn matches(&self, lsu: &str) -> bool {
+        self.names.as_ref().is_none_or(|l| l.iter().any(|x| x == lsu))
+            && self.prefix.as_ref().is_none_or(|p| lsu.starts_with(p.as_str()))
     }
 }
 
@@ -142,9 +188,17 @@ impl Config {
                     nfs.mount.display()
                 ));
             }
-            for lsu in nfs.lsus.iter().flatten() {
+            if !nfs.view_root.starts_with('/') {
+                return bad(format!("[server.nfs] view_root of '{cluster}' must start with '/', got '{}'", nfs.view_root));
+            }
+            for lsu in s.lsus.iter().flatten() {
                 if let Err(e) = names::validate("LSU", lsu) {
-                    return bad(format!("[server.nfs] lsus of '{cluster}': {e}"));
+                    return bad(format!("[[server]] lsus of '{cluster}': {e}"));
+                }
+            }
+            if let Some(v) = &s.vms {
+                if v.address.trim().is_empty() {
+                    return bad(format!("[server.vms] address of '{cluster}' is empty"));
                 }
             }
         }
@@ -177,7 +231,7 @@ mod tests {
     #[test]
     fn good_config() {
         let c = parse(
-            "[log]\nlevel = \"debug\"\n[[server]]\nname = \"VastData:c1\"\n[server.nfs]\nmount = \"/mnt/v\"\nlsus = [\"a\"]\n",
+            "[log]\nlevel = \"debug\"\n[[server]]\nname = \"VastData:c1\"\nlsus = [\"a\"]\n[server.nfs]\nmount = \"/mnt/v\"\n",
         )
         .unwrap();
         assert_eq!(c.log.level, LogLevel::Debug);

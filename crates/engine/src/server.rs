@@ -1,22 +1,24 @@
 //! The plug-in's model: the engine (config and log), open storage servers, LSUs, open images
 //! and list cursors. The C layer maps its handles onto these types and nothing more.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{Config, ServerConfig};
+use crate::control::{Cluster, Control, ViewLsu};
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::{self, ImageReader, ImageWriter};
 use crate::manifest::{ImageDef, Manifest, State};
 use crate::names;
 use crate::store::nfs::NfsStore;
 use crate::store::{Kind, PieceStore};
+use crate::vms::Vms;
 use ost_abi as abi;
 
 /// A password that never reaches a log or a `Debug` print.
@@ -137,15 +139,16 @@ impl Engine {
 
     pub fn open_server(&self, name: &str, creds: &Credentials) -> Result<Arc<Server>> {
         let (_cfg, sc) = self.server_config(name)?;
-        let server = Server::connect(name, &sc)?;
+        let server = Server::connect(name, &sc, Some(creds))?;
         info!(server = name, user = %creds.user, "storage server opened ({})", server.describe());
         Ok(Arc::new(server))
     }
 
-    /// Server properties without an open handle (what polling asks for).
+    /// Server properties without an open handle (what polling asks for). Without credentials
+    /// VMS cannot be asked: the answer comes from the config and the data path's reachability.
     pub fn server_info_byname(&self, name: &str) -> Result<ServerInfo> {
         let (_cfg, sc) = self.server_config(name)?;
-        Ok(Server::connect(name, &sc)?.info())
+        Ok(Server::connect(name, &sc, None)?.info())
     }
 }
 
@@ -168,13 +171,22 @@ fn init_log(cfg: &Config) {
 /// An open storage server.
 pub struct Server {
     name: String,
+    nfs: Arc<NfsStore>,
+    /// The NFS store as the trait object images are written through.
     store: Arc<dyn PieceStore>,
+    mount: PathBuf,
+    view_root: String,
+    control: Option<Control>,
+    cluster: Option<Cluster>,
+    endpoints: Vec<String>,
     /// Images and lists open on this server: close_server is refused while any are.
     open: AtomicUsize,
 }
 
 impl Server {
-    fn connect(name: &str, sc: &ServerConfig) -> Result<Server> {
+    /// Reach the data path and, with `[server.vms]` and credentials, log in to VMS and read
+    /// the cluster and its data VIPs.
+    fn connect(name: &str, sc: &ServerConfig, creds: Option<&Credentials>) -> Result<Server> {
         let nfs = sc.nfs.as_ref().ok_or_else(|| Error::config(format!("server '{name}' has no data path")))?;
         match std::fs::metadata(&nfs.mount) {
             Ok(m) if m.is_dir() => {}
@@ -191,7 +203,70 @@ impl Server {
                 ))
             }
         }
-        Ok(Server { name: name.to_string(), store: Arc::new(NfsStore::new(nfs)), open: AtomicUsize::new(0) })
+        let store = Arc::new(NfsStore::new(nfs, sc.filter()));
+        let (mut control, mut cluster, mut endpoints) = (None, None, sc.endpoints.clone().unwrap_or_default());
+        if let (Some(v), Some(creds)) = (&sc.vms, creds) {
+            let c = Control::new(Vms::connect(v, creds)?, sc.filter(), Duration::from_secs(sc.capacity_ttl_secs));
+            let cl = c.cluster()?;
+            info!(server = name, "VMS {}: cluster '{}' guid {} version {}", v.address, cl.name, cl.guid, cl.version);
+            if sc.endpoints.is_none() {
+                match c.vips(sc.vip_pool.as_deref()) {
+                    Ok(v) => endpoints = v,
+                    Err(e) => warn!(server = name, "cannot read VIP pools, data endpoints unknown: {e}"),
+                }
+            }
+            cluster = Some(cl);
+            control = Some(c);
+        }
+        Ok(Server {
+            name: name.to_string(),
+            store: store.clone(),
+            nfs: store,
+            mount: nfs.mount.clone(),
+            view_root: nfs.view_root.clone(),
+            control,
+            cluster,
+            endpoints,
+            open: AtomicUsize::new(0),
+        })
+    }
+
+    /// With VMS, make the NFS store serve exactly the NFS views (mount + path below view_root).
+    fn sync_views(&self) -> Result<Vec<ViewLsu>> {
+        let Some(c) = &self.control else { return Ok(Vec::new()) };
+        let views = c.lsus()?;
+        let root = self.view_root.trim_end_matches('/');
+        let mut map = BTreeMap::new();
+        for v in views.iter().filter(|v| v.kind == Kind::Nfs) {
+            match v.path.strip_prefix(root).filter(|r| r.is_empty() || r.starts_with('/')) {
+                Some(rel) => {
+                    map.insert(v.name.clone(), self.mount.join(rel.trim_start_matches('/')));
+                }
+                None => debug!(server = %self.name, "view {} at {} is outside view_root {}: not reachable here", v.name, v.path, self.view_root),
+            }
+        }
+        self.nfs.set_views(map);
+        Ok(views)
+    }
+
+    /// The store holding `lsu`, after checking the LSU exists.
+    fn store_for(&self, lsu: &str) -> Result<&Arc<dyn PieceStore>> {
+        names::validate("LSU", lsu)?;
+        if self.control.is_some() {
+            let views = self.sync_views()?;
+            match views.iter().find(|v| v.name == lsu) {
+                Some(v) if v.kind == Kind::S3 => {
+                    return Err(Error::new(
+                        ErrorKind::NotSupported,
+                        format!("LSU '{lsu}' is S3 bucket '{}': the S3 data path is not available in this build", v.bucket.as_deref().unwrap_or(lsu)),
+                    ))
+                }
+                Some(_) => {}
+                None => return Err(Error::not_found(format!("LSU '{lsu}' is not a view of this cluster (or not selected)"))),
+            }
+        }
+        self.store.lsu_space(lsu)?;
+        Ok(&self.store)
     }
 
     pub fn name(&self) -> &str {
@@ -220,9 +295,9 @@ impl Server {
     }
 
     pub fn info(&self) -> ServerInfo {
-        let kind_flag = match self.store.kind() {
-            Kind::Nfs => abi::STS_SRV_NFS,
-            Kind::S3 => abi::STS_SRV_S3,
+        let version = match &self.cluster {
+            Some(c) => format!("VAST {} (cluster {}), vast-ost {}", c.version, c.name, env!("CARGO_PKG_VERSION")),
+            None => format!("vast-ost {} ({})", env!("CARGO_PKG_VERSION"), self.describe()),
         };
         ServerInfo {
             name: self.name.clone(),
@@ -231,13 +306,18 @@ impl Server {
                 | abi::STS_SRV_COPY_IMAGE
                 | abi::STS_SRV_WRITE_RANDOM
                 | abi::STS_SRV_IMAGE_META
-                | kind_flag,
+                | abi::STS_SRV_NFS,
             max_connect: 0,
             connections: self.open_children() as u32,
-            version: format!("vast-ost {} ({})", env!("CARGO_PKG_VERSION"), self.describe()),
-            guid: String::new(),
-            interfaces: String::new(),
+            version,
+            guid: self.cluster.as_ref().map(|c| c.guid.clone()).unwrap_or_default(),
+            interfaces: self.endpoints.join(","),
         }
+    }
+
+    /// Data-path endpoints (VIPs) for spreading streams.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
     }
 
     fn guard(self: &Arc<Self>) -> ChildGuard {
@@ -247,23 +327,33 @@ impl Server {
 
     /// LSUs whose names start with `prefix`.
     pub fn lsu_list(self: &Arc<Self>, prefix: &str) -> Result<Cursor<String>> {
-        let names = self.store.list_lsus()?.into_iter().filter(|n| n.starts_with(prefix)).collect();
+        let names: Vec<String> = match &self.control {
+            Some(_) => self.sync_views()?.into_iter().map(|v| v.name).collect(),
+            None => self.store.list_lsus()?,
+        };
+        let names = names.into_iter().filter(|n| n.starts_with(prefix)).collect();
         Ok(Cursor { items: names, _guard: self.guard() })
     }
 
     pub fn lsu_info(&self, lsu: &str) -> Result<LsuInfo> {
-        names::validate("LSU", lsu)?;
-        let space = self.store.lsu_space(lsu)?;
-        let images = self.store.list_images(lsu, "")?.len() as u64;
+        let store = self.store_for(lsu)?;
+        let (space, description) = match &self.control {
+            Some(c) => {
+                let v = c.lsu(lsu)?;
+                (c.space(&v)?, format!("VAST view {} ({})", v.path, store.describe(lsu)))
+            }
+            None => (store.lsu_space(lsu)?, store.describe(lsu)),
+        };
+        let images = store.list_images(lsu, "")?.len() as u64;
         let flags = abi::STS_LSUF_DISK
-            | match self.store.kind() {
+            | match store.kind() {
                 Kind::Nfs => abi::STS_LSUF_NFS,
                 Kind::S3 => abi::STS_LSUF_S3,
             };
         Ok(LsuInfo {
             server: self.name.clone(),
             name: lsu.to_string(),
-            description: self.store.describe(lsu),
+            description,
             flags,
             capacity: space.capacity,
             used: space.used,
@@ -273,41 +363,41 @@ impl Server {
         })
     }
 
-    fn check_lsu(&self, lsu: &str) -> Result<()> {
-        names::validate("LSU", lsu)?;
-        self.store.lsu_space(lsu).map(|_| ())
+    /// Forget cached capacity of `lsu`: its bytes just changed.
+    fn changed(&self, lsu: &str) {
+        if let Some(c) = &self.control {
+            c.invalidate_space(lsu);
+        }
     }
 
     pub fn create_image(self: &Arc<Self>, lsu: &str, def: ImageDef) -> Result<OpenImage> {
-        self.check_lsu(lsu)?;
-        let w = ImageWriter::create(self.store.clone(), lsu, def)?;
+        let store = self.store_for(lsu)?.clone();
+        let w = ImageWriter::create(store, lsu, def)?;
         Ok(self.opened(lsu, Mode::Write(w)))
     }
 
     /// `append` reopens a pending image for writing; otherwise the image is opened to read.
     pub fn open_image(self: &Arc<Self>, lsu: &str, def: &ImageDef, append: bool) -> Result<OpenImage> {
-        self.check_lsu(lsu)?;
+        let store = self.store_for(lsu)?.clone();
         let mode = if append {
-            Mode::Write(ImageWriter::append(self.store.clone(), lsu, def)?)
+            Mode::Write(ImageWriter::append(store, lsu, def)?)
         } else {
-            Mode::Read(ImageReader::open(self.store.clone(), lsu, def)?)
+            Mode::Read(ImageReader::open(store, lsu, def)?)
         };
         Ok(self.opened(lsu, mode))
     }
 
     fn opened(self: &Arc<Self>, lsu: &str, mode: Mode) -> OpenImage {
-        OpenImage { server: self.name.clone(), lsu: lsu.to_string(), mode: Some(mode), _guard: self.guard() }
+        OpenImage { lsu: lsu.to_string(), mode: Some(mode), guard: self.guard() }
     }
 
     pub fn image_info(&self, lsu: &str, def: &ImageDef) -> Result<ImageInfo> {
-        self.check_lsu(lsu)?;
-        let m = image::load(self.store.as_ref(), lsu, def)?;
+        let m = image::load(self.store_for(lsu)?.as_ref(), lsu, def)?;
         Ok(image_info(&self.name, lsu, &m, false))
     }
 
     pub fn image_list(self: &Arc<Self>, lsu: &str, prefix: &str) -> Result<Cursor<ImageInfo>> {
-        self.check_lsu(lsu)?;
-        let items = image::list(self.store.as_ref(), lsu, prefix)?
+        let items = image::list(self.store_for(lsu)?.as_ref(), lsu, prefix)?
             .iter()
             .map(|m| image_info(&self.name, lsu, m, false))
             .collect();
@@ -315,17 +405,18 @@ impl Server {
     }
 
     pub fn delete_image(&self, lsu: &str, def: &ImageDef) -> Result<()> {
-        self.check_lsu(lsu)?;
-        image::delete(self.store.as_ref(), lsu, def)?;
+        image::delete(self.store_for(lsu)?.as_ref(), lsu, def)?;
+        self.changed(lsu);
         info!(server = %self.name, lsu, image = %def.basename, "image deleted");
         Ok(())
     }
 
     pub fn copy_image(&self, from_lsu: &str, from: &ImageDef, to: &Server, to_lsu: &str, to_def: &ImageDef) -> Result<ImageInfo> {
-        self.check_lsu(from_lsu)?;
-        to.check_lsu(to_lsu)?;
+        let from_store = self.store_for(from_lsu)?;
+        let to_store = to.store_for(to_lsu)?;
         names::validate("image", &to_def.basename)?;
-        let m = image::copy(&self.store, from_lsu, from, &to.store, to_lsu, to_def)?;
+        let m = image::copy(from_store, from_lsu, from, to_store, to_lsu, to_def)?;
+        to.changed(to_lsu);
         info!(server = %self.name, lsu = from_lsu, image = %from.basename, "image copied to {}/{}/{} ({} bytes)", to.name, to_lsu, to_def.basename, m.size);
         Ok(image_info(&to.name, to_lsu, &m, false))
     }
@@ -382,16 +473,16 @@ enum Mode {
 
 /// An image open through the C interface.
 pub struct OpenImage {
-    server: String,
     lsu: String,
     /// `None` once closed.
     mode: Option<Mode>,
-    _guard: ChildGuard,
+    /// The server it was opened on (and the count of its open children).
+    guard: ChildGuard,
 }
 
 impl OpenImage {
     pub fn server(&self) -> &str {
-        &self.server
+        &self.guard.0.name
     }
     pub fn lsu(&self) -> &str {
         &self.lsu
@@ -456,8 +547,8 @@ impl OpenImage {
 
     pub fn info(&self) -> Result<ImageInfo> {
         match self.mode.as_ref() {
-            Some(Mode::Write(w)) => Ok(image_info(&self.server, &self.lsu, w.manifest(), false)),
-            Some(Mode::Read(r)) => Ok(image_info(&self.server, &self.lsu, r.manifest(), true)),
+            Some(Mode::Write(w)) => Ok(image_info(self.server(), &self.lsu, w.manifest(), false)),
+            Some(Mode::Read(r)) => Ok(image_info(self.server(), &self.lsu, r.manifest(), true)),
             None => Err(Error::new(ErrorKind::BadHandle, "image handle is closed")),
         }
     }
@@ -466,9 +557,11 @@ impl OpenImage {
     pub fn close(&mut self, complete: bool) -> Result<u64> {
         match self.mode.take() {
             Some(Mode::Write(w)) => {
-                let m = w.close(complete)?;
+                let res = w.close(complete);
+                self.guard.0.changed(&self.lsu);
+                let m = res?;
                 let state = if complete { "complete" } else { "incomplete (kept for restart)" };
-                info!(server = %self.server, lsu = %self.lsu, image = %m.def.basename, "image closed {state}, {} bytes in {} piece(s)", m.size, m.pieces.len());
+                info!(server = %self.server(), lsu = %self.lsu, image = %m.def.basename, "image closed {state}, {} bytes in {} piece(s)", m.size, m.pieces.len());
                 Ok(m.size)
             }
             Some(Mode::Read(r)) => Ok(r.manifest().size),
@@ -482,9 +575,9 @@ impl Drop for OpenImage {
     /// durable for checkpoint restart rather than losing it.
     fn drop(&mut self) {
         if let Some(Mode::Write(_)) = &self.mode {
-            warn!(server = %self.server, lsu = %self.lsu, image = %self.name(), "image still open for writing at shutdown: closing it incomplete");
+            warn!(server = %self.server(), lsu = %self.lsu, image = %self.name(), "image still open for writing at shutdown: closing it incomplete");
             if let Err(e) = self.close(false) {
-                warn!(server = %self.server, lsu = %self.lsu, "closing incomplete failed: {e}");
+                warn!(server = %self.server(), lsu = %self.lsu, "closing incomplete failed: {e}");
             }
         }
     }

@@ -10,15 +10,17 @@
 //! written to a temp file, fsync'ed, renamed (or hard-linked, for an exclusive create) into
 //! place, and the directory is fsync'ed.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind as IoKind, Read, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use rustix::fs::OFlags;
 
 use super::{Kind, PieceReader, PieceStore, PieceWriter, Space};
-use crate::config::{DirectIo, NfsConfig};
+use crate::config::{DirectIo, LsuFilter, NfsConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::names;
 
@@ -29,29 +31,44 @@ const DIRECT_ALIGN: usize = 4096;
 
 pub struct NfsStore {
     mount: PathBuf,
-    lsus: Option<Vec<String>>,
+    filter: LsuFilter,
+    /// `None`: every directory under `mount` that the filter accepts is an LSU. `Some`: the
+    /// LSUs are exactly these directories (VAST views found through VMS).
+    views: RwLock<Option<BTreeMap<String, PathBuf>>>,
     direct_io: DirectIo,
     direct_io_min: usize,
 }
 
 impl NfsStore {
-    pub fn new(cfg: &NfsConfig) -> NfsStore {
+    pub fn new(cfg: &NfsConfig, filter: LsuFilter) -> NfsStore {
         NfsStore {
             mount: cfg.mount.clone(),
-            lsus: cfg.lsus.clone(),
+            filter,
+            views: RwLock::new(None),
             direct_io: cfg.direct_io,
             direct_io_min: cfg.direct_io_min.max(DIRECT_ALIGN as u64) as usize,
         }
     }
 
+    /// Serve exactly these LSUs, each at its own directory.
+    pub fn set_views(&self, views: BTreeMap<String, PathBuf>) {
+        *self.views.write().unwrap_or_else(|p| p.into_inner()) = Some(views);
+    }
+
     fn lsu_dir(&self, lsu: &str) -> Result<PathBuf> {
         names::validate("LSU", lsu)?;
-        if let Some(list) = &self.lsus {
-            if !list.iter().any(|l| l == lsu) {
-                return Err(Error::not_found(format!("LSU '{lsu}' is not in this server's lsus list")));
+        let views = self.views.read().unwrap_or_else(|p| p.into_inner());
+        let dir = match views.as_ref() {
+            Some(map) => map
+                .get(lsu)
+                .cloned()
+                .ok_or_else(|| Error::not_found(format!("LSU '{lsu}' is not an NFS view of this server")))?,
+            None if !self.filter.matches(lsu) => {
+                return Err(Error::not_found(format!("LSU '{lsu}' is not selected by this server's lsus/lsu_prefix")))
             }
-        }
-        let dir = self.mount.join(lsu);
+            None => self.mount.join(lsu),
+        };
+        drop(views);
         match fs::metadata(&dir) {
             Ok(m) if m.is_dir() => Ok(dir),
             Ok(_) => Err(Error::not_found(format!("LSU '{lsu}': {} is not a directory", dir.display()))),
@@ -80,12 +97,15 @@ impl PieceStore for NfsStore {
     }
 
     fn describe(&self, lsu: &str) -> String {
-        format!("NFS {}", self.mount.join(lsu).display())
+        match self.lsu_dir(lsu) {
+            Ok(d) => format!("NFS {}", d.display()),
+            Err(_) => format!("NFS {}", self.mount.display()),
+        }
     }
 
     fn list_lsus(&self) -> Result<Vec<String>> {
-        if let Some(list) = &self.lsus {
-            return Ok(list.clone());
+        if let Some(map) = self.views.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            return Ok(map.keys().cloned().collect());
         }
         let rd = fs::read_dir(&self.mount)
             .map_err(|e| Error::io(format!("listing LSUs in NFS mount {}", self.mount.display()), e))?;
@@ -93,7 +113,10 @@ impl PieceStore for NfsStore {
         for ent in rd {
             let ent = ent.map_err(|e| Error::io(format!("listing {}", self.mount.display()), e))?;
             let Ok(name) = ent.file_name().into_string() else { continue };
-            if names::validate("LSU", &name).is_ok() && ent.file_type().is_ok_and(|t| t.is_dir()) {
+            if names::validate("LSU", &name).is_ok()
+                && self.filter.matches(&name)
+                && ent.file_type().is_ok_and(|t| t.is_dir())
+            {
                 out.push(name);
             }
         }

@@ -1,0 +1,73 @@
+//! The one blocking HTTP stack (ureq, TLS by rustls with the ring provider) shared by the VMS
+//! client and the S3 data path. No async runtime and no OpenSSL inside NetBackup's processes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// How to check the server's certificate.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM file of the CA that signed the server's certificate (VMS certificates are usually
+    /// self-signed). Without it, the Mozilla roots are used.
+    pub ca_file: Option<PathBuf>,
+    /// Skip verification entirely. Logged as a warning on every connect.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+pub fn agent(tls: &TlsSettings, timeout: Duration) -> Result<ureq::Agent> {
+    let mut t = TlsConfig::builder();
+    if let Some(ca) = &tls.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| Error::config(format!("TLS CA file {}: {e}", ca.display())))?;
+        let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(Error::config(format!("TLS CA file {} holds no PEM certificate", ca.display())));
+        }
+        t = t.root_certs(RootCerts::new_with_certs(&certs));
+    }
+    if tls.insecure {
+        t = t.disable_verification(true);
+    }
+    Ok(ureq::Agent::config_builder()
+        .tls_config(t.build())
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_global(Some(timeout))
+        .max_idle_connections_per_host(16)
+        .user_agent(concat!("vast-ost/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .new_agent())
+}
+
+/// What a transport failure means for the admin: no route (Connect), a certificate that does
+/// not verify (Tls), or a broken exchange (Network, worth a retry).
+pub fn transport_error(what: &str, e: ureq::Error) -> Error {
+    let kind = match &e {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::BadUri(_) => ErrorKind::Connect,
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => ErrorKind::Connect,
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) | ureq::Error::TlsRequired => ErrorKind::Tls,
+        _ => ErrorKind::Network,
+    };
+    let hint = match kind {
+        ErrorKind::Tls => " (check [server.vms] ca_file, or set insecure = true to skip verification)",
+        ErrorKind::Connect => " (is the address right and the service up?)",
+        _ => "",
+    };
+    Error::new(kind, format!("{what}: {e}{hint}"))
+}
+
+/// Errors worth another attempt for an idempotent request.
+pub fn retryable(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::Network | ErrorKind::Connect)
+}
