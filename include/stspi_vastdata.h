@@ -163,15 +163,17 @@ int stspi_read_image(stsp_image_handle_t image,
 
 // Close an image handle. For a write handle, `flags` `STS_CLOSEF_IH_COMPLETE` finishes the
 // image (durable, then listed as created, never writable again); `STS_CLOSEF_IH_INCOMPLETE`
-// keeps it pending for checkpoint restart. The handle is released even when the close fails;
-// a failed complete-close leaves the image pending, never half-complete.
+// keeps it pending for checkpoint restart. Once the flags are valid the handle is released
+// even when the close fails; a failed complete-close leaves the image pending, never
+// half-complete. Unknown flags change nothing: `STS_EINVAL` and the handle stays open.
 //
 // Returns `STS_EOK`, `STS_EINVAL` (unknown flags), `STS_EHANDLE`, `STS_ENOSPC`, `STS_ESYSCALL`.
 int stspi_close_image(stsp_image_handle_t image,
                       int flags);
 
 // Delete image `img` from `lsu` with everything stored for it. Deleting an image that does
-// not exist succeeds (expiry may run twice).
+// not exist succeeds (expiry may run twice). A non-empty `img_date` must match: an image of
+// that name with another date is another image, and is left alone (still `STS_EOK`).
 //
 // Returns `STS_EOK`, `STS_EINVAL`, `STS_EHANDLE`, `STS_ENOENT` (no such LSU), `STS_ESYSCALL`.
 int stspi_delete_image(const sts_lsu_t *lsu,

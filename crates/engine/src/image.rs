@@ -64,9 +64,11 @@ pub fn delete(store: &dyn PieceStore, lsu: &str, def: &ImageDef) -> Result<()> {
             Vec::new()
         }
         Err(e) if e.kind() == ErrorKind::NotFound && !def.date.is_empty() => {
-            // A date mismatch means a different image of that name: leave it alone.
+            // A date mismatch means another image of that name: the one asked for is not
+            // there (deleted, as far as the caller is concerned) and the other one stays.
             if store.read_manifest(lsu, &def.basename)?.is_some() {
-                return Err(e);
+                warn!(lsu, image = %def.basename, "delete of date '{}' leaves the stored image of another date alone: {e}", def.date);
+                return Ok(());
             }
             Vec::new()
         }
