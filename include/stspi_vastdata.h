@@ -167,7 +167,9 @@ int stspi_read_image(stsp_image_handle_t image,
 // even when the close fails; a failed complete-close leaves the image pending, never
 // half-complete. Unknown flags change nothing: `STS_EINVAL` and the handle stays open.
 //
-// Returns `STS_EOK`, `STS_EINVAL` (unknown flags), `STS_EHANDLE`, `STS_ENOSPC`, `STS_ESYSCALL`.
+// Returns `STS_EOK`, `STS_EINVAL` (unknown flags), `STS_EHANDLE`, `STS_ESTATE` (another writer
+// took the image over since this handle opened it: its commit stands), `STS_ENOSPC`,
+// `STS_ESYSCALL`.
 int stspi_close_image(stsp_image_handle_t image,
                       int flags);
 

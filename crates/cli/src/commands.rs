@@ -26,11 +26,7 @@ const SERVER_FLAGS: &[(u64, &str)] = &[
     (STS_SRV_S3, "S3"),
 ];
 
-const LSU_FLAGS: &[(u64, &str)] = &[
-    (STS_LSUF_DISK, "DISK"),
-    (STS_LSUF_NFS, "NFS"),
-    (STS_LSUF_S3, "S3"),
-];
+const LSU_FLAGS: &[(u64, &str)] = &[(STS_LSUF_DISK, "DISK"), (STS_LSUF_NFS, "NFS"), (STS_LSUF_S3, "S3")];
 
 pub fn server_flags(f: u64) -> String {
     flag_names(f, SERVER_FLAGS)
@@ -40,9 +36,7 @@ pub fn server_flags(f: u64) -> String {
 pub fn plugin_info(path: &Path) -> Result<()> {
     let p = Plugin::load(path)
         .map_err(|e| anyhow::anyhow!("{e}; build it with `cargo build`, or pass --plugin PATH"))?;
-    let i = p
-        .plugin_info()
-        .context("reading plug-in information (stspi_get_plugin_info)")?;
+    let i = p.plugin_info().context("reading plug-in information (stspi_get_plugin_info)")?;
     println!("Plugin Path: {}", path.display());
     println!("Plugin Name: {}", get_str(&i.pi_name));
     println!("Prefix: {}", get_str(&i.pi_prefix));
@@ -65,11 +59,7 @@ pub fn server_info(s: &Session) -> Result<()> {
     println!("Version: {}", get_str(&i.srv_version));
     println!("GUID: {}", or_none(get_str(&i.srv_guid)));
     println!("Interfaces: {}", or_none(get_str(&i.srv_interfaces)));
-    let max = if i.srv_maxconnect == 0 {
-        "0 (no limit)".to_string()
-    } else {
-        i.srv_maxconnect.to_string()
-    };
+    let max = if i.srv_maxconnect == 0 { "0 (no limit)".to_string() } else { i.srv_maxconnect.to_string() };
     println!("Max Connections: {max}");
     println!("Open Connections: {}", i.srv_nconnect);
     Ok(())
@@ -87,23 +77,16 @@ fn or_none(s: String) -> String {
 pub fn lsu_info(s: &Session, lsu: Option<&str>) -> Result<()> {
     let names = match lsu {
         Some(l) => vec![l.to_string()],
-        None => s
-            .p()
-            .lsu_names(s.handle)
-            .with_context(|| format!("listing the LSUs of server '{}'", s.server))?,
+        None => {
+            s.p().lsu_names(s.handle).with_context(|| format!("listing the LSUs of server '{}'", s.server))?
+        }
     };
     if names.is_empty() {
-        println!(
-            "Server '{}' has no LSUs (on NFS, each LSU is a directory under the mount).",
-            s.server
-        );
+        println!("Server '{}' has no LSUs (on NFS, each LSU is a directory under the mount).", s.server);
     }
     for (n, name) in names.iter().enumerate() {
         let l = s.lsu(name)?;
-        let i = s
-            .p()
-            .lsu_prop(&l)
-            .with_context(|| format!("reading properties of LSU '{name}'"))?;
+        let i = s.p().lsu_prop(&l).with_context(|| format!("reading properties of LSU '{name}'"))?;
         if n > 0 {
             println!();
         }
@@ -112,16 +95,10 @@ pub fn lsu_info(s: &Session, lsu: Option<&str>) -> Result<()> {
         println!("  Description: {}", or_none(get_str(&i.lsu_description)));
         println!("  Flags: {}", flag_names(i.lsu_flags, LSU_FLAGS));
         println!("  Capacity: {}", human_exact(i.lsu_capacity));
-        println!(
-            "  Capacity (physical): {}",
-            human_exact(i.lsu_capacity_phys)
-        );
+        println!("  Capacity (physical): {}", human_exact(i.lsu_capacity_phys));
         println!("  Used: {}", human_exact(i.lsu_used));
         println!("  Used (physical): {}", human_exact(i.lsu_used_phys));
-        println!(
-            "  Available: {}",
-            human_exact(i.lsu_capacity.saturating_sub(i.lsu_used))
-        );
+        println!("  Available: {}", human_exact(i.lsu_capacity.saturating_sub(i.lsu_used)));
         println!("  Images: {}", i.lsu_images);
         println!("  Max Transfer: {}", human_exact(i.lsu_max_transfer));
         println!("  Block Size: {}", i.lsu_block_size);
@@ -133,11 +110,7 @@ pub fn lsu_info(s: &Session, lsu: Option<&str>) -> Result<()> {
 pub fn image_list(s: &Session, lsu: &str, prefix: &str) -> Result<()> {
     let images = s.images(lsu, prefix)?;
     print!("{}", image_table(&images));
-    let filter = if prefix.is_empty() {
-        String::new()
-    } else {
-        format!(" starting with '{prefix}'")
-    };
+    let filter = if prefix.is_empty() { String::new() } else { format!(" starting with '{prefix}'") };
     println!("{} image(s) in LSU '{lsu}'{filter}", images.len());
     Ok(())
 }
@@ -174,27 +147,13 @@ pub fn image_info(s: &Session, lsu: &str, image: &str) -> Result<()> {
     println!("  Policy: {}", or_none(get_str(&d.img_policy)));
     println!("  Client: {}", or_none(get_str(&d.img_client)));
     println!("  Copy Number: {}", d.img_copy_number);
-    println!(
-        "  Master Server: {}",
-        or_none(get_str(&d.img_master_server))
-    );
+    println!("  Master Server: {}", or_none(get_str(&d.img_master_server)));
     println!("  Size: {}", human_exact(i.imo_size));
     println!("  State: {}", image_state(i.imo_flags));
-    println!(
-        "  Flags: {}",
-        flag_names(u64::from(i.imo_flags), IMAGE_FLAGS)
-    );
+    println!("  Flags: {}", flag_names(u64::from(i.imo_flags), IMAGE_FLAGS));
     println!("  Metadata: {}", human_exact(i.imo_meta_size));
-    println!(
-        "  Created: {} ({})",
-        utc(i.imo_create_time),
-        i.imo_create_time
-    );
-    println!(
-        "  Updated: {} ({})",
-        utc(i.imo_update_time),
-        i.imo_update_time
-    );
+    println!("  Created: {} ({})", utc(i.imo_create_time), i.imo_create_time);
+    println!("  Updated: {} ({})", utc(i.imo_update_time), i.imo_update_time);
     Ok(())
 }
 
@@ -252,8 +211,8 @@ pub fn backup(s: &Session, a: &BackupArgs) -> Result<()> {
     let mut off = 0u64;
     let res = (|| -> Result<()> {
         loop {
-            let n = read_full(&mut input, &mut buf)
-                .with_context(|| format!("reading {src} at offset {off}"))?;
+            let n =
+                read_full(&mut input, &mut buf).with_context(|| format!("reading {src} at offset {off}"))?;
             if n == 0 {
                 return Ok(());
             }
@@ -348,20 +307,17 @@ pub fn read_all(
         .read(&mut buf[..1], size)
         .with_context(|| format!("reading at the end of image '{}'", img.name))?;
     if n != 0 {
-        bail!("contract mismatch: image '{}' has size {size}, but a read at that offset returned {n} byte(s)", img.name);
+        bail!(
+            "contract mismatch: image '{}' has size {size}, but a read at that offset returned {n} byte(s)",
+            img.name
+        );
     }
     Ok(in_plugin)
 }
 
 /// Read an image to a file (written beside it, renamed into place only when complete) or to
 /// stdout.
-pub fn restore(
-    s: &Session,
-    lsu: &str,
-    image: &str,
-    output: Option<PathBuf>,
-    block: usize,
-) -> Result<()> {
+pub fn restore(s: &Session, lsu: &str, image: &str, output: Option<PathBuf>, block: usize) -> Result<()> {
     let to_stdout = is_std(&output);
     if to_stdout && io::stdout().is_terminal() {
         bail!("no output FILE given and stdout is a terminal: give a FILE or redirect stdout");
@@ -369,31 +325,24 @@ pub fn restore(
     let img = s.open_read(lsu, image)?;
     let size = readable_size(&img)?;
     let start = Instant::now();
-    let (mut out, tmp, dst): (Box<dyn Write>, Option<tempfile::NamedTempFile>, String) =
-        if to_stdout {
-            (Box::new(io::stdout().lock()), None, "stdout".into())
-        } else {
-            let path = output.as_deref().unwrap_or(Path::new("-"));
-            let dir = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            // 0666 less the umask, as any new file: not tempfile's private 0600.
-            let tmp = tempfile::Builder::new()
-                .prefix(".vast-ost-restore-")
-                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-                .tempfile_in(dir)
-                .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-            let f = tmp
-                .reopen()
-                .with_context(|| format!("opening {}", tmp.path().display()))?;
-            (Box::new(f), Some(tmp), path.display().to_string())
-        };
+    let (mut out, tmp, dst): (Box<dyn Write>, Option<tempfile::NamedTempFile>, String) = if to_stdout {
+        (Box::new(io::stdout().lock()), None, "stdout".into())
+    } else {
+        let path = output.as_deref().unwrap_or(Path::new("-"));
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        // 0666 less the umask, as any new file: not tempfile's private 0600.
+        let tmp = tempfile::Builder::new()
+            .prefix(".vast-ost-restore-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .tempfile_in(dir)
+            .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+        let f = tmp.reopen().with_context(|| format!("opening {}", tmp.path().display()))?;
+        (Box::new(f), Some(tmp), path.display().to_string())
+    };
     let pb = progress::bytes(Some(size), format!("restore {image}"));
     let mut buf = vec![0u8; block];
     let res = read_all(&img, size, &mut buf, &pb, |off, data| {
-        out.write_all(data)
-            .with_context(|| format!("writing {dst} at offset {off}"))
+        out.write_all(data).with_context(|| format!("writing {dst} at offset {off}"))
     });
     pb.finish_and_clear();
     res?;
@@ -401,11 +350,8 @@ pub fn restore(
     drop(out);
     img.close(false)?;
     if let (Some(tmp), Some(path)) = (tmp, output.as_deref()) {
-        tmp.as_file()
-            .sync_all()
-            .with_context(|| format!("syncing {dst}"))?;
-        tmp.persist(path)
-            .with_context(|| format!("renaming the restored data to {dst}"))?;
+        tmp.as_file().sync_all().with_context(|| format!("syncing {dst}"))?;
+        tmp.persist(path).with_context(|| format!("renaming the restored data to {dst}"))?;
     }
     let msg = format!(
         "restored {} from image '{image}' in LSU '{lsu}' to {dst}: {}",
@@ -422,13 +368,7 @@ pub fn restore(
 
 /// Read the whole image (the plug-in checks each piece's stored CRC32C on such reads), report
 /// its CRC32C, and optionally compare it with a file.
-pub fn verify(
-    s: &Session,
-    lsu: &str,
-    image: &str,
-    against: Option<&Path>,
-    block: usize,
-) -> Result<()> {
+pub fn verify(s: &Session, lsu: &str, image: &str, against: Option<&Path>, block: usize) -> Result<()> {
     let img = s.open_read(lsu, image)?;
     let size = readable_size(&img)?;
     let mut file = match against {
@@ -445,8 +385,7 @@ pub fn verify(
     let res = read_all(&img, size, &mut buf, &pb, |off, data| {
         crc = crc32c::crc32c_append(crc, data);
         if let (Some(f), None) = (file.as_mut(), diff) {
-            let n =
-                read_full(f, &mut theirs[..data.len()]).context("reading the file to compare")?;
+            let n = read_full(f, &mut theirs[..data.len()]).context("reading the file to compare")?;
             if let Some(i) = first_difference(data, &theirs[..n]) {
                 diff = Some(off + i as u64);
             } else if n < data.len() {
@@ -461,24 +400,18 @@ pub fn verify(
     let took = start.elapsed();
     if let (Some(f), Some(p)) = (file.as_mut(), against) {
         // Equal so far: the file must end where the image does.
-        if diff.is_none()
-            && read_full(f, &mut theirs[..1]).context("reading the file to compare")? != 0
-        {
+        if diff.is_none() && read_full(f, &mut theirs[..1]).context("reading the file to compare")? != 0 {
             diff = Some(size);
         }
         if let Some(at) = diff {
-            let flen = std::fs::metadata(p)
-                .map(|m| m.len().to_string())
-                .unwrap_or_else(|_| "?".into());
+            let flen = std::fs::metadata(p).map(|m| m.len().to_string()).unwrap_or_else(|_| "?".into());
             bail!(
                 "MISMATCH: image '{image}' in LSU '{lsu}' differs from {} at byte offset {at} (image {size} bytes, file {flen} bytes)",
                 p.display()
             );
         }
     }
-    let vs = against
-        .map(|p| format!(", identical to {}", p.display()))
-        .unwrap_or_default();
+    let vs = against.map(|p| format!(", identical to {}", p.display())).unwrap_or_default();
     println!(
         "OK image '{image}' in LSU '{lsu}': {}, crc32c 0x{crc:08x}{vs} ({})",
         human_exact(size),
@@ -489,22 +422,16 @@ pub fn verify(
 
 /// Copy inside the storage (`stspi_copy_image`). The target gets the source's definition
 /// (date, policy, client) under its new name, as a NetBackup duplication would.
-pub fn copy(
-    s: &Session,
-    from_lsu: &str,
-    from_image: &str,
-    to_lsu: &str,
-    to_image: &str,
-) -> Result<()> {
+pub fn copy(s: &Session, from_lsu: &str, from_image: &str, to_lsu: &str, to_image: &str) -> Result<()> {
     let src = s.image_info(from_lsu, from_image)?;
     let mut to_def = src.imo_def;
     let named = session::def(to_image, "", "")?;
     to_def.img_basename = named.img_basename;
     let (from, to) = (s.lsu(from_lsu)?, s.lsu(to_lsu)?);
     let start = Instant::now();
-    s.p()
-        .copy_image(&to, &to_def, &from, &src.imo_def)
-        .with_context(|| format!("copying image '{from_image}' in LSU '{from_lsu}' to image '{to_image}' in LSU '{to_lsu}'"))?;
+    s.p().copy_image(&to, &to_def, &from, &src.imo_def).with_context(|| {
+        format!("copying image '{from_image}' in LSU '{from_lsu}' to image '{to_image}' in LSU '{to_lsu}'")
+    })?;
     let took = start.elapsed();
     println!(
         "copied image '{from_image}' in LSU '{from_lsu}' to image '{to_image}' in LSU '{to_lsu}': {} in {:.3} s",
@@ -522,9 +449,7 @@ pub fn delete(s: &Session, lsu: &str, image: &str, force: bool) -> Result<()> {
     }
     let l = s.lsu(lsu)?;
     let def = session::def(image, "", "")?;
-    s.p()
-        .delete_image(&l, &def)
-        .with_context(|| format!("deleting image '{image}' in LSU '{lsu}'"))?;
+    s.p().delete_image(&l, &def).with_context(|| format!("deleting image '{image}' in LSU '{lsu}'"))?;
     println!("deleted image '{image}' from LSU '{lsu}'");
     Ok(())
 }

@@ -53,16 +53,14 @@ pub fn run(plugin: &Path, o: &Options) -> Result<()> {
     match (&res, o.keep) {
         (Ok(()), false) => {
             let shown = tmp.path().display().to_string();
-            tmp.close()
-                .with_context(|| format!("removing work directory {shown}"))?;
+            tmp.close().with_context(|| format!("removing work directory {shown}"))?;
             println!("work dir     {shown} removed");
         }
         (Ok(()), true) => println!("work dir     {} kept (--keep)", tmp.keep().display()),
         // The plug-in log and the images are the evidence: keep them.
-        (Err(_), _) => eprintln!(
-            "vast-ost demo: work directory kept for inspection: {}",
-            tmp.keep().display()
-        ),
+        (Err(_), _) => {
+            eprintln!("vast-ost demo: work directory kept for inspection: {}", tmp.keep().display())
+        }
     }
     res
 }
@@ -90,23 +88,13 @@ fn plan(size: u64, backup_id: &str) -> Vec<Planned> {
     // Fragment 1 ends on a block boundary, as NetBackup's fragments do; fragment 2 takes the
     // rest, so its end is whatever --size makes it.
     let f1 = bulk / 2 / BLOCK as u64 * BLOCK as u64;
-    [
-        ("_C1_HDR", HEADER),
-        ("_C1_F1", f1),
-        ("_C1_F2", bulk - f1),
-        ("_C1_TIR", TIR),
-        ("_C1_IM", IMAGE_META),
-    ]
-    .into_iter()
-    .map(|(suffix, len)| {
-        let name = format!("{backup_id}{suffix}");
-        Planned {
-            pattern: Pattern::for_name(&name),
-            name,
-            len,
-        }
-    })
-    .collect()
+    [("_C1_HDR", HEADER), ("_C1_F1", f1), ("_C1_F2", bulk - f1), ("_C1_TIR", TIR), ("_C1_IM", IMAGE_META)]
+        .into_iter()
+        .map(|(suffix, len)| {
+            let name = format!("{backup_id}{suffix}");
+            Planned { pattern: Pattern::for_name(&name), name, len }
+        })
+        .collect()
 }
 
 fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
@@ -128,28 +116,18 @@ fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
     std::env::set_var(CONFIG_ENV, &config);
     std::env::set_var(LOG_ENV, &log);
 
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let date = now.to_string();
     let backup_id = format!("demo-client_{now}");
     let images = plan(o.size, &backup_id);
     let total: u64 = images.iter().map(|i| i.len).sum();
-    println!(
-        "vast-ost demo: {} through the OST C interface of {}",
-        human(total),
-        plugin.display()
-    );
+    println!("vast-ost demo: {} through the OST C interface of {}", human(total), plugin.display());
     println!("work dir     {}", root.display());
     println!("config       {}", config.display());
     println!("plug-in log  {}", log.display());
 
     let loaded = Loaded::new(plugin)?;
-    let pi = loaded
-        .plugin
-        .plugin_info()
-        .context("reading plug-in information")?;
+    let pi = loaded.plugin.plugin_info().context("reading plug-in information")?;
     println!(
         "plug-in      {} ({}), vendor version {}, operating version {}",
         get_str(&pi.pi_name),
@@ -158,15 +136,8 @@ fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
         pi.pi_operating_version
     );
     let s = Session::open(loaded, SERVER, "demo", "")?;
-    let si = s
-        .p()
-        .server_prop(s.handle)
-        .context("reading server properties")?;
-    println!(
-        "server       {SERVER}: {}, flags {}",
-        get_str(&si.srv_version),
-        server_flags(si.srv_flags)
-    );
+    let si = s.p().server_prop(s.handle).context("reading server properties")?;
+    println!("server       {SERVER}: {}, flags {}", get_str(&si.srv_version), server_flags(si.srv_flags));
     let lsus = s.p().lsu_names(s.handle).context("listing LSUs")?;
     println!("LSUs         {}", lsus.join(", "));
     for l in LSUS {
@@ -181,10 +152,7 @@ fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
     let mut scratch = vec![0u8; BLOCK];
 
     // Backup: every image created, written in 256 KiB blocks, closed complete.
-    println!(
-        "backup       {backup_id} -> LSU {src}, {} writes",
-        human(BLOCK as u64)
-    );
+    println!("backup       {backup_id} -> LSU {src}, {} writes", human(BLOCK as u64));
     let pb = progress::bytes(Some(total), "backup");
     let (mut wall, mut in_plugin) = (Duration::ZERO, Duration::ZERO);
     for im in &images {
@@ -205,14 +173,7 @@ fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
         in_plugin += t.elapsed();
         let took = start.elapsed();
         wall += took;
-        pb.suspend(|| {
-            println!(
-                "  {:<40} {:>12}  {:.3} s",
-                im.name,
-                human(im.len),
-                took.as_secs_f64()
-            )
-        });
+        pb.suspend(|| println!("  {:<40} {:>12}  {:.3} s", im.name, human(im.len), took.as_secs_f64()));
     }
     pb.finish_and_clear();
     let backup_rate = mib_s(total, wall);
@@ -231,13 +192,12 @@ fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
         println!("  {line}");
     }
     check_listing(&listed, &images, &date)?;
-    let count = s
-        .p()
-        .lsu_prop(&s.lsu(src)?)
-        .context("reading LSU properties")?
-        .lsu_images;
+    let count = s.p().lsu_prop(&s.lsu(src)?).context("reading LSU properties")?.lsu_images;
     if count != images.len() as u64 {
-        bail!("contract mismatch: LSU '{src}' holds {} images, but stspi_get_lsu_prop_byname reports {count}", images.len());
+        bail!(
+            "contract mismatch: LSU '{src}' holds {} images, but stspi_get_lsu_prop_byname reports {count}",
+            images.len()
+        );
     }
 
     // Restore: read every image back through the plug-in and compare it with the stream.
@@ -249,14 +209,7 @@ fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
         in_plugin += check_image(&s, src, &im.name, im, &mut buf, &mut scratch, &pb)?;
         let took = start.elapsed();
         wall += took;
-        pb.suspend(|| {
-            println!(
-                "  {:<40} {:>12}  OK  {:.3} s",
-                im.name,
-                human(im.len),
-                took.as_secs_f64()
-            )
-        });
+        pb.suspend(|| println!("  {:<40} {:>12}  OK  {:.3} s", im.name, human(im.len), took.as_secs_f64()));
     }
     pb.finish_and_clear();
     let restore_rate = mib_s(total, wall);
@@ -269,25 +222,12 @@ fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
     let rss_restore = peak_rss();
 
     // Copy the biggest fragment to the other LSU inside the storage, and check the copy.
-    let big = images
-        .iter()
-        .max_by_key(|i| i.len)
-        .expect("plan has images");
+    let big = images.iter().max_by_key(|i| i.len).expect("plan has images");
     let start = Instant::now();
     let src_info = s.image_info(src, &big.name)?;
     s.p()
-        .copy_image(
-            &s.lsu(dst)?,
-            &src_info.imo_def,
-            &s.lsu(src)?,
-            &src_info.imo_def,
-        )
-        .with_context(|| {
-            format!(
-                "copying image '{}' from LSU '{src}' to LSU '{dst}'",
-                big.name
-            )
-        })?;
+        .copy_image(&s.lsu(dst)?, &src_info.imo_def, &s.lsu(src)?, &src_info.imo_def)
+        .with_context(|| format!("copying image '{}' from LSU '{src}' to LSU '{dst}'", big.name))?;
     let copy_took = start.elapsed();
     let pb = progress::bytes(Some(big.len), "verify copy");
     check_image(&s, dst, &big.name, big, &mut buf, &mut scratch, &pb)?;
@@ -310,11 +250,7 @@ fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
 
     // Delete everything and check that nothing is left.
     let mut deleted = 0;
-    for (lsu, name) in images
-        .iter()
-        .map(|i| (src, &i.name))
-        .chain([(dst, &big.name)])
-    {
+    for (lsu, name) in images.iter().map(|i| (src, &i.name)).chain([(dst, &big.name)]) {
         s.p()
             .delete_image(&s.lsu(lsu)?, &session::def(name, "", "")?)
             .with_context(|| format!("deleting image '{name}' in LSU '{lsu}'"))?;
@@ -322,11 +258,7 @@ fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
     }
     for lsu in LSUS {
         let left = s.images(lsu, "")?;
-        let count = s
-            .p()
-            .lsu_prop(&s.lsu(lsu)?)
-            .context("reading LSU properties")?
-            .lsu_images;
+        let count = s.p().lsu_prop(&s.lsu(lsu)?).context("reading LSU properties")?.lsu_images;
         if !left.is_empty() || count != 0 {
             bail!(
                 "contract mismatch: after deleting every image, LSU '{lsu}' lists {} image(s) and reports {count}",
@@ -334,10 +266,7 @@ fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
             );
         }
     }
-    println!(
-        "delete       {deleted} images deleted; LSUs {} list no images",
-        LSUS.join(" and ")
-    );
+    println!("delete       {deleted} images deleted; LSUs {} list no images", LSUS.join(" and "));
     drop(s);
 
     // Written once, read back once, plus the copy read back.
@@ -362,21 +291,11 @@ fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
 /// Every planned image listed once, complete, with its size, date and policy.
 fn check_listing(listed: &[sts_image_info_t], images: &[Planned], date: &str) -> Result<()> {
     if listed.len() != images.len() {
-        bail!(
-            "contract mismatch: {} images written, {} listed",
-            images.len(),
-            listed.len()
-        );
+        bail!("contract mismatch: {} images written, {} listed", images.len(), listed.len());
     }
     for im in images {
-        let Some(i) = listed
-            .iter()
-            .find(|i| get_str(&i.imo_def.img_basename) == im.name)
-        else {
-            bail!(
-                "contract mismatch: image '{}' was written and closed complete but is not listed",
-                im.name
-            );
+        let Some(i) = listed.iter().find(|i| get_str(&i.imo_def.img_basename) == im.name) else {
+            bail!("contract mismatch: image '{}' was written and closed complete but is not listed", im.name);
         };
         let (d, p) = (get_str(&i.imo_def.img_date), get_str(&i.imo_def.img_policy));
         let complete = i.imo_flags & STS_II_IMAGE_CREATED != 0
@@ -408,16 +327,13 @@ fn check_image(
     let img = s.open_read(lsu, name)?;
     let size = img.info()?.imo_size;
     if size != im.len {
-        bail!(
-            "MISMATCH: image '{name}' in LSU '{lsu}' has size {size}, {} bytes were written",
-            im.len
-        );
+        bail!("MISMATCH: image '{name}' in LSU '{lsu}' has size {size}, {} bytes were written", im.len);
     }
-    let t = read_all(&img, size, buf, pb, |off, data| {
-        match im.pattern.check(off, data, scratch) {
+    let t = read_all(&img, size, buf, pb, |off, data| match im.pattern.check(off, data, scratch) {
         None => Ok(()),
-        Some(at) => bail!("MISMATCH: image '{name}' in LSU '{lsu}' differs from the data written at byte offset {at}"),
-    }
+        Some(at) => {
+            bail!("MISMATCH: image '{name}' in LSU '{lsu}' differs from the data written at byte offset {at}")
+        }
     })?;
     img.close(false)?;
     Ok(t)

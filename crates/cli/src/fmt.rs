@@ -10,9 +10,7 @@ const KIB: u64 = 1 << 10;
 /// `GB`, `TB` are decimal. Case does not matter.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -24,11 +22,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "mb" => 1000u64.pow(2),
         "gb" => 1000u64.pow(3),
         "tb" => 1000u64.pow(4),
-        other => {
-            return Err(format!(
-                "unknown size unit '{other}' in '{s}' (use B, KiB, MiB, GiB, TiB)"
-            ))
-        }
+        other => return Err(format!("unknown size unit '{other}' in '{s}' (use B, KiB, MiB, GiB, TiB)")),
     };
     let bad = || format!("'{s}' is not a size (examples: 4096, 256KiB, 64MiB, 1.5GiB)");
     if num.is_empty() {
@@ -43,8 +37,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         Ok(bytes.round() as u64)
     } else {
         let v: u64 = num.parse().map_err(|_| bad())?;
-        v.checked_mul(mult)
-            .ok_or_else(|| format!("size '{s}' is too large"))
+        v.checked_mul(mult).ok_or_else(|| format!("size '{s}' is too large"))
     }
 }
 
@@ -93,11 +86,8 @@ pub fn rate(bytes: u64, d: Duration) -> String {
 
 /// Names of the bits set in `value`; bits nobody named are shown in hex so nothing is hidden.
 pub fn flag_names(value: u64, names: &[(u64, &str)]) -> String {
-    let mut out: Vec<String> = names
-        .iter()
-        .filter(|(b, _)| value & b != 0)
-        .map(|(_, n)| n.to_string())
-        .collect();
+    let mut out: Vec<String> =
+        names.iter().filter(|(b, _)| value & b != 0).map(|(_, n)| n.to_string()).collect();
     let rest = names.iter().fold(value, |v, (b, _)| v & !b);
     if rest != 0 {
         out.push(format!("0x{rest:x}"));
@@ -123,12 +113,7 @@ pub fn utc(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
 /// A NetBackup image date (`1638486030`) with its readable form when it is a time.
@@ -210,15 +195,7 @@ mod tests {
         assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
         assert_eq!(parse_size("10MB").unwrap(), 10_000_000);
         assert_eq!(parse_size(" 2 MiB ").unwrap(), 2 << 20);
-        for bad in [
-            "",
-            "MiB",
-            "1XB",
-            "-1",
-            "1..2",
-            "99999999999999999999",
-            "20000000TiB",
-        ] {
+        for bad in ["", "MiB", "1XB", "-1", "1..2", "99999999999999999999", "20000000TiB"] {
             assert!(parse_size(bad).is_err(), "{bad:?} parsed");
         }
     }

@@ -93,9 +93,7 @@ struct Block {
 fn parse_block(s: &str) -> Result<usize, String> {
     let n = fmt::parse_size(s)?;
     if n == 0 || n > 64 << 20 {
-        return Err(format!(
-            "block size must be between 1 byte and 64MiB, got {s}"
-        ));
+        return Err(format!("block size must be between 1 byte and 64MiB, got {s}"));
     }
     Ok(n as usize)
 }
@@ -174,12 +172,7 @@ enum Cmd {
     },
 
     /// Copy a complete image inside the storage (stspi_copy_image)
-    Copy {
-        from_lsu: String,
-        from_image: String,
-        to_lsu: String,
-        to_image: String,
-    },
+    Copy { from_lsu: String, from_image: String, to_lsu: String, to_image: String },
 
     /// Delete an image
     Delete {
@@ -216,11 +209,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let plugin = cli
-        .global
-        .plugin
-        .clone()
-        .unwrap_or_else(Plugin::default_path);
+    let plugin = cli.global.plugin.clone().unwrap_or_else(Plugin::default_path);
     match run(cli, &plugin) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -229,17 +218,10 @@ fn main() -> ExitCode {
             if let Some(status) = session::status_of(&e) {
                 if status.0 == vast_ost_host::abi::STS_ECONFIG {
                     let config = session::config_path(&plugin);
-                    let missing = if config.exists() {
-                        ""
-                    } else {
-                        ", which does not exist"
-                    };
+                    let missing = if config.exists() { "" } else { ", which does not exist" };
                     msg.push_str(&format!(" [config: {}{missing}]", config.display()));
                 }
-                msg.push_str(&format!(
-                    " [details in the plug-in log: {}]",
-                    session::log_path(&plugin)
-                ));
+                msg.push_str(&format!(" [details in the plug-in log: {}]", session::log_path(&plugin)));
             }
             eprintln!("{msg}");
             ExitCode::FAILURE
@@ -252,15 +234,13 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
     if let Some(c) = &g.config {
         // The plug-in reads this at stspi_init; an absolute path means the same file whatever
         // its working directory.
-        std::env::set_var(
-            CONFIG_ENV,
-            std::path::absolute(c).unwrap_or_else(|_| c.clone()),
-        );
+        std::env::set_var(CONFIG_ENV, std::path::absolute(c).unwrap_or_else(|_| c.clone()));
     }
     let open = || -> Result<Session> {
-        let server = g.server.as_deref().filter(|s| !s.is_empty()).context(
-            "no storage server given: pass --server VastData:<cluster> or set VAST_OST_SERVER",
-        )?;
+        let server =
+            g.server.as_deref().filter(|s| !s.is_empty()).context(
+                "no storage server given: pass --server VastData:<cluster> or set VAST_OST_SERVER",
+            )?;
         Session::open(Loaded::new(plugin)?, server, &g.user, &g.password)
     };
     match cli.cmd {
@@ -269,14 +249,7 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
         Cmd::LsuInfo { lsu } => commands::lsu_info(&open()?, lsu.as_deref()),
         Cmd::ImageList { lsu, prefix } => commands::image_list(&open()?, &lsu, &prefix),
         Cmd::ImageInfo { lsu, image } => commands::image_info(&open()?, &lsu, &image),
-        Cmd::Backup {
-            lsu,
-            image,
-            file,
-            block,
-            date,
-            policy,
-        } => {
+        Cmd::Backup { lsu, image, file, block, date, policy } => {
             let date = date.unwrap_or_else(|| {
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
                 now.map(|d| d.as_secs()).unwrap_or(0).to_string()
@@ -291,24 +264,15 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
             };
             commands::backup(&open()?, &args)
         }
-        Cmd::Restore {
-            lsu,
-            image,
-            file,
-            block,
-        } => commands::restore(&open()?, &lsu, &image, file, block.block_size),
-        Cmd::Verify {
-            lsu,
-            image,
-            against,
-            block,
-        } => commands::verify(&open()?, &lsu, &image, against.as_deref(), block.block_size),
-        Cmd::Copy {
-            from_lsu,
-            from_image,
-            to_lsu,
-            to_image,
-        } => commands::copy(&open()?, &from_lsu, &from_image, &to_lsu, &to_image),
+        Cmd::Restore { lsu, image, file, block } => {
+            commands::restore(&open()?, &lsu, &image, file, block.block_size)
+        }
+        Cmd::Verify { lsu, image, against, block } => {
+            commands::verify(&open()?, &lsu, &image, against.as_deref(), block.block_size)
+        }
+        Cmd::Copy { from_lsu, from_image, to_lsu, to_image } => {
+            commands::copy(&open()?, &from_lsu, &from_image, &to_lsu, &to_image)
+        }
         Cmd::Delete { lsu, image, force } => commands::delete(&open()?, &lsu, &image, force),
         Cmd::Demo { size, keep, dir } => demo::run(plugin, &demo::Options { size, keep, dir }),
     }

@@ -24,18 +24,15 @@ impl Pattern {
     /// The stream of an image, keyed by a name (FNV-1a) so each image's content differs and a
     /// mix-up between two images is caught.
     pub fn for_name(name: &str) -> Pattern {
-        let seed = name.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
-        });
+        let seed = name
+            .bytes()
+            .fold(0xCBF2_9CE4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3));
         Pattern { seed }
     }
 
     #[inline]
     fn word(&self, i: u64) -> [u8; 8] {
-        mix(self
-            .seed
-            .wrapping_add(i.wrapping_add(1).wrapping_mul(GOLDEN)))
-        .to_le_bytes()
+        mix(self.seed.wrapping_add(i.wrapping_add(1).wrapping_mul(GOLDEN))).to_le_bytes()
     }
 
     /// Fill `buf` with the stream's bytes at `offset..offset + buf.len()`.
@@ -91,15 +88,7 @@ mod tests {
         let p = Pattern::for_name("client_1_C1_F1");
         let mut whole = vec![0u8; 1000];
         p.fill(0, &mut whole);
-        for (off, len) in [
-            (0, 1000),
-            (3, 5),
-            (7, 1),
-            (8, 16),
-            (13, 987),
-            (999, 1),
-            (5, 2),
-        ] {
+        for (off, len) in [(0, 1000), (3, 5), (7, 1), (8, 16), (13, 987), (999, 1), (5, 2)] {
             let mut part = vec![0u8; len];
             p.fill(off as u64, &mut part);
             assert_eq!(part, whole[off..off + len], "offset {off} length {len}");

@@ -21,8 +21,7 @@ pub fn bytes(len: Option<u64>, msg: impl Into<String>) -> ProgressBar {
         ),
     };
     // The templates are constants; the fallback only guards against a future indicatif.
-    let style =
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
     pb.set_style(style.progress_chars("=> "));
     pb.set_message(msg.into());
     pb

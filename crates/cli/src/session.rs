@@ -25,14 +25,9 @@ impl Loaded {
     /// before this: the plug-in reads them here.
     pub fn new(path: &Path) -> Result<Loaded> {
         let plugin = Plugin::load(path).map_err(|e| {
-            anyhow!(
-                "{e}; build it with `cargo build`, or pass --plugin /path/to/{}",
-                vast_ost_host::LIBRARY
-            )
+            anyhow!("{e}; build it with `cargo build`, or pass --plugin /path/to/{}", vast_ost_host::LIBRARY)
         })?;
-        plugin
-            .init()
-            .context("initialising the plug-in (stspi_init)")?;
+        plugin.init().context("initialising the plug-in (stspi_init)")?;
         Ok(Loaded { plugin })
     }
 }
@@ -55,16 +50,14 @@ impl Session {
     pub fn open(loaded: Loaded, server: &str, user: &str, password: &str) -> Result<Session> {
         let p = &loaded.plugin;
         p.claim(server).with_context(|| {
-            format!("claiming storage server '{server}' (names this plug-in serves look like VastData:<cluster>)")
+            format!(
+                "claiming storage server '{server}' (names this plug-in serves look like VastData:<cluster>)"
+            )
         })?;
         let handle = p
             .open_server(server, user, password)
             .with_context(|| format!("opening storage server '{server}'"))?;
-        Ok(Session {
-            server: server.to_string(),
-            handle,
-            loaded,
-        })
+        Ok(Session { server: server.to_string(), handle, loaded })
     }
 
     pub fn p(&self) -> &Plugin {
@@ -94,12 +87,7 @@ impl Session {
             .p()
             .create_image(&l, def)
             .with_context(|| format!("creating image '{name}' in LSU '{lsu}'"))?;
-        Ok(Image {
-            s: self,
-            h: Some(h),
-            name,
-            lsu: lsu.to_string(),
-        })
+        Ok(Image { s: self, h: Some(h), name, lsu: lsu.to_string() })
     }
 
     /// Open a complete image for reading.
@@ -110,21 +98,14 @@ impl Session {
             .p()
             .open_image(&l, &def, STS_O_READ)
             .with_context(|| format!("opening image '{image}' in LSU '{lsu}' for reading"))?;
-        Ok(Image {
-            s: self,
-            h: Some(h),
-            name: image.to_string(),
-            lsu: lsu.to_string(),
-        })
+        Ok(Image { s: self, h: Some(h), name: image.to_string(), lsu: lsu.to_string() })
     }
 
     /// Images of an LSU whose names start with `prefix`.
     pub fn images(&self, lsu: &str, prefix: &str) -> Result<Vec<sts_image_info_t>> {
         fits("image prefix", prefix, STS_MAX_IMAGENAME)?;
         let l = self.lsu(lsu)?;
-        self.p()
-            .images(&l, prefix)
-            .with_context(|| format!("listing images of LSU '{lsu}'"))
+        self.p().images(&l, prefix).with_context(|| format!("listing images of LSU '{lsu}'"))
     }
 }
 
@@ -156,13 +137,11 @@ impl Image<'_> {
 
     /// Write all of `buf` at `off`.
     pub fn write(&self, buf: &[u8], off: u64) -> Result<()> {
-        let n = self.s.p().write(self.handle(), buf, off).with_context(|| {
-            format!(
-                "writing {} bytes at offset {off} of {}",
-                buf.len(),
-                self.what()
-            )
-        })?;
+        let n = self
+            .s
+            .p()
+            .write(self.handle(), buf, off)
+            .with_context(|| format!("writing {} bytes at offset {off} of {}", buf.len(), self.what()))?;
         if n != buf.len() as u64 {
             bail!(
                 "writing {} bytes at offset {off} of {}: the plug-in reported {n} bytes written (contract: all or an error)",
@@ -176,12 +155,16 @@ impl Image<'_> {
     /// Read up to `buf.len()` bytes at `off`; 0 at the end.
     pub fn read(&self, buf: &mut [u8], off: u64) -> Result<usize> {
         let len = buf.len();
-        let n =
-            self.s.p().read(self.handle(), buf, off).with_context(|| {
-                format!("reading {len} bytes at offset {off} of {}", self.what())
-            })?;
+        let n = self
+            .s
+            .p()
+            .read(self.handle(), buf, off)
+            .with_context(|| format!("reading {len} bytes at offset {off} of {}", self.what()))?;
         if n > len {
-            bail!("reading at offset {off} of {}: the plug-in reported {n} bytes read into a {len}-byte buffer", self.what());
+            bail!(
+                "reading at offset {off} of {}: the plug-in reported {n} bytes read into a {len}-byte buffer",
+                self.what()
+            );
         }
         Ok(n)
     }
@@ -196,16 +179,9 @@ impl Image<'_> {
     /// Close: `complete` finishes a written image (durable, listed as created).
     pub fn close(mut self, complete: bool) -> Result<()> {
         let h = self.h.take().expect("image closed twice");
-        let flags = if complete {
-            STS_CLOSEF_IH_COMPLETE
-        } else {
-            STS_CLOSEF_IH_INCOMPLETE
-        };
+        let flags = if complete { STS_CLOSEF_IH_COMPLETE } else { STS_CLOSEF_IH_INCOMPLETE };
         let how = if complete { "complete" } else { "incomplete" };
-        self.s
-            .p()
-            .close_image(h, flags)
-            .with_context(|| format!("closing {} {how}", self.what()))
+        self.s.p().close_image(h, flags).with_context(|| format!("closing {} {how}", self.what()))
     }
 }
 
@@ -229,11 +205,7 @@ pub fn def(basename: &str, date: &str, policy: &str) -> Result<sts_image_def_t> 
 /// acts on a name nobody typed.
 fn fits(what: &str, s: &str, size: usize) -> Result<()> {
     if s.len() >= size {
-        bail!(
-            "{what} is {} bytes; the OST interface allows at most {}",
-            s.len(),
-            size - 1
-        );
+        bail!("{what} is {} bytes; the OST interface allows at most {}", s.len(), size - 1);
     }
     Ok(())
 }
@@ -242,10 +214,7 @@ fn fits(what: &str, s: &str, size: usize) -> Result<()> {
 pub fn config_path(plugin: &Path) -> PathBuf {
     match std::env::var_os(CONFIG_ENV) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => plugin
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("vast-ost.toml"),
+        _ => plugin.parent().unwrap_or(Path::new(".")).join("vast-ost.toml"),
     }
 }
 
@@ -265,10 +234,7 @@ pub fn log_path(plugin: &Path) -> String {
     if writable || !Path::new(FALLBACK_LOG).exists() {
         path.display().to_string()
     } else {
-        format!(
-            "{} (or {FALLBACK_LOG} if that cannot be written)",
-            path.display()
-        )
+        format!("{} (or {FALLBACK_LOG} if that cannot be written)", path.display())
     }
 }
 

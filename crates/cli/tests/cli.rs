@@ -9,15 +9,8 @@ const SERVER: &str = "VastData:clitest";
 /// The plug-in beside the binary: `cargo test -p vast-ost-cli` does not build the cdylib.
 fn plugin() -> PathBuf {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_vast-ost"));
-    let so = exe
-        .parent()
-        .expect("binary has a directory")
-        .join("libstspiVastDataMT.so");
-    assert!(
-        so.exists(),
-        "{} is missing: run cargo build first",
-        so.display()
-    );
+    let so = exe.parent().expect("binary has a directory").join("libstspiVastDataMT.so");
+    assert!(so.exists(), "{} is missing: run cargo build first", so.display());
     so
 }
 
@@ -33,10 +26,8 @@ impl Fixture {
         for l in ["lsu1", "lsu2"] {
             std::fs::create_dir_all(mount.join(l)).unwrap();
         }
-        let config = format!(
-            "[[server]]\nname = \"{SERVER}\"\n[server.nfs]\nmount = \"{}\"\n",
-            mount.display()
-        );
+        let config =
+            format!("[[server]]\nname = \"{SERVER}\"\n[server.nfs]\nmount = \"{}\"\n", mount.display());
         std::fs::write(dir.path().join("vast-ost.toml"), config).unwrap();
         Fixture { dir }
     }
@@ -47,18 +38,10 @@ impl Fixture {
 
     fn cmd(&self, server: &str, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_vast-ost"));
-        c.arg("--plugin")
-            .arg(plugin())
-            .arg("--config")
-            .arg(self.path("vast-ost.toml"));
+        c.arg("--plugin").arg(plugin()).arg("--config").arg(self.path("vast-ost.toml"));
         c.args(["--server", server]).args(args);
         c.env("VAST_OST_LOG", self.path("vast-ost.log"));
-        for v in [
-            "VAST_OST_CONFIG",
-            "VAST_OST_SERVER",
-            "VAST_OST_USER",
-            "VAST_OST_PASSWORD",
-        ] {
+        for v in ["VAST_OST_CONFIG", "VAST_OST_SERVER", "VAST_OST_USER", "VAST_OST_PASSWORD"] {
             c.env_remove(v);
         }
         c.stdin(Stdio::null());
@@ -72,11 +55,7 @@ impl Fixture {
     /// Run, expecting success.
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "vast-ost {args:?} failed:\n{}",
-            text(&out)
-        );
+        assert!(out.status.success(), "vast-ost {args:?} failed:\n{}", text(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -87,19 +66,10 @@ impl Fixture {
 }
 
 fn fails(out: Output, args: &[&str]) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "vast-ost {args:?} should fail with status 1:\n{}",
-        text(&out)
-    );
+    assert_eq!(out.status.code(), Some(1), "vast-ost {args:?} should fail with status 1:\n{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(err.starts_with("vast-ost: error: "), "{err}");
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "error should be one line: {err}"
-    );
+    assert_eq!(err.trim_end().lines().count(), 1, "error should be one line: {err}");
     assert!(!err.contains("panicked"), "{err}");
     err
 }
@@ -144,24 +114,12 @@ fn demo_runs_and_prints_throughput_and_memory() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for want in [
-        "_C1_HDR", "_C1_F1", "_C1_F2", "_C1_TIR", "_C1_IM", "MiB/s", "peak RSS", "demo OK",
-    ] {
-        assert!(
-            stdout.contains(want),
-            "demo output lacks {want:?}:\n{stdout}"
-        );
+    for want in ["_C1_HDR", "_C1_F1", "_C1_F2", "_C1_TIR", "_C1_IM", "MiB/s", "peak RSS", "demo OK"] {
+        assert!(stdout.contains(want), "demo output lacks {want:?}:\n{stdout}");
     }
-    assert!(
-        stdout.contains("backup") && stdout.contains("restore"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("backup") && stdout.contains("restore"), "{stdout}");
     // The work directory is removed without --keep.
-    assert_eq!(
-        std::fs::read_dir(work.path()).unwrap().count(),
-        0,
-        "demo left files behind"
-    );
+    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0, "demo left files behind");
 }
 
 #[test]
@@ -182,25 +140,13 @@ fn backup_restore_verify_list_delete() {
         "--policy",
         "p1",
     ]);
-    assert!(
-        out.contains("MiB/s") && out.contains(&original.len().to_string()),
-        "{out}"
-    );
+    assert!(out.contains("MiB/s") && out.contains(&original.len().to_string()), "{out}");
 
     let restored = f.path("restored").display().to_string();
     f.ok(&["restore", "lsu1", "client1_1700000000_C1_F1", &restored]);
-    assert!(
-        std::fs::read(&restored).unwrap() == original,
-        "restored file differs"
-    );
+    assert!(std::fs::read(&restored).unwrap() == original, "restored file differs");
 
-    let out = f.ok(&[
-        "verify",
-        "lsu1",
-        "client1_1700000000_C1_F1",
-        "--against",
-        &input,
-    ]);
+    let out = f.ok(&["verify", "lsu1", "client1_1700000000_C1_F1", "--against", &input]);
     assert!(out.starts_with("OK") && out.contains("crc32c 0x"), "{out}");
 
     // One byte off, and a file one byte short: both found, at the right offset.
@@ -208,60 +154,25 @@ fn backup_restore_verify_list_delete() {
     other[500_000] ^= 0x40;
     write(&f.path("other"), &other);
     let other = f.path("other").display().to_string();
-    let err = f.fails(&[
-        "verify",
-        "lsu1",
-        "client1_1700000000_C1_F1",
-        "--against",
-        &other,
-    ]);
-    assert!(
-        err.contains("MISMATCH") && err.contains("offset 500000"),
-        "{err}"
-    );
+    let err = f.fails(&["verify", "lsu1", "client1_1700000000_C1_F1", "--against", &other]);
+    assert!(err.contains("MISMATCH") && err.contains("offset 500000"), "{err}");
     write(&f.path("short"), &original[..original.len() - 1]);
     let short = f.path("short").display().to_string();
-    let err = f.fails(&[
-        "verify",
-        "lsu1",
-        "client1_1700000000_C1_F1",
-        "--against",
-        &short,
-    ]);
-    assert!(
-        err.contains(&format!("offset {}", original.len() - 1)),
-        "{err}"
-    );
+    let err = f.fails(&["verify", "lsu1", "client1_1700000000_C1_F1", "--against", &short]);
+    assert!(err.contains(&format!("offset {}", original.len() - 1)), "{err}");
 
     let out = f.ok(&["image-list", "lsu1"]);
-    let row = out
-        .lines()
-        .find(|l| l.starts_with("client1_1700000000_C1_F1"))
-        .unwrap_or_else(|| panic!("{out}"));
+    let row =
+        out.lines().find(|l| l.starts_with("client1_1700000000_C1_F1")).unwrap_or_else(|| panic!("{out}"));
     for want in ["1700000000", "p1", &original.len().to_string(), "complete"] {
         assert!(row.contains(want), "{row}");
     }
     let out = f.ok(&["image-info", "lsu1", "client1_1700000000_C1_F1"]);
-    assert!(
-        out.contains("2023-11-14 22:13:20 UTC") && out.contains("State: complete"),
-        "{out}"
-    );
+    assert!(out.contains("2023-11-14 22:13:20 UTC") && out.contains("State: complete"), "{out}");
 
     // Copy to the other LSU keeps the content.
-    f.ok(&[
-        "copy",
-        "lsu1",
-        "client1_1700000000_C1_F1",
-        "lsu2",
-        "client1_1700000000_C2_F1",
-    ]);
-    f.ok(&[
-        "verify",
-        "lsu2",
-        "client1_1700000000_C2_F1",
-        "--against",
-        &input,
-    ]);
+    f.ok(&["copy", "lsu1", "client1_1700000000_C1_F1", "lsu2", "client1_1700000000_C2_F1"]);
+    f.ok(&["verify", "lsu2", "client1_1700000000_C2_F1", "--against", &input]);
 
     f.ok(&["delete", "lsu1", "client1_1700000000_C1_F1"]);
     let err = f.fails(&["image-info", "lsu1", "client1_1700000000_C1_F1"]);
@@ -282,10 +193,7 @@ fn stdin_to_stdout_round_trip() {
     let f = Fixture::new();
     let original = data(1_000_003, 2);
     let mut child = f
-        .cmd(
-            SERVER,
-            &["backup", "lsu2", "piped", "-", "--block-size", "64KiB"],
-        )
+        .cmd(SERVER, &["backup", "lsu2", "piped", "-", "--block-size", "64KiB"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -296,11 +204,7 @@ fn stdin_to_stdout_round_trip() {
     assert!(out.status.success(), "{}", text(&out));
     let out = f.run(&["restore", "lsu2", "piped", "-"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        out.stdout == original,
-        "restored stream differs ({} bytes)",
-        out.stdout.len()
-    );
+    assert!(out.stdout == original, "restored stream differs ({} bytes)", out.stdout.len());
     // The summary goes to stderr, never into the data.
     assert!(String::from_utf8_lossy(&out.stderr).contains("restored"));
 }
@@ -309,68 +213,34 @@ fn stdin_to_stdout_round_trip() {
 fn queries_show_plugin_server_and_lsus() {
     let f = Fixture::new();
     let out = f.ok(&["plugin-info"]);
-    assert!(
-        out.contains("Prefix: VastData:") && out.contains("Operating Version: 1"),
-        "{out}"
-    );
+    assert!(out.contains("Prefix: VastData:") && out.contains("Operating Version: 1"), "{out}");
     let out = f.ok(&["server-info"]);
-    assert!(
-        out.contains(&format!("Server Name: {SERVER}")) && out.contains("COPY_IMAGE"),
-        "{out}"
-    );
+    assert!(out.contains(&format!("Server Name: {SERVER}")) && out.contains("COPY_IMAGE"), "{out}");
     let out = f.ok(&["lsu-info"]);
-    assert!(
-        out.contains("LSU: lsu1") && out.contains("LSU: lsu2") && out.contains("Images: 0"),
-        "{out}"
-    );
+    assert!(out.contains("LSU: lsu1") && out.contains("LSU: lsu2") && out.contains("Images: 0"), "{out}");
 }
 
 #[test]
 fn bad_input_gives_clear_errors() {
     let f = Fixture::new();
     // Not this plug-in's server, a server missing from the config, no server at all.
-    let err = fails(
-        f.cmd("PureDisk:x", &["lsu-info"]).output().unwrap(),
-        &["PureDisk:x"],
-    );
-    assert!(
-        err.contains("PureDisk:x") && err.contains("2060100"),
-        "{err}"
-    );
-    let err = fails(
-        f.cmd("VastData:nosuch", &["lsu-info"]).output().unwrap(),
-        &["VastData:nosuch"],
-    );
+    let err = fails(f.cmd("PureDisk:x", &["lsu-info"]).output().unwrap(), &["PureDisk:x"]);
+    assert!(err.contains("PureDisk:x") && err.contains("2060100"), "{err}");
+    let err = fails(f.cmd("VastData:nosuch", &["lsu-info"]).output().unwrap(), &["VastData:nosuch"]);
     assert!(
         err.contains("VastData:nosuch") && err.contains("2060102 (plug-in configuration error)"),
         "{err}"
     );
-    assert!(
-        err.contains(&f.path("vast-ost.log").display().to_string()),
-        "log hint missing: {err}"
-    );
+    assert!(err.contains(&f.path("vast-ost.log").display().to_string()), "log hint missing: {err}");
     let err = fails(f.cmd("", &["lsu-info"]).output().unwrap(), &["no server"]);
     assert!(err.contains("--server"), "{err}");
 
     let err = f.fails(&["image-list", "nolsu"]);
-    assert!(
-        err.contains("'nolsu'") && err.contains("file not found"),
-        "{err}"
-    );
-    let err = f.fails(&[
-        "restore",
-        "lsu1",
-        "nosuch",
-        &f.path("x").display().to_string(),
-    ]);
+    assert!(err.contains("'nolsu'") && err.contains("file not found"), "{err}");
+    let err = f.fails(&["restore", "lsu1", "nosuch", &f.path("x").display().to_string()]);
     assert!(err.contains("'nosuch'"), "{err}");
     assert!(!f.path("x").exists(), "a failed restore left its output");
-    let err = f.fails(&[
-        "backup",
-        "lsu1",
-        &"n".repeat(300),
-        &f.path("vast-ost.toml").display().to_string(),
-    ]);
+    let err = f.fails(&["backup", "lsu1", &"n".repeat(300), &f.path("vast-ost.toml").display().to_string()]);
     assert!(err.contains("at most 255"), "{err}");
 
     // Usage errors come from clap (status 2).
@@ -389,36 +259,13 @@ fn bad_input_gives_clear_errors() {
 fn password_is_never_printed() {
     let f = Fixture::new();
     let secret = "s3cr3t-Pa55";
-    let mut outputs = vec![f
-        .cmd(
-            SERVER,
-            &["--user", "nbu", "--password", secret, "server-info"],
-        )
-        .output()
-        .unwrap()];
-    outputs.push(
-        f.cmd("VastData:nosuch", &["--password", secret, "lsu-info"])
-            .output()
-            .unwrap(),
-    );
-    outputs.push(
-        f.cmd(SERVER, &["help", "server-info"])
-            .env("VAST_OST_PASSWORD", secret)
-            .output()
-            .unwrap(),
-    );
-    outputs.push(
-        f.cmd(SERVER, &["--help"])
-            .env("VAST_OST_PASSWORD", secret)
-            .output()
-            .unwrap(),
-    );
+    let mut outputs =
+        vec![f.cmd(SERVER, &["--user", "nbu", "--password", secret, "server-info"]).output().unwrap()];
+    outputs.push(f.cmd("VastData:nosuch", &["--password", secret, "lsu-info"]).output().unwrap());
+    outputs.push(f.cmd(SERVER, &["help", "server-info"]).env("VAST_OST_PASSWORD", secret).output().unwrap());
+    outputs.push(f.cmd(SERVER, &["--help"]).env("VAST_OST_PASSWORD", secret).output().unwrap());
     for out in &outputs {
-        assert!(
-            !text(out).contains(secret),
-            "password printed:\n{}",
-            text(out)
-        );
+        assert!(!text(out).contains(secret), "password printed:\n{}", text(out));
     }
     let log = std::fs::read_to_string(f.path("vast-ost.log")).unwrap_or_default();
     assert!(!log.contains(secret), "password in the plug-in log");

@@ -147,15 +147,8 @@ impl Config {
     /// Parse config text; `origin` (the file path) is named in every error.
     pub fn parse(text: &str, origin: &Path) -> Result<Config> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
-            let (line, col) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((0, 0));
-            Error::config(format!(
-                "{}:{line}:{col}: {}",
-                origin.display(),
-                e.message().trim_end()
-            ))
+            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            Error::config(format!("{}:{line}:{col}: {}", origin.display(), e.message().trim_end()))
         })?;
         cfg.validate(origin)?;
         Ok(cfg)
@@ -189,7 +182,10 @@ impl Config {
                 ));
             }
             if !nfs.view_root.starts_with('/') {
-                return bad(format!("[server.nfs] view_root of '{cluster}' must start with '/', got '{}'", nfs.view_root));
+                return bad(format!(
+                    "[server.nfs] view_root of '{cluster}' must start with '/', got '{}'",
+                    nfs.view_root
+                ));
             }
             for lsu in s.lsus.iter().flatten() {
                 if let Err(e) = names::validate("LSU", lsu) {
@@ -207,9 +203,7 @@ impl Config {
 
     /// The `[[server]]` entry for a cluster name (case-insensitive, as host names are).
     pub fn server(&self, cluster: &str) -> Option<&ServerConfig> {
-        self.servers
-            .iter()
-            .find(|s| s.cluster().eq_ignore_ascii_case(cluster))
+        self.servers.iter().find(|s| s.cluster().eq_ignore_ascii_case(cluster))
     }
 }
 

@@ -145,7 +145,12 @@ impl Control {
                 debug!("view at {path} is not usable as an LSU: {e}");
                 continue;
             }
-            out.push(ViewLsu { name: lsu.to_string(), kind, path: path.to_string(), bucket: bucket.map(str::to_string) });
+            out.push(ViewLsu {
+                name: lsu.to_string(),
+                kind,
+                path: path.to_string(),
+                bucket: bucket.map(str::to_string),
+            });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out.dedup_by(|a, b| a.name == b.name);
@@ -154,10 +159,9 @@ impl Control {
     }
 
     pub fn lsu(&self, name: &str) -> Result<ViewLsu> {
-        self.lsus()?
-            .into_iter()
-            .find(|l| l.name == name)
-            .ok_or_else(|| Error::not_found(format!("LSU '{name}' is not a view of this cluster (or not selected)")))
+        self.lsus()?.into_iter().find(|l| l.name == name).ok_or_else(|| {
+            Error::not_found(format!("LSU '{name}' is not a view of this cluster (or not selected)"))
+        })
     }
 
     /// Capacity from the quota on the view's path (`hard_limit`, `used_capacity`), else the
@@ -169,7 +173,8 @@ impl Control {
             }
         }
         let quotas = self.vms.list(&format!("quotas/?path={}", q(&lsu.path)))?;
-        let quota = quotas.iter().find(|x| str_of(x, "path").trim_end_matches('/') == lsu.path.trim_end_matches('/'));
+        let quota =
+            quotas.iter().find(|x| str_of(x, "path").trim_end_matches('/') == lsu.path.trim_end_matches('/'));
         let space = match quota.filter(|x| u64_of(x, "hard_limit") > 0) {
             Some(x) => Space { capacity: u64_of(x, "hard_limit"), used: u64_of(x, "used_capacity") },
             None => {
@@ -177,7 +182,10 @@ impl Control {
                 Space { capacity: c.logical_space, used: c.logical_space_in_use.min(c.logical_space) }
             }
         };
-        self.space.lock().unwrap_or_else(|p| p.into_inner()).insert(lsu.name.clone(), (Instant::now(), space));
+        self.space
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(lsu.name.clone(), (Instant::now(), space));
         Ok(space)
     }
 

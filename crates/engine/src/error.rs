@@ -103,10 +103,7 @@ impl Error {
         let errno = Errno::from_io_error(&err);
         let kind = if errno == Some(Errno::NOSPC) || errno == Some(Errno::DQUOT) {
             ErrorKind::NoSpace
-        } else if errno == Some(Errno::ACCESS)
-            || errno == Some(Errno::PERM)
-            || errno == Some(Errno::ROFS)
-        {
+        } else if errno == Some(Errno::ACCESS) || errno == Some(Errno::PERM) || errno == Some(Errno::ROFS) {
             ErrorKind::Access
         } else if err.kind() == io::ErrorKind::NotFound {
             ErrorKind::NotFound

@@ -24,7 +24,8 @@ pub struct TlsSettings {
 pub fn agent(tls: &TlsSettings, timeout: Duration) -> Result<ureq::Agent> {
     let mut t = TlsConfig::builder();
     if let Some(ca) = &tls.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| Error::config(format!("TLS CA file {}: {e}", ca.display())))?;
+        let pem =
+            std::fs::read(ca).map_err(|e| Error::config(format!("TLS CA file {}: {e}", ca.display())))?;
         let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
             .filter_map(|item| match item {
                 Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
@@ -54,9 +55,13 @@ pub fn agent(tls: &TlsSettings, timeout: Duration) -> Result<ureq::Agent> {
 /// not verify (Tls), or a broken exchange (Network, worth a retry).
 pub fn transport_error(what: &str, e: ureq::Error) -> Error {
     let kind = match &e {
-        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::BadUri(_) => ErrorKind::Connect,
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::BadUri(_) => {
+            ErrorKind::Connect
+        }
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => ErrorKind::Connect,
-        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) | ureq::Error::TlsRequired => ErrorKind::Tls,
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) | ureq::Error::TlsRequired => {
+            ErrorKind::Tls
+        }
         _ => ErrorKind::Network,
     };
     let hint = match kind {

@@ -23,7 +23,8 @@ pub fn load(store: &dyn PieceStore, lsu: &str, def: &ImageDef) -> Result<Manifes
     let bytes = store
         .read_manifest(lsu, &def.basename)?
         .ok_or_else(|| Error::not_found(format!("image '{}' not found in LSU '{lsu}'", def.basename)))?;
-    let m = Manifest::decode(&bytes).map_err(|e| e.context(format!("image '{}' in LSU '{lsu}'", def.basename)))?;
+    let m = Manifest::decode(&bytes)
+        .map_err(|e| e.context(format!("image '{}' in LSU '{lsu}'", def.basename)))?;
     if m.def.basename != def.basename {
         return Err(Error::corrupt(format!(
             "manifest of image '{}' names image '{}'",
@@ -207,10 +208,9 @@ impl ImageWriter {
         if buf.is_empty() {
             return Err(Error::invalid("zero-length write"));
         }
-        let end = off
-            .checked_add(buf.len() as u64)
-            .filter(|&e| e <= i64::MAX as u64)
-            .ok_or_else(|| Error::invalid(format!("write of {} bytes at offset {off} overflows", buf.len())))?;
+        let end = off.checked_add(buf.len() as u64).filter(|&e| e <= i64::MAX as u64).ok_or_else(|| {
+            Error::invalid(format!("write of {} bytes at offset {off} overflows", buf.len()))
+        })?;
         let res = self.write_inner(buf, off);
         if let Err(e) = &res {
             self.failed = Some(e.clone());
@@ -395,7 +395,9 @@ impl ImageReader {
             return Err(Error::invalid("zero-length read"));
         }
         if off > size {
-            return Err(Error::invalid(format!("read at offset {off} is past the end of the image ({size} bytes)")));
+            return Err(Error::invalid(format!(
+                "read at offset {off} is past the end of the image ({size} bytes)"
+            )));
         }
         let n = buf.len().min((size - off) as usize);
         let mut done = 0usize;

@@ -35,9 +35,8 @@ pub fn init(path: &Path, level: LogLevel) {
             .with_target(false)
             .with_timer(TimePid)
             .with_writer(|| LogWriter);
-        let _ = tracing::subscriber::set_global_default(
-            tracing_subscriber::registry().with(filter).with(fmt),
-        );
+        let _ =
+            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(filter).with(fmt));
         LogState { file: Mutex::new(None), level: handle }
     });
     let _ = state.level.modify(|f| *f = to_filter(level));
@@ -94,12 +93,40 @@ impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if let Some(state) = STATE.get() {
             if let Some((_, f)) = lock(&state.file).as_mut() {
-                let _ = f.write_all(buf);
+                let _ = f.write_all(&one_line(buf));
             }
         }
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// One event is one line: a caller's string with a newline or carriage return in it (an image
+/// name, a session id) must not start a line of its own that could pass for a log entry.
+fn one_line(buf: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let body = buf.strip_suffix(b"\n").unwrap_or(buf);
+    if !body.iter().any(|&b| b == b'\n' || b == b'\r') {
+        return std::borrow::Cow::Borrowed(buf);
+    }
+    let mut out = Vec::with_capacity(buf.len() + 8);
+    for &b in body {
+        match b {
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
+    out.push(b'\n');
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn embedded_newlines_are_escaped() {
+        assert_eq!(&*super::one_line(b"a b\n"), b"a b\n");
+        assert_eq!(&*super::one_line(b"a\nforged\r\n"), b"a\\nforged\\r\n");
     }
 }

@@ -169,7 +169,8 @@ impl Manifest {
             let Some(p) = self.pieces.get(e.piece as usize) else {
                 return bad(format!("extent at {} names piece {} of {}", e.off, e.piece, self.pieces.len()));
             };
-            let (Some(e_end), Some(p_end)) = (e.off.checked_add(e.len), e.piece_off.checked_add(e.len)) else {
+            let (Some(e_end), Some(p_end)) = (e.off.checked_add(e.len), e.piece_off.checked_add(e.len))
+            else {
                 return bad(format!("extent at {} overflows", e.off));
             };
             if e.len == 0 || e.off < end || p_end > p.len || e_end > self.size {
@@ -213,7 +214,12 @@ pub fn insert_extent(extents: &mut Vec<Extent>, new: Extent) {
         }
         if e_end > new_end {
             let cut = new_end - e.off;
-            out.push(Extent { off: new_end, len: e_end - new_end, piece: e.piece, piece_off: e.piece_off + cut });
+            out.push(Extent {
+                off: new_end,
+                len: e_end - new_end,
+                piece: e.piece,
+                piece_off: e.piece_off + cut,
+            });
         }
     }
     let pos = out.partition_point(|e| e.off < new.off);
@@ -235,9 +241,7 @@ mod b64 {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD
-            .decode(s)
-            .map_err(serde::de::Error::custom)
+        base64::engine::general_purpose::STANDARD.decode(s).map_err(serde::de::Error::custom)
     }
 }
 

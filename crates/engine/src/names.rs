@@ -13,10 +13,7 @@ pub const MAX_NAME: usize = 240;
 /// Split `VastData:<cluster>` into its cluster part. Names without our prefix are not ours.
 pub fn parse_server_name(name: &str) -> Result<&str> {
     let host = name.strip_prefix(PREFIX).ok_or_else(|| {
-        Error::new(
-            ErrorKind::NotClaimed,
-            format!("storage server '{name}' does not start with '{PREFIX}'"),
-        )
+        Error::new(ErrorKind::NotClaimed, format!("storage server '{name}' does not start with '{PREFIX}'"))
     })?;
     if host.is_empty() || host.len() > MAX_NAME {
         return Err(Error::invalid(format!(

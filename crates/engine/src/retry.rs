@@ -48,7 +48,9 @@ impl RetryPolicy {
                     }
                     sleep = self.next_sleep(sleep);
                     if start.elapsed() + sleep > self.deadline {
-                        return Err(e.context(format!("gave up after {attempt} attempts in {:?}", start.elapsed())));
+                        return Err(
+                            e.context(format!("gave up after {attempt} attempts in {:?}", start.elapsed()))
+                        );
                     }
                     tracing::debug!("attempt {attempt} failed ({e}); retrying in {sleep:?}");
                     std::thread::sleep(sleep);
@@ -73,20 +75,38 @@ mod tests {
     use crate::{Error, ErrorKind};
 
     fn fast() -> RetryPolicy {
-        RetryPolicy { base: Duration::from_millis(1), cap: Duration::from_millis(4), deadline: Duration::from_secs(5), max_attempts: 5 }
+        RetryPolicy {
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(4),
+            deadline: Duration::from_secs(5),
+            max_attempts: 5,
+        }
     }
 
     #[test]
     fn retries_what_is_retryable_then_gives_up() {
         let mut calls = 0;
-        let r: Result<()> = fast().run(|_| { calls += 1; Err(Error::new(ErrorKind::Network, "reset")) }, |_| true);
+        let r: Result<()> = fast().run(
+            |_| {
+                calls += 1;
+                Err(Error::new(ErrorKind::Network, "reset"))
+            },
+            |_| true,
+        );
         assert!(r.is_err());
         assert_eq!(calls, 5);
         let mut calls = 0;
-        let r: Result<()> = fast().run(|_| { calls += 1; Err(Error::invalid("400")) }, |e| e.kind() == ErrorKind::Network);
+        let r: Result<()> = fast().run(
+            |_| {
+                calls += 1;
+                Err(Error::invalid("400"))
+            },
+            |e| e.kind() == ErrorKind::Network,
+        );
         assert!(r.is_err());
         assert_eq!(calls, 1, "a non-retryable error is returned at once");
-        let r = fast().run(|n| if n < 3 { Err(Error::new(ErrorKind::Network, "x")) } else { Ok(n) }, |_| true);
+        let r =
+            fast().run(|n| if n < 3 { Err(Error::new(ErrorKind::Network, "x")) } else { Ok(n) }, |_| true);
         assert_eq!(r.unwrap(), 3);
     }
 

@@ -187,7 +187,8 @@ impl Server {
     /// Reach the data path and, with `[server.vms]` and credentials, log in to VMS and read
     /// the cluster and its data VIPs.
     fn connect(name: &str, sc: &ServerConfig, creds: Option<&Credentials>) -> Result<Server> {
-        let nfs = sc.nfs.as_ref().ok_or_else(|| Error::config(format!("server '{name}' has no data path")))?;
+        let nfs =
+            sc.nfs.as_ref().ok_or_else(|| Error::config(format!("server '{name}' has no data path")))?;
         match std::fs::metadata(&nfs.mount) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -204,11 +205,16 @@ impl Server {
             }
         }
         let store = Arc::new(NfsStore::new(nfs, sc.filter()));
-        let (mut control, mut cluster, mut endpoints) = (None, None, sc.endpoints.clone().unwrap_or_default());
+        let (mut control, mut cluster, mut endpoints) =
+            (None, None, sc.endpoints.clone().unwrap_or_default());
         if let (Some(v), Some(creds)) = (&sc.vms, creds) {
-            let c = Control::new(Vms::connect(v, creds)?, sc.filter(), Duration::from_secs(sc.capacity_ttl_secs));
+            let c =
+                Control::new(Vms::connect(v, creds)?, sc.filter(), Duration::from_secs(sc.capacity_ttl_secs));
             let cl = c.cluster()?;
-            info!(server = name, "VMS {}: cluster '{}' guid {} version {}", v.address, cl.name, cl.guid, cl.version);
+            info!(
+                server = name,
+                "VMS {}: cluster '{}' guid {} version {}", v.address, cl.name, cl.guid, cl.version
+            );
             if sc.endpoints.is_none() {
                 match c.vips(sc.vip_pool.as_deref()) {
                     Ok(v) => endpoints = v,
@@ -242,7 +248,9 @@ impl Server {
                 Some(rel) => {
                     map.insert(v.name.clone(), self.mount.join(rel.trim_start_matches('/')));
                 }
-                None => debug!(server = %self.name, "view {} at {} is outside view_root {}: not reachable here", v.name, v.path, self.view_root),
+                None => {
+                    debug!(server = %self.name, "view {} at {} is outside view_root {}: not reachable here", v.name, v.path, self.view_root)
+                }
             }
         }
         self.nfs.set_views(map);
@@ -258,11 +266,18 @@ impl Server {
                 Some(v) if v.kind == Kind::S3 => {
                     return Err(Error::new(
                         ErrorKind::NotSupported,
-                        format!("LSU '{lsu}' is S3 bucket '{}': the S3 data path is not available in this build", v.bucket.as_deref().unwrap_or(lsu)),
+                        format!(
+                            "LSU '{lsu}' is S3 bucket '{}': the S3 data path is not available in this build",
+                            v.bucket.as_deref().unwrap_or(lsu)
+                        ),
                     ))
                 }
                 Some(_) => {}
-                None => return Err(Error::not_found(format!("LSU '{lsu}' is not a view of this cluster (or not selected)"))),
+                None => {
+                    return Err(Error::not_found(format!(
+                        "LSU '{lsu}' is not a view of this cluster (or not selected)"
+                    )))
+                }
             }
         }
         self.store.lsu_space(lsu)?;
@@ -290,13 +305,18 @@ impl Server {
     pub fn check_closable(&self) -> Result<()> {
         match self.open_children() {
             0 => Ok(()),
-            n => Err(Error::new(ErrorKind::Busy, format!("{n} image or list handle(s) still open on server '{}'", self.name))),
+            n => Err(Error::new(
+                ErrorKind::Busy,
+                format!("{n} image or list handle(s) still open on server '{}'", self.name),
+            )),
         }
     }
 
     pub fn info(&self) -> ServerInfo {
         let version = match &self.cluster {
-            Some(c) => format!("VAST {} (cluster {}), vast-ost {}", c.version, c.name, env!("CARGO_PKG_VERSION")),
+            Some(c) => {
+                format!("VAST {} (cluster {}), vast-ost {}", c.version, c.name, env!("CARGO_PKG_VERSION"))
+            }
             None => format!("vast-ost {} ({})", env!("CARGO_PKG_VERSION"), self.describe()),
         };
         ServerInfo {
@@ -411,7 +431,14 @@ impl Server {
         Ok(())
     }
 
-    pub fn copy_image(&self, from_lsu: &str, from: &ImageDef, to: &Server, to_lsu: &str, to_def: &ImageDef) -> Result<ImageInfo> {
+    pub fn copy_image(
+        &self,
+        from_lsu: &str,
+        from: &ImageDef,
+        to: &Server,
+        to_lsu: &str,
+        to_def: &ImageDef,
+    ) -> Result<ImageInfo> {
         let from_store = self.store_for(from_lsu)?;
         let to_store = to.store_for(to_lsu)?;
         names::validate("image", &to_def.basename)?;
@@ -538,7 +565,10 @@ impl OpenImage {
             return Err(Error::invalid("zero-length metadata read"));
         }
         if off > data.len() as u64 {
-            return Err(Error::invalid(format!("metadata read at {off} is past its end ({} bytes)", data.len())));
+            return Err(Error::invalid(format!(
+                "metadata read at {off} is past its end ({} bytes)",
+                data.len()
+            )));
         }
         let n = buf.len().min(data.len() - off as usize);
         buf[..n].copy_from_slice(&data[off as usize..off as usize + n]);

@@ -153,7 +153,8 @@ impl Vms {
 
     /// One HTTP exchange: transport errors are errors, any HTTP status is a `Reply`.
     fn exchange(&self, method: &str, url: &str, auth: Option<&str>, body: Option<&Value>) -> Result<Reply> {
-        let mut req = ureq::http::Request::builder().method(method).uri(url).header("Accept", "application/json");
+        let mut req =
+            ureq::http::Request::builder().method(method).uri(url).header("Accept", "application/json");
         if let Some(a) = auth {
             req = req.header("Authorization", a);
         }
@@ -226,22 +227,28 @@ impl Vms {
             }
         }
         let url = format!("{}/api/token/", self.origin);
-        let r = self.exchange("POST", &url, None, Some(&json!({ "username": user, "password": password })))?;
+        let r =
+            self.exchange("POST", &url, None, Some(&json!({ "username": user, "password": password })))?;
         match r.status {
             200 | 201 => {}
             401 | 403 => {
                 return Err(Error::new(
                     ErrorKind::Auth,
-                    format!("VMS {} refused user '{user}': {} (check the credentials given to tpconfig)", self.origin, r.detail()),
+                    format!(
+                        "VMS {} refused user '{user}': {} (check the credentials given to tpconfig)",
+                        self.origin,
+                        r.detail()
+                    ),
                 ))
             }
             s => return Err(status_error(&format!("VMS login at {url}"), s, &r)),
         }
         let t: Value = serde_json::from_str(&r.body)
             .map_err(|e| Error::new(ErrorKind::Network, format!("VMS login answer does not parse: {e}")))?;
-        let access = t.get("access").and_then(Value::as_str).ok_or_else(|| {
-            Error::new(ErrorKind::Network, "VMS login answer has no access token")
-        })?;
+        let access = t
+            .get("access")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::new(ErrorKind::Network, "VMS login answer has no access token"))?;
         j.access = Some(access.to_string());
         j.refresh = t.get("refresh").and_then(Value::as_str).map(str::to_string);
         j.generation += 1;
@@ -252,7 +259,8 @@ impl Vms {
     /// A request with auth handling (renew on expiry, up to 3 times) and, for idempotent
     /// methods, retries of transport failures and 5xx answers.
     pub fn request(&self, method: &str, path_or_url: &str, body: Option<&Value>) -> Result<Value> {
-        let url = if path_or_url.starts_with("http") { path_or_url.to_string() } else { self.url(path_or_url) };
+        let url =
+            if path_or_url.starts_with("http") { path_or_url.to_string() } else { self.url(path_or_url) };
         let idempotent = matches!(method, "GET" | "PUT" | "DELETE" | "HEAD");
         let what = format!("VMS {method} {url}");
         let attempt = |_: u32| -> Result<Value> {
@@ -264,18 +272,25 @@ impl Vms {
                         return if r.body.trim().is_empty() {
                             Ok(Value::Null)
                         } else {
-                            serde_json::from_str(&r.body)
-                                .map_err(|e| Error::new(ErrorKind::Network, format!("{what}: answer does not parse: {e}")))
+                            serde_json::from_str(&r.body).map_err(|e| {
+                                Error::new(ErrorKind::Network, format!("{what}: answer does not parse: {e}"))
+                            })
                         };
                     }
-                    _ if r.token_expired() && matches!(self.auth, Auth::Jwt { .. }) && !r.body.contains("permission_denied") => {
+                    _ if r.token_expired()
+                        && matches!(self.auth, Auth::Jwt { .. })
+                        && !r.body.contains("permission_denied") =>
+                    {
                         debug!("{what}: token expired or invalid ({}), renewing", r.status);
                         self.renew(generation)?;
                     }
                     s => return Err(status_error(&what, s, &r)),
                 }
             }
-            Err(Error::new(ErrorKind::Auth, format!("{what}: still refused after renewing the token 3 times")))
+            Err(Error::new(
+                ErrorKind::Auth,
+                format!("{what}: still refused after renewing the token 3 times"),
+            ))
         };
         if idempotent {
             self.retry.run(attempt, http::retryable)
@@ -301,7 +316,10 @@ impl Vms {
         while let Some(p) = next.take() {
             pages += 1;
             if pages > 10_000 {
-                return Err(Error::new(ErrorKind::Network, format!("VMS list {path}: more than 10000 pages")));
+                return Err(Error::new(
+                    ErrorKind::Network,
+                    format!("VMS list {path}: more than 10000 pages"),
+                ));
             }
             match self.get(&p)? {
                 Value::Array(items) => out.extend(items),

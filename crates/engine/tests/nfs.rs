@@ -21,7 +21,8 @@ impl Nfs {
         for l in ["lsu1", "lsu2"] {
             std::fs::create_dir(dir.path().join(l)).unwrap();
         }
-        let cfg = NfsConfig { mount: dir.path().into(), view_root: "/".into(), direct_io, direct_io_min: 4096 };
+        let cfg =
+            NfsConfig { mount: dir.path().into(), view_root: "/".into(), direct_io, direct_io_min: 4096 };
         Nfs { store: Arc::new(NfsStore::new(&cfg, Default::default())), dir }
     }
     fn path(&self, lsu: &str, rel: &str) -> PathBuf {

@@ -5,13 +5,16 @@
 //! [`Plugin::raw`] gives the bare function pointers, for tests that must pass what a careless
 //! host would (NULLs, closed handles).
 
+// Handles are opaque tokens the plug-in looks up, never pointers this crate dereferences.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use ost_abi as abi;
 use abi::*;
 use libloading::Library;
+pub use ost_abi as abi;
 
 /// The plug-in's file name.
 pub const LIBRARY: &str = "libstspiVastDataMT.so";
@@ -204,7 +207,9 @@ impl Plugin {
         let mut session: sts_session_def_t = zeroed();
         set_str(&mut session.sd_id, &format!("vast-ost-host pid {}", std::process::id()));
         let mut h = std::ptr::null_mut();
-        check(unsafe { (self.f.stspi_open_server)(&session, cstring(server).as_ptr(), &cred, std::ptr::null(), &mut h) })?;
+        check(unsafe {
+            (self.f.stspi_open_server)(&session, cstring(server).as_ptr(), &cred, std::ptr::null(), &mut h)
+        })?;
         Ok(h)
     }
 
@@ -220,7 +225,9 @@ impl Plugin {
 
     pub fn server_prop_byname(&self, server: &str) -> Res<sts_server_info_t> {
         let mut info = zeroed();
-        check(unsafe { (self.f.stspi_get_server_prop_byname)(std::ptr::null(), cstring(server).as_ptr(), &mut info) })?;
+        check(unsafe {
+            (self.f.stspi_get_server_prop_byname)(std::ptr::null(), cstring(server).as_ptr(), &mut info)
+        })?;
         Ok(info)
     }
 
@@ -253,7 +260,12 @@ impl Plugin {
         Ok(h)
     }
 
-    pub fn open_image(&self, lsu: &sts_lsu_t, def: &sts_image_def_t, mode: c_int) -> Res<stsp_image_handle_t> {
+    pub fn open_image(
+        &self,
+        lsu: &sts_lsu_t,
+        def: &sts_image_def_t,
+        mode: c_int,
+    ) -> Res<stsp_image_handle_t> {
         let mut h = std::ptr::null_mut();
         check(unsafe { (self.f.stspi_open_image)(lsu, def, mode, &mut h) })?;
         Ok(h)
@@ -261,7 +273,16 @@ impl Plugin {
 
     pub fn write(&self, h: stsp_image_handle_t, buf: &[u8], off: u64) -> Res<u64> {
         let mut n = 0;
-        check(unsafe { (self.f.stspi_write_image)(h, std::ptr::null(), buf.as_ptr().cast(), buf.len() as u64, off, &mut n) })?;
+        check(unsafe {
+            (self.f.stspi_write_image)(
+                h,
+                std::ptr::null(),
+                buf.as_ptr().cast(),
+                buf.len() as u64,
+                off,
+                &mut n,
+            )
+        })?;
         Ok(n)
     }
 
@@ -271,7 +292,9 @@ impl Plugin {
 
     pub fn read(&self, h: stsp_image_handle_t, buf: &mut [u8], off: u64) -> Res<usize> {
         let mut n = 0;
-        check(unsafe { (self.f.stspi_read_image)(h, buf.as_mut_ptr().cast(), buf.len() as u64, off, &mut n) })?;
+        check(unsafe {
+            (self.f.stspi_read_image)(h, buf.as_mut_ptr().cast(), buf.len() as u64, off, &mut n)
+        })?;
         Ok(n as usize)
     }
 
@@ -315,17 +338,27 @@ impl Plugin {
 
     pub fn write_meta(&self, h: stsp_image_handle_t, buf: &[u8], off: u64) -> Res<u64> {
         let mut n = 0;
-        check(unsafe { (self.f.stspi_write_image_meta)(h, buf.as_ptr().cast(), buf.len() as u64, off, &mut n) })?;
+        check(unsafe {
+            (self.f.stspi_write_image_meta)(h, buf.as_ptr().cast(), buf.len() as u64, off, &mut n)
+        })?;
         Ok(n)
     }
 
     pub fn read_meta(&self, h: stsp_image_handle_t, buf: &mut [u8], off: u64) -> Res<usize> {
         let mut n = 0;
-        check(unsafe { (self.f.stspi_read_image_meta)(h, buf.as_mut_ptr().cast(), buf.len() as u64, off, &mut n) })?;
+        check(unsafe {
+            (self.f.stspi_read_image_meta)(h, buf.as_mut_ptr().cast(), buf.len() as u64, off, &mut n)
+        })?;
         Ok(n as usize)
     }
 
-    pub fn copy_image(&self, to: &sts_lsu_t, to_def: &sts_image_def_t, from: &sts_lsu_t, from_def: &sts_image_def_t) -> Res<()> {
+    pub fn copy_image(
+        &self,
+        to: &sts_lsu_t,
+        to_def: &sts_image_def_t,
+        from: &sts_lsu_t,
+        from_def: &sts_image_def_t,
+    ) -> Res<()> {
         check(unsafe { (self.f.stspi_copy_image)(to, to_def, from, from_def, 0) })
     }
 }

@@ -21,10 +21,9 @@ pub unsafe fn arg_str<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
 /// A string held in a fixed-size array.
 pub fn array_str(a: &[c_char], what: &str) -> Result<String> {
     let bytes: &[u8] = cast_bytes(a);
-    let end = bytes
-        .iter()
-        .position(|&b| b == 0)
-        .ok_or_else(|| Error::invalid(format!("{what} is not NUL-terminated within its {} bytes", a.len())))?;
+    let end = bytes.iter().position(|&b| b == 0).ok_or_else(|| {
+        Error::invalid(format!("{what} is not NUL-terminated within its {} bytes", a.len()))
+    })?;
     std::str::from_utf8(&bytes[..end])
         .map(str::to_string)
         .map_err(|_| Error::invalid(format!("{what} is not valid UTF-8")))
@@ -41,7 +40,10 @@ pub fn put_str(dst: &mut [c_char], s: &str, what: &str, exact: bool) -> Result<(
     let mut n = s.len();
     if n >= dst.len() {
         if exact {
-            return Err(Error::new(ErrorKind::TooLong, format!("{what} ({n} bytes) does not fit {} bytes", dst.len())));
+            return Err(Error::new(
+                ErrorKind::TooLong,
+                format!("{what} ({n} bytes) does not fit {} bytes", dst.len()),
+            ));
         }
         n = dst.len() - 1;
         while !s.is_char_boundary(n) {

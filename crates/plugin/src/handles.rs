@@ -60,7 +60,10 @@ fn bad(h: usize, what: &str) -> Error {
     if h == 0 {
         Error::new(ErrorKind::BadHandle, format!("{what} handle is NULL"))
     } else {
-        Error::new(ErrorKind::BadHandle, format!("{what} handle {h:#x} is not open (closed, forged or of another type)"))
+        Error::new(
+            ErrorKind::BadHandle,
+            format!("{what} handle {h:#x} is not open (closed, forged or of another type)"),
+        )
     }
 }
 
@@ -117,7 +120,8 @@ pub fn clear() -> usize {
     let all: Vec<_> = map().drain().collect();
     let n = all.len();
     // Children (images, lists) before servers, outside the table lock.
-    let (servers, children): (Vec<_>, Vec<_>) = all.into_iter().partition(|(_, o)| matches!(o, Object::Server(_)));
+    let (servers, children): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|(_, o)| matches!(o, Object::Server(_)));
     drop(children);
     drop(servers);
     n

@@ -42,7 +42,8 @@ fn config_path() -> PathBuf {
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     let here = stspi_init as *const c_void;
     if unsafe { libc::dladdr(here, &mut info) } != 0 && !info.dli_fname.is_null() {
-        let lib = PathBuf::from(unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned());
+        let lib =
+            PathBuf::from(unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned());
         if let Some(dir) = lib.parent() {
             return dir.join(vast_ost_engine::config::CONFIG_FILE);
         }
@@ -62,7 +63,11 @@ fn fill_plugin_info(info: &mut sts_plugin_info_t) -> Result<()> {
 }
 
 /// The server handle inside an `sts_lsu_t`, and the LSU name.
-unsafe fn lsu_arg(lsu: *const sts_lsu_t, what: &str, ctx: &mut boundary::Ctx) -> Result<(Arc<Server>, String)> {
+unsafe fn lsu_arg(
+    lsu: *const sts_lsu_t,
+    what: &str,
+    ctx: &mut boundary::Ctx,
+) -> Result<(Arc<Server>, String)> {
     let l = arg_ref(lsu, what)?;
     let server = handles::server(l.sl_server_handle as usize)?;
     let name = array_str(&l.sl_lsu_name.sln_name, &format!("{what} name"))?;
@@ -91,7 +96,9 @@ pub unsafe extern "C" fn stspi_init(api_version: sts_uint32_t, info: *mut sts_pl
         if api_version != STSPI_VASTDATA_API_VERSION {
             return Err(Error::new(
                 ErrorKind::Version,
-                format!("host speaks interface version {api_version}, this plug-in {STSPI_VASTDATA_API_VERSION}"),
+                format!(
+                    "host speaks interface version {api_version}, this plug-in {STSPI_VASTDATA_API_VERSION}"
+                ),
             ));
         }
         if let Some(out) = info.as_mut() {
@@ -226,7 +233,10 @@ fn fill_server_info(out: &mut sts_server_info_t, i: &vast_ost_engine::ServerInfo
 ///
 /// Returns `STS_EOK`, `STS_EINVAL`, `STS_EHANDLE`.
 #[no_mangle]
-pub unsafe extern "C" fn stspi_get_server_prop(handle: stsp_server_handle_t, info: *mut sts_server_info_t) -> c_int {
+pub unsafe extern "C" fn stspi_get_server_prop(
+    handle: stsp_server_handle_t,
+    info: *mut sts_server_info_t,
+) -> c_int {
     ffi!("stspi_get_server_prop", |ctx| {
         let out = arg_out(info, "info")?;
         let s = handles::server(handle as usize)?;
@@ -309,7 +319,10 @@ pub unsafe extern "C" fn stspi_close_lsu_list(list: stsp_lsu_list_handle_t) -> c
 ///
 /// Returns `STS_EOK`, `STS_EINVAL`, `STS_EHANDLE`, `STS_ENOENT` (no such LSU), `STS_ESYSCALL`.
 #[no_mangle]
-pub unsafe extern "C" fn stspi_get_lsu_prop_byname(lsu: *const sts_lsu_t, info: *mut sts_lsu_info_t) -> c_int {
+pub unsafe extern "C" fn stspi_get_lsu_prop_byname(
+    lsu: *const sts_lsu_t,
+    info: *mut sts_lsu_info_t,
+) -> c_int {
     ffi!("stspi_get_lsu_prop_byname", |ctx| {
         let out = arg_out(info, "info")?;
         let (s, name) = lsu_arg(lsu, "LSU", ctx)?;
@@ -464,7 +477,9 @@ pub unsafe extern "C" fn stspi_read_image(
 /// even when the close fails; a failed complete-close leaves the image pending, never
 /// half-complete. Unknown flags change nothing: `STS_EINVAL` and the handle stays open.
 ///
-/// Returns `STS_EOK`, `STS_EINVAL` (unknown flags), `STS_EHANDLE`, `STS_ENOSPC`, `STS_ESYSCALL`.
+/// Returns `STS_EOK`, `STS_EINVAL` (unknown flags), `STS_EHANDLE`, `STS_ESTATE` (another writer
+/// took the image over since this handle opened it: its commit stands), `STS_ENOSPC`,
+/// `STS_ESYSCALL`.
 #[no_mangle]
 pub unsafe extern "C" fn stspi_close_image(image: stsp_image_handle_t, flags: c_int) -> c_int {
     ffi!("stspi_close_image", |ctx| {
@@ -497,7 +512,10 @@ pub unsafe extern "C" fn stspi_delete_image(lsu: *const sts_lsu_t, img: *const s
 ///
 /// Returns `STS_EOK`, `STS_EINVAL`, `STS_EHANDLE`.
 #[no_mangle]
-pub unsafe extern "C" fn stspi_get_image_prop(image: stsp_image_handle_t, info: *mut sts_image_info_t) -> c_int {
+pub unsafe extern "C" fn stspi_get_image_prop(
+    image: stsp_image_handle_t,
+    info: *mut sts_image_info_t,
+) -> c_int {
     ffi!("stspi_get_image_prop", |ctx| {
         let out = arg_out(info, "info")?;
         let i = with_image(image, ctx, |i| i.info())?;
@@ -551,7 +569,10 @@ pub unsafe extern "C" fn stspi_open_image_list(
 ///
 /// Returns `STS_EOK`, `STS_ENO_MORE_ENTRIES` at the end, `STS_EINVAL`, `STS_EHANDLE`.
 #[no_mangle]
-pub unsafe extern "C" fn stspi_list_image(list: stsp_image_list_handle_t, info: *mut sts_image_info_t) -> c_int {
+pub unsafe extern "C" fn stspi_list_image(
+    list: stsp_image_list_handle_t,
+    info: *mut sts_image_info_t,
+) -> c_int {
     ffi!("stspi_list_image", |_ctx| {
         let out = arg_out(info, "info")?;
         let l = handles::image_list(list as usize)?;

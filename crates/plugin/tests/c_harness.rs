@@ -27,16 +27,10 @@ fn repo_root() -> PathBuf {
 /// `<target dir>/debug/libstspiVastDataMT.so`, from this binary's place in `<target>/debug/deps/`.
 fn plugin_path() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary is in <target>/<profile>/deps/");
+    let profile_dir =
+        exe.parent().and_then(Path::parent).expect("test binary is in <target>/<profile>/deps/");
     let so = profile_dir.join(LIBRARY);
-    assert!(
-        so.is_file(),
-        "{} is missing: run `cargo build` first",
-        so.display()
-    );
+    assert!(so.is_file(), "{} is missing: run `cargo build` first", so.display());
     warn_if_stale(&so);
     so
 }
@@ -59,11 +53,7 @@ fn warn_if_stale(so: &Path) {
         return;
     };
     let mut acc = None;
-    for dir in [
-        "crates/plugin/src",
-        "crates/engine/src",
-        "crates/ost-abi/src",
-    ] {
+    for dir in ["crates/plugin/src", "crates/engine/src", "crates/ost-abi/src"] {
         newest(&repo_root().join(dir), &mut acc);
     }
     if let Some((t, p)) = acc {
@@ -89,12 +79,7 @@ fn header_functions() -> Vec<String> {
         .filter(|n| n.starts_with("stspi_"))
         .map(str::to_string)
         .collect();
-    assert_eq!(
-        names.len(),
-        27,
-        "expected 27 stspi_* prototypes in {}: {names:?}",
-        header.display()
-    );
+    assert_eq!(names.len(), 27, "expected 27 stspi_* prototypes in {}: {names:?}", header.display());
     names
 }
 
@@ -108,18 +93,10 @@ struct Run {
 
 impl Run {
     fn failures(&self) -> String {
-        self.stdout
-            .lines()
-            .filter(|l| l.starts_with("FAIL"))
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.stdout.lines().filter(|l| l.starts_with("FAIL")).collect::<Vec<_>>().join("\n")
     }
     fn summary(&self) -> &str {
-        self.stdout
-            .lines()
-            .rev()
-            .find(|l| l.contains(" passed, "))
-            .unwrap_or("(no summary line)")
+        self.stdout.lines().rev().find(|l| l.contains(" passed, ")).unwrap_or("(no summary line)")
     }
 }
 
@@ -229,15 +206,8 @@ fn c_harness_passes() {
         tail(&run.log, 40)
     );
     let summary = run.summary();
-    assert!(
-        summary.ends_with(" passed, 0 failed"),
-        "summary line: {summary}"
-    );
-    let passed: u32 = summary
-        .split(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    assert!(summary.ends_with(" passed, 0 failed"), "summary line: {summary}");
+    let passed: u32 = summary.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(passed >= 500, "only {passed} checks ran: {summary}");
 }
 
@@ -255,15 +225,11 @@ fn plugin_log_names_a_failing_bad_input_call() {
          STS_EEXIST 2060105, badinput_complete); log tail:\n{}",
         tail(&run.log, 40)
     );
-    for (op, status) in [
-        ("stspi_open_image", "2060107"),
-        ("stspi_close_server", "2060005"),
-        ("stspi_read_image", "2060101"),
-    ] {
+    for (op, status) in
+        [("stspi_open_image", "2060107"), ("stspi_close_server", "2060005"), ("stspi_read_image", "2060101")]
+    {
         assert!(
-            run.log
-                .lines()
-                .any(|l| l.contains(op) && l.contains(status)),
+            run.log.lines().any(|l| l.contains(op) && l.contains(status)),
             "no log line with {op} and status {status}"
         );
     }
@@ -294,11 +260,7 @@ fn plugin_log_lines_are_whole() {
 #[test]
 fn plugin_writes_nothing_to_the_host_streams() {
     let run = harness_run();
-    assert!(
-        run.stderr.is_empty(),
-        "stderr of the host is not empty:\n{}",
-        run.stderr
-    );
+    assert!(run.stderr.is_empty(), "stderr of the host is not empty:\n{}", run.stderr);
     let foreign: Vec<&str> = run
         .stdout
         .lines()
@@ -340,22 +302,14 @@ fn tail(text: &str, n: usize) -> String {
 #[test]
 fn exports_exactly_the_header_functions() {
     let so = plugin_path();
-    let out = match Command::new("nm")
-        .args(["-D", "--defined-only"])
-        .arg(&so)
-        .output()
-    {
+    let out = match Command::new("nm").args(["-D", "--defined-only"]).arg(&so).output() {
         Ok(o) => o,
         Err(e) => {
             eprintln!("skipping the export check: `nm` not available ({e})");
             return;
         }
     };
-    assert!(
-        out.status.success(),
-        "nm failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "nm failed: {}", String::from_utf8_lossy(&out.stderr));
     let mut exported: Vec<String> = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let mut f = line.split_whitespace().rev();
@@ -364,11 +318,7 @@ fn exports_exactly_the_header_functions() {
         };
         // Newer binutils print `name@@VERSION`; the version node itself is an absolute symbol.
         let name = name.split('@').next().unwrap_or(name);
-        if kind == "A"
-            && name
-                .bytes()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
-        {
+        if kind == "A" && name.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_') {
             continue;
         }
         exported.push(name.to_string());

@@ -92,7 +92,10 @@ fn backup_restore_list_expire() {
     }
     let im = p.open_image(&l, &image_def(&parts[5].0, "", ""), STS_O_READ).unwrap();
     let pi = p.image_prop(im).unwrap();
-    assert_eq!(pi.imo_flags & (STS_II_IMAGE_CREATED | STS_II_BUSY_READ), STS_II_IMAGE_CREATED | STS_II_BUSY_READ);
+    assert_eq!(
+        pi.imo_flags & (STS_II_IMAGE_CREATED | STS_II_BUSY_READ),
+        STS_II_IMAGE_CREATED | STS_II_BUSY_READ
+    );
     p.close_image(im, 0).unwrap();
 
     let listed = p.images(&l, id).unwrap();

@@ -64,7 +64,9 @@ impl NfsStore {
                 .cloned()
                 .ok_or_else(|| Error::not_found(format!("LSU '{lsu}' is not an NFS view of this server")))?,
             None if !self.filter.matches(lsu) => {
-                return Err(Error::not_found(format!("LSU '{lsu}' is not selected by this server's lsus/lsu_prefix")))
+                return Err(Error::not_found(format!(
+                    "LSU '{lsu}' is not selected by this server's lsus/lsu_prefix"
+                )))
             }
             None => self.mount.join(lsu),
         };
@@ -126,7 +128,8 @@ impl PieceStore for NfsStore {
 
     fn lsu_space(&self, lsu: &str) -> Result<Space> {
         let dir = self.lsu_dir(lsu)?;
-        let st = rustix::fs::statvfs(&dir).map_err(|e| Error::io(format!("statvfs {}", dir.display()), e.into()))?;
+        let st = rustix::fs::statvfs(&dir)
+            .map_err(|e| Error::io(format!("statvfs {}", dir.display()), e.into()))?;
         let capacity = st.f_blocks.saturating_mul(st.f_frsize);
         let used = st.f_blocks.saturating_sub(st.f_bfree).saturating_mul(st.f_frsize);
         Ok(Space { capacity, used })
@@ -134,7 +137,8 @@ impl PieceStore for NfsStore {
 
     fn list_images(&self, lsu: &str, prefix: &str) -> Result<Vec<String>> {
         let dir = self.lsu_dir(lsu)?;
-        let rd = fs::read_dir(&dir).map_err(|e| Error::io(format!("listing images in {}", dir.display()), e))?;
+        let rd =
+            fs::read_dir(&dir).map_err(|e| Error::io(format!("listing images in {}", dir.display()), e))?;
         let mut out = Vec::new();
         for ent in rd {
             let ent = ent.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
@@ -151,14 +155,20 @@ impl PieceStore for NfsStore {
         let path = self.image_dir(lsu, image)?.join(MANIFEST);
         let mut f = match File::open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == IoKind::NotFound || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) => {
+            Err(e)
+                if e.kind() == IoKind::NotFound
+                    || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) =>
+            {
                 return Ok(None)
             }
             Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
         };
         let len = f.metadata().map_err(|e| Error::io(format!("stat {}", path.display()), e))?.len();
         if len > crate::manifest::MAX_MANIFEST as u64 {
-            return Err(Error::corrupt(format!("{} is {len} bytes, over the manifest limit", path.display())));
+            return Err(Error::corrupt(format!(
+                "{} is {len} bytes, over the manifest limit",
+                path.display()
+            )));
         }
         let mut buf = Vec::with_capacity(len as usize);
         f.read_to_end(&mut buf).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
@@ -179,7 +189,10 @@ impl PieceStore for NfsStore {
         match linked {
             Ok(()) => {}
             Err(e) if e.kind() == IoKind::AlreadyExists => {
-                return Err(Error::new(ErrorKind::AlreadyExists, format!("image '{image}' already exists in LSU '{lsu}'")))
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("image '{image}' already exists in LSU '{lsu}'"),
+                ))
             }
             Err(e) => return Err(Error::io(format!("committing manifest in {}", dir.display()), e)),
         }
@@ -229,29 +242,36 @@ impl PieceStore for NfsStore {
             .map_err(|e| Error::io(format!("creating piece {}", path.display()), e))?;
         let direct = match self.direct_io {
             DirectIo::Never => None,
-            mode => match OpenOptions::new().write(true).custom_flags(OFlags::DIRECT.bits() as i32).open(&path) {
-                Ok(f) => Some(f),
-                Err(e) if mode == DirectIo::Always => {
-                    let _ = fs::remove_file(&path);
-                    return Err(Error::io(format!("opening {} with O_DIRECT (direct_io = \"always\")", path.display()), e));
+            mode => {
+                match OpenOptions::new().write(true).custom_flags(OFlags::DIRECT.bits() as i32).open(&path) {
+                    Ok(f) => Some(f),
+                    Err(e) if mode == DirectIo::Always => {
+                        let _ = fs::remove_file(&path);
+                        return Err(Error::io(
+                            format!("opening {} with O_DIRECT (direct_io = \"always\")", path.display()),
+                            e,
+                        ));
+                    }
+                    // The file system does not take O_DIRECT (tmpfs, some FUSE): buffered it is.
+                    Err(_) => None,
                 }
-                // The file system does not take O_DIRECT (tmpfs, some FUSE): buffered it is.
-                Err(_) => None,
-            },
+            }
         };
         Ok(Box::new(NfsPieceWriter { path, file, direct, direct_min: self.direct_io_min, pos: 0 }))
     }
 
     fn open_piece(&self, lsu: &str, key: &str) -> Result<Box<dyn PieceReader>> {
         let path = self.piece_path(lsu, key)?;
-        let file = File::open(&path).map_err(|e| Error::io(format!("opening piece {}", path.display()), e))?;
+        let file =
+            File::open(&path).map_err(|e| Error::io(format!("opening piece {}", path.display()), e))?;
         Ok(Box::new(NfsPieceReader { path, file }))
     }
 
     fn copy_piece(&self, from_lsu: &str, from_key: &str, to_lsu: &str, to_key: &str) -> Result<()> {
         let src_path = self.piece_path(from_lsu, from_key)?;
         let dst_path = self.piece_path(to_lsu, to_key)?;
-        let src = File::open(&src_path).map_err(|e| Error::io(format!("opening {}", src_path.display()), e))?;
+        let src =
+            File::open(&src_path).map_err(|e| Error::io(format!("opening {}", src_path.display()), e))?;
         let dst = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -275,7 +295,13 @@ fn clone_or_copy(src: &File, dst: &File) -> std::io::Result<()> {
     let mut done = 0u64;
     while done < len {
         let (mut so, mut doff) = (done, done);
-        match rustix::fs::copy_file_range(src, Some(&mut so), dst, Some(&mut doff), (len - done).min(1 << 30) as usize) {
+        match rustix::fs::copy_file_range(
+            src,
+            Some(&mut so),
+            dst,
+            Some(&mut doff),
+            (len - done).min(1 << 30) as usize,
+        ) {
             Ok(0) => break,
             Ok(n) => done += n as u64,
             Err(_) if done == 0 => return copy_loop(src, dst, len),
@@ -346,8 +372,12 @@ impl PieceWriter for NfsPieceWriter {
                         return Ok(());
                     }
                     // This file system refuses O_DIRECT after all: stay buffered for the piece.
-                    Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => self.direct = None,
-                    Err(e) => return Err(Error::io(format!("writing {} at {}", self.path.display(), self.pos), e)),
+                    Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                        self.direct = None
+                    }
+                    Err(e) => {
+                        return Err(Error::io(format!("writing {} at {}", self.path.display(), self.pos), e))
+                    }
                 }
             }
         }
@@ -380,7 +410,12 @@ impl PieceReader for NfsPieceReader {
                 Ok(0) => break,
                 Ok(n) => done += n,
                 Err(e) if e.kind() == IoKind::Interrupted => {}
-                Err(e) => return Err(Error::io(format!("reading {} at {}", self.path.display(), off + done as u64), e)),
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("reading {} at {}", self.path.display(), off + done as u64),
+                        e,
+                    ))
+                }
             }
         }
         Ok(done)

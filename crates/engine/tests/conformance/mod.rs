@@ -43,7 +43,13 @@ pub fn run_all(t: &dyn Target) {
 }
 
 fn def(name: &str) -> ImageDef {
-    ImageDef { basename: name.into(), date: "1638486030".into(), policy: "pol".into(), copy_number: 1, ..Default::default() }
+    ImageDef {
+        basename: name.into(),
+        date: "1638486030".into(),
+        policy: "pol".into(),
+        copy_number: 1,
+        ..Default::default()
+    }
 }
 
 /// Deterministic bytes for image offset `off` (the same stream whatever the block split).
@@ -256,8 +262,12 @@ fn corrupt_manifest(t: &dyn Target) {
     good.close(true).unwrap();
     t.put_raw_manifest(&lsu, "bad_C1_F1", b"{\"format\":\"vast-ost-image\"}\ncrc32c=00000000\n");
     assert_eq!(image::load(s.as_ref(), &lsu, &def("bad_C1_F1")).unwrap_err().kind(), ErrorKind::Corrupt);
-    assert_eq!(ImageReader::open(s.clone(), &lsu, &def("bad_C1_F1")).err().unwrap().kind(), ErrorKind::Corrupt);
-    let names: Vec<_> = image::list(s.as_ref(), &lsu, "bad_").unwrap().into_iter().map(|m| m.def.basename).collect();
+    assert_eq!(
+        ImageReader::open(s.clone(), &lsu, &def("bad_C1_F1")).err().unwrap().kind(),
+        ErrorKind::Corrupt
+    );
+    let names: Vec<_> =
+        image::list(s.as_ref(), &lsu, "bad_").unwrap().into_iter().map(|m| m.def.basename).collect();
     assert_eq!(names, vec!["bad_C1_F2"], "a corrupt image does not hide the others");
     image::delete(s.as_ref(), &lsu, &def("bad_C1_F1")).unwrap();
     image::delete(s.as_ref(), &lsu, &def("bad_C1_F2")).unwrap();
