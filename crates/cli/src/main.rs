@@ -7,6 +7,7 @@ mod demo;
 mod fmt;
 mod pattern;
 mod progress;
+mod provision;
 mod session;
 
 use std::path::PathBuf;
@@ -183,6 +184,46 @@ enum Cmd {
         force: bool,
     },
 
+    /// Create an LSU on VAST (view, quota; for S3 the bucket owner and a key), talking to VMS
+    ///
+    /// What an admin does before `nbdevconfig -previewdv`. Uses --user/--password as the VMS
+    /// credentials. Looks before it creates, so running it again changes nothing (except
+    /// the quota, which is set to --quota).
+    Provision {
+        /// VMS address: host, host:port or https://host:port
+        #[arg(long, value_name = "ADDRESS", env = "VAST_OST_VMS")]
+        vms: String,
+        /// PEM file of the CA that signed the VMS certificate
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<PathBuf>,
+        /// Do not verify the VMS certificate
+        #[arg(long)]
+        insecure: bool,
+        /// VMS API version segment
+        #[arg(long, default_value = "latest")]
+        api_version: String,
+        /// LSU name: the view name (NFS) or bucket name (S3)
+        name: String,
+        /// Make an S3 bucket (default: an NFS view)
+        #[arg(long)]
+        s3: bool,
+        /// View path on the cluster [default: /<name>]
+        #[arg(long, value_name = "PATH")]
+        path: Option<String>,
+        /// Quota hard limit on the view's path (e.g. 10TiB)
+        #[arg(long, value_name = "SIZE", value_parser = fmt::parse_size)]
+        quota: Option<u64>,
+        /// View policy [default: default, or s3_default_policy with --s3]
+        #[arg(long)]
+        policy: Option<String>,
+        /// Bucket owner user (S3) [default: the LSU name]
+        #[arg(long)]
+        owner: Option<String>,
+        /// Also create an S3 access key for the owner and print it
+        #[arg(long)]
+        access_key: bool,
+    },
+
     /// The whole job with no setup: back up, list, restore, verify, copy, delete; throughput, RSS
     ///
     /// Creates a temporary NFS "mount" with two LSUs, backs up one NetBackup-style backup ID
@@ -274,6 +315,33 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
             commands::copy(&open()?, &from_lsu, &from_image, &to_lsu, &to_image)
         }
         Cmd::Delete { lsu, image, force } => commands::delete(&open()?, &lsu, &image, force),
+        Cmd::Provision {
+            vms,
+            ca_file,
+            insecure,
+            api_version,
+            name,
+            s3,
+            path,
+            quota,
+            policy,
+            owner,
+            access_key,
+        } => provision::run(&provision::Provision {
+            vms,
+            user: g.user.clone(),
+            password: g.password.clone(),
+            ca_file,
+            insecure,
+            api_version,
+            name,
+            s3,
+            path,
+            quota,
+            policy,
+            owner,
+            access_key,
+        }),
         Cmd::Demo { size, keep, dir } => demo::run(plugin, &demo::Options { size, keep, dir }),
     }
 }

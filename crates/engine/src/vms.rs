@@ -307,6 +307,10 @@ impl Vms {
         self.request("POST", path, Some(body))
     }
 
+    pub fn patch(&self, path: &str, body: &Value) -> Result<Value> {
+        self.request("PATCH", path, Some(body))
+    }
+
     /// Every item of a list resource: a bare array, a paginated envelope (following `next`),
     /// or a single object.
     pub fn list(&self, path: &str) -> Result<Vec<Value>> {

@@ -1,0 +1,127 @@
+//! `vast-ost provision`: create an LSU on VAST as an admin would before
+//! `nbdevconfig -previewdv`: a view (NFS directory or S3 bucket), its quota, and for S3 the
+//! bucket owner and an access key. It talks to VMS directly (the plug-in only reads VMS);
+//! every step looks first and creates only what is missing, so it can be run again.
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use vast_ost_engine::server::{Credentials, Secret};
+use vast_ost_engine::vms::{q, AuthScheme, Vms, VmsSettings};
+
+use crate::fmt::human;
+
+pub struct Provision {
+    pub vms: String,
+    pub user: String,
+    pub password: String,
+    pub ca_file: Option<std::path::PathBuf>,
+    pub insecure: bool,
+    pub api_version: String,
+    pub name: String,
+    pub s3: bool,
+    pub path: Option<String>,
+    pub quota: Option<u64>,
+    pub policy: Option<String>,
+    pub owner: Option<String>,
+    pub access_key: bool,
+}
+
+fn id_of(v: &Value) -> Result<u64> {
+    v.get("id").and_then(Value::as_u64).context("VMS answered an object without an id")
+}
+
+pub fn run(p: &Provision) -> Result<()> {
+    vast_ost_engine::names::validate("LSU", &p.name)?;
+    let settings = VmsSettings {
+        address: p.vms.clone(),
+        api_version: p.api_version.clone(),
+        tenant: None,
+        auth: AuthScheme::Jwt,
+        tls: vast_ost_engine::http::TlsSettings { ca_file: p.ca_file.clone(), insecure: p.insecure },
+        timeout_secs: 30,
+    };
+    let creds = Credentials { user: p.user.clone(), password: Secret::new(p.password.clone()) };
+    let vms = Vms::connect(&settings, &creds).context("logging in to VMS")?;
+    let path = p.path.clone().unwrap_or_else(|| format!("/{}", p.name));
+    if !path.starts_with('/') || path.ends_with('/') {
+        bail!("--path must start with '/' and not end with one, got '{path}'");
+    }
+    let policy_name =
+        p.policy.clone().unwrap_or_else(|| if p.s3 { "s3_default_policy" } else { "default" }.into());
+    let policy = vms
+        .list(&format!("viewpolicies/?name={}", q(&policy_name)))?
+        .into_iter()
+        .next()
+        .with_context(|| format!("no view policy named '{policy_name}' (pass --policy)"))?;
+    let policy_id = id_of(&policy)?;
+
+    let mut owner_id = None;
+    if p.s3 {
+        let owner = p.owner.clone().unwrap_or_else(|| p.name.clone());
+        let user = match vms.list(&format!("users/?name={}", q(&owner)))?.into_iter().next() {
+            Some(u) => {
+                println!("user         {owner} exists (id {})", id_of(&u)?);
+                u
+            }
+            None => {
+                let uid = 50_000 + (std::process::id() % 10_000) as u64;
+                let u = vms.post(
+                    "users/",
+                    &json!({"name": owner, "uid": uid, "allow_create_bucket": true, "allow_delete_bucket": true}),
+                )?;
+                println!("user         {owner} created (id {})", id_of(&u)?);
+                u
+            }
+        };
+        owner_id = Some((owner, id_of(&user)?));
+    }
+
+    let existing = if p.s3 {
+        vms.list(&format!("views/?bucket={}", q(&p.name)))?
+    } else {
+        vms.list(&format!("views/?path={}", q(&path)))?
+    };
+    match existing.first() {
+        Some(v) => println!(
+            "view         {} exists (id {}, path {})",
+            p.name,
+            id_of(v)?,
+            v["path"].as_str().unwrap_or("")
+        ),
+        None => {
+            let mut body = json!({"name": p.name, "path": path, "policy_id": policy_id, "create_dir": true,
+                                  "protocols": [if p.s3 { "S3" } else { "NFS" }]});
+            if let Some((owner, _)) = &owner_id {
+                body["bucket"] = json!(p.name);
+                body["bucket_owner"] = json!(owner);
+            }
+            let v = vms.post("views/", &body)?;
+            println!("view         {} created (id {}, path {path})", p.name, id_of(&v)?);
+        }
+    }
+
+    if let Some(limit) = p.quota {
+        let quotas = vms.list(&format!("quotas/?path={}", q(&path)))?;
+        match quotas.first() {
+            Some(qt) => {
+                vms.patch(&format!("quotas/{}/", id_of(qt)?), &json!({"hard_limit": limit}))?;
+                println!("quota        {path}: hard limit set to {}", human(limit));
+            }
+            None => {
+                vms.post("quotas/", &json!({"name": p.name, "path": path, "hard_limit": limit}))?;
+                println!("quota        {path}: created, hard limit {}", human(limit));
+            }
+        }
+    }
+
+    if let (true, Some((owner, id))) = (p.access_key, owner_id) {
+        let k = vms.post(&format!("users/{id}/access_keys/"), &json!({}))?;
+        println!("access key   for {owner}: {}", k["access_key"].as_str().unwrap_or("?"));
+        println!(
+            "secret key   {} (shown once: put it in the plug-in config, mode 0600)",
+            k["secret_key"].as_str().unwrap_or("?")
+        );
+    }
+    println!("LSU {} is ready: run `nbdevconfig -previewdv` to see it in NetBackup", p.name);
+    Ok(())
+}
