@@ -2,6 +2,7 @@
 //! client and the S3 data path. No async runtime and no OpenSSL inside NetBackup's processes.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -21,7 +22,36 @@ pub struct TlsSettings {
     pub insecure: bool,
 }
 
+/// An agent that is never shared across `fork`: NetBackup's bptm forks children, and a child
+/// writing on the parent's pooled connections would interleave bytes on the same sockets. The
+/// first use in a new process builds a fresh agent (and so fresh connections).
+pub struct Http {
+    config: ureq::config::Config,
+    current: Mutex<(u32, ureq::Agent)>,
+}
+
+impl Http {
+    pub fn new(tls: &TlsSettings, timeout: Duration) -> Result<Http> {
+        let config = config(tls, timeout)?;
+        let agent = config.new_agent();
+        Ok(Http { config, current: Mutex::new((std::process::id(), agent)) })
+    }
+
+    pub fn agent(&self) -> ureq::Agent {
+        let pid = std::process::id();
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if cur.0 != pid {
+            *cur = (pid, self.config.new_agent());
+        }
+        cur.1.clone()
+    }
+}
+
 pub fn agent(tls: &TlsSettings, timeout: Duration) -> Result<ureq::Agent> {
+    Ok(config(tls, timeout)?.new_agent())
+}
+
+fn config(tls: &TlsSettings, timeout: Duration) -> Result<ureq::config::Config> {
     let mut t = TlsConfig::builder();
     if let Some(ca) = &tls.ca_file {
         let pem =
@@ -47,8 +77,7 @@ pub fn agent(tls: &TlsSettings, timeout: Duration) -> Result<ureq::Agent> {
         .timeout_global(Some(timeout))
         .max_idle_connections_per_host(16)
         .user_agent(concat!("vast-ost/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .new_agent())
+        .build())
 }
 
 /// What a transport failure means for the admin: no route (Connect), a certificate that does

@@ -73,7 +73,7 @@ struct Jwt {
 }
 
 pub struct Vms {
-    agent: ureq::Agent,
+    http: http::Http,
     /// `https://host:port`
     origin: String,
     version: String,
@@ -130,7 +130,7 @@ impl Vms {
             return Err(Error::new(ErrorKind::Auth, "no user name given (tpconfig -sts_user_id)"));
         }
         let vms = Vms {
-            agent: http::agent(&s.tls, Duration::from_secs(s.timeout_secs.max(1)))?,
+            http: http::Http::new(&s.tls, Duration::from_secs(s.timeout_secs.max(1)))?,
             origin,
             version: s.api_version.trim_matches('/').to_string(),
             tenant: s.tenant.clone(),
@@ -168,11 +168,11 @@ impl Vms {
                     .header("Content-Type", "application/json")
                     .body(b.to_string())
                     .map_err(|e| Error::internal(format!("{what}: {e}")))?;
-                self.agent.run(req)
+                self.http.agent().run(req)
             }
             None => {
                 let req = req.body(()).map_err(|e| Error::internal(format!("{what}: {e}")))?;
-                self.agent.run(req)
+                self.http.agent().run(req)
             }
         };
         let mut resp = res.map_err(|e| http::transport_error(&what, e))?;
