@@ -2,6 +2,7 @@
 //! never pointers: a closed, forged or wrong-type handle is looked up, not dereferenced, and
 //! yields STS_EHANDLE.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -47,6 +48,22 @@ fn table() -> &'static Table {
 
 fn map() -> MutexGuard<'static, HashMap<usize, Object>> {
     table().map.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+thread_local! {
+    /// The table lock held across `fork` by the forking thread (see `fork.rs`).
+    static HELD: RefCell<Option<MutexGuard<'static, HashMap<usize, Object>>>> = const { RefCell::new(None) };
+}
+
+/// Take the table lock before `fork`, so no other thread holds it at the moment of the fork.
+pub fn lock_for_fork() {
+    let g = map();
+    HELD.with(|h| *h.borrow_mut() = Some(g));
+}
+
+/// Release it after `fork`, in the parent and in the child (the same thread continues in both).
+pub fn unlock_after_fork() {
+    HELD.with(|h| h.borrow_mut().take());
 }
 
 pub fn insert(obj: Object) -> usize {

@@ -9,6 +9,7 @@
 
 mod boundary;
 mod convert;
+mod fork;
 mod handles;
 
 use std::ffi::{c_char, c_int, c_void};
@@ -109,6 +110,7 @@ pub unsafe extern "C" fn stspi_init(api_version: sts_uint32_t, info: *mut sts_pl
             Some((_, n)) => *n += 1,
             None => {
                 boundary::install_panic_hook();
+                fork::install();
                 *guard = Some((Arc::new(Engine::new(&config_path())?), 1));
             }
         }
