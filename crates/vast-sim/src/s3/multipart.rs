@@ -1,0 +1,435 @@
+//! Multipart uploads, including UploadPartCopy (reference §10). Parts are staged in
+//! `<root>/.vast-sim/uploads/<upload id>/`, outside every bucket, and only
+//! CompleteMultipartUpload puts the assembled object into the namespace (temp file, rename).
+//! The minimum part size (5 MiB, all parts but the last) is configurable for tests.
+
+use super::{
+    blocking, commit, content_length, copy_source, esc, hdr, internal, now_iso, quoted_md5, receive,
+    small_body, user_meta, xml, xml_resp, Checks, Ctx, S3Err,
+};
+use crate::server::{empty, Req, Resp};
+use crate::store::ObjMeta;
+use md5::{Digest, Md5};
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+const MAX_PART: u64 = 5 << 30;
+
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub etag: String,
+    pub md5: [u8; 16],
+    pub size: u64,
+    pub modified: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub id: String,
+    pub bucket: String,
+    pub key: String,
+    pub dir: PathBuf,
+    pub initiated: String,
+    pub initiator: String,
+    pub content_type: Option<String>,
+    pub user_meta: Vec<(String, String)>,
+    pub parts: BTreeMap<u32, Part>,
+}
+
+fn no_such_upload(id: &str) -> S3Err {
+    S3Err::new(404, "NoSuchUpload", "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.").with_pub("UploadId", id)
+}
+
+impl S3Err {
+    fn with_pub(mut self, tag: &'static str, v: &str) -> S3Err {
+        self.extra.push((tag, v.to_string()));
+        self
+    }
+}
+
+fn get_upload(ctx: &Ctx, bucket: &str, key: &str, id: &str) -> Result<Upload, S3Err> {
+    let ups = ctx.sh.uploads.lock().unwrap_or_else(|e| e.into_inner());
+    ups.get(id).filter(|u| u.bucket == bucket && u.key == key).cloned().ok_or_else(|| no_such_upload(id))
+}
+
+pub fn create(ctx: &Ctx, bucket: &str, key: &str, h: &http::HeaderMap) -> Result<Resp, S3Err> {
+    let b = ctx.bucket(bucket)?;
+    ctx.object_path(&b, key)?;
+    let meta = user_meta(h)?;
+    let id = {
+        let mut st = ctx.sh.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.rng.hex(32)
+    };
+    let dir = ctx.sh.store.uploads_dir().join(&id);
+    std::fs::create_dir_all(&dir).map_err(internal)?;
+    let up = Upload {
+        id: id.clone(),
+        bucket: bucket.into(),
+        key: key.into(),
+        dir,
+        initiated: now_iso(),
+        initiator: ctx.caller.name.clone(),
+        content_type: hdr(h, "content-type").map(String::from),
+        user_meta: meta,
+        parts: BTreeMap::new(),
+    };
+    ctx.sh.uploads.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), up);
+    let mut s = format!("{}<InitiateMultipartUploadResult xmlns=\"{}\">", xml::HEADER, xml::NS);
+    xml::el(&mut s, "Bucket", bucket);
+    xml::el(&mut s, "Key", key);
+    xml::el(&mut s, "UploadId", &id);
+    s.push_str("</InitiateMultipartUploadResult>");
+    Ok(xml_resp(200, s))
+}
+
+fn part_number(n: &str) -> Result<u32, S3Err> {
+    match n.parse::<u32>() {
+        Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+        _ => Err(S3Err::new(
+            400,
+            "InvalidArgument",
+            "Part number must be an integer between 1 and 10000, inclusive",
+        )),
+    }
+}
+
+fn record_part(ctx: &Ctx, id: &str, n: u32, part: Part) -> Result<(), S3Err> {
+    let mut ups = ctx.sh.uploads.lock().unwrap_or_else(|e| e.into_inner());
+    let up = ups.get_mut(id).ok_or_else(|| no_such_upload(id))?;
+    up.parts.insert(n, part);
+    Ok(())
+}
+
+pub async fn upload_part(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    n: &str,
+    req: Req,
+    sig: &super::sigv4::SigRequest,
+) -> Result<Resp, S3Err> {
+    ctx.bucket(bucket)?;
+    let n = part_number(n)?;
+    let up = get_upload(ctx, bucket, key, id)?;
+    let final_path = up.dir.join(format!("part-{n:05}"));
+    let h = req.headers().clone();
+    if h.contains_key("x-amz-copy-source") {
+        return upload_part_copy(ctx, &up, n, final_path, &h).await;
+    }
+    let len = content_length(&h)?;
+    if len > MAX_PART {
+        return Err(S3Err::new(
+            400,
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed object size.",
+        ));
+    }
+    let checks = Checks::from(&h, sig)?;
+    let staged: u64 = up.parts.iter().filter(|(k, _)| **k != n).map(|(_, p)| p.size).sum();
+    let b = ctx.bucket(bucket)?;
+    let dest = ctx.object_path(&b, key)?;
+    ctx.quota_check(&dest, staged + len, None).await?;
+    let tmp = up.dir.join(format!(
+        "part-{n:05}.{}.tmp",
+        ctx.sh.store.tmp_path().file_name().and_then(|f| f.to_str()).unwrap_or("t")
+    ));
+    let r = receive(req.into_body(), &tmp, len, &checks).await?;
+    let (t, f) = (tmp.clone(), final_path.clone());
+    blocking(move || std::fs::rename(&t, &f)).await?.map_err(|_| no_such_upload(id))?;
+    let etag = quoted_md5(&r.md5);
+    record_part(ctx, id, n, Part { etag: etag.clone(), md5: r.md5, size: r.size, modified: now_iso() })?;
+    let mut rb = http::Response::builder().status(200).header("etag", etag);
+    if let Some(c) = hdr(&h, "x-amz-checksum-crc32c") {
+        rb = rb.header("x-amz-checksum-crc32c", c);
+    }
+    rb.body(empty()).map_err(internal)
+}
+
+/// UploadPartCopy: a byte range of an existing object becomes a part, server side.
+async fn upload_part_copy(
+    ctx: &Ctx,
+    up: &Upload,
+    n: u32,
+    final_path: PathBuf,
+    h: &http::HeaderMap,
+) -> Result<Resp, S3Err> {
+    let (_, _, src) = copy_source(ctx, h)?;
+    let size = std::fs::metadata(&src).map_err(internal)?.len();
+    let (start, len) = match hdr(h, "x-amz-copy-source-range") {
+        None => (0, size),
+        Some(r) => {
+            let bad = || {
+                S3Err::new(416, "InvalidRange", "The requested range is not satisfiable")
+                    .with_pub("RangeRequested", r)
+                    .with_pub("ActualObjectSize", &size.to_string())
+            };
+            let spec = r.trim().strip_prefix("bytes=").ok_or_else(|| S3Err::new(400, "InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"))?;
+            let (a, b) = spec.split_once('-').ok_or_else(bad)?;
+            let (a, b): (u64, u64) =
+                (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+            if a > b || b >= size {
+                return Err(bad());
+            }
+            (a, b - a + 1)
+        }
+    };
+    if len > MAX_PART {
+        return Err(S3Err::new(400, "EntityTooLarge", "Part exceeds the maximum allowed size."));
+    }
+    let tmp = up.dir.join(format!(
+        "part-{n:05}.{}.tmp",
+        ctx.sh.store.tmp_path().file_name().and_then(|f| f.to_str()).unwrap_or("t")
+    ));
+    let (t, f) = (tmp.clone(), final_path);
+    let md5 = blocking(move || -> std::io::Result<[u8; 16]> {
+        let r = (|| {
+            let mut s = std::fs::File::open(&src)?;
+            s.seek(SeekFrom::Start(start))?;
+            let mut out = std::fs::File::create(&t)?;
+            let mut h = Md5::new();
+            let mut left = len;
+            let mut buf = vec![0u8; 1 << 20];
+            while left > 0 {
+                let k = s.read(&mut buf[..left.min(1 << 20) as usize])?;
+                if k == 0 {
+                    return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "source shrank"));
+                }
+                h.update(&buf[..k]);
+                out.write_all(&buf[..k])?;
+                left -= k as u64;
+            }
+            std::fs::rename(&t, &f)?;
+            Ok(h.finalize().into())
+        })();
+        if r.is_err() {
+            let _ = std::fs::remove_file(&t);
+        }
+        r
+    })
+    .await?
+    .map_err(internal)?;
+    let etag = quoted_md5(&md5);
+    let modified = now_iso();
+    record_part(ctx, &up.id, n, Part { etag: etag.clone(), md5, size: len, modified: modified.clone() })?;
+    let mut s = format!("{}<CopyPartResult xmlns=\"{}\">", xml::HEADER, xml::NS);
+    xml::el(&mut s, "LastModified", &modified);
+    xml::el(&mut s, "ETag", &etag);
+    s.push_str("</CopyPartResult>");
+    Ok(xml_resp(200, s))
+}
+
+pub async fn complete(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    req: Req,
+    sig: &super::sigv4::SigRequest,
+) -> Result<Resp, S3Err> {
+    let b = ctx.bucket(bucket)?;
+    let dest = ctx.object_path(&b, key)?;
+    let up = get_upload(ctx, bucket, key, id)?;
+    let doc = small_body(req, sig).await?;
+    let malformed = || {
+        S3Err::new(
+            400,
+            "MalformedXML",
+            "The XML you provided was not well-formed or did not validate against our published schema",
+        )
+    };
+    if xml::children(&doc, "CompleteMultipartUpload").is_empty() {
+        return Err(malformed());
+    }
+    let mut chosen: Vec<(u32, Part)> = Vec::new();
+    for p in xml::children(&doc, "Part") {
+        let n: u32 = xml::text(p, "PartNumber").and_then(|s| s.parse().ok()).ok_or_else(malformed)?;
+        let etag = xml::text(p, "ETag").ok_or_else(malformed)?;
+        if chosen.last().is_some_and(|(last, _)| *last >= n) {
+            return Err(S3Err::new(400, "InvalidPartOrder", "The list of parts was not in ascending order. The parts list must be specified in order of the part number."));
+        }
+        let part = up.parts.get(&n).filter(|part| part.etag.trim_matches('"') == etag.trim_matches('"'));
+        let part = part.ok_or_else(|| {
+            S3Err::new(400, "InvalidPart", "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.")
+                .with_pub("PartNumber", &n.to_string())
+                .with_pub("ETag", &etag)
+        })?;
+        chosen.push((n, part.clone()));
+    }
+    if chosen.is_empty() {
+        return Err(S3Err::new(400, "MalformedXML", "You must specify at least one part"));
+    }
+    let min = ctx.sh.min_part_size.load(Ordering::Relaxed);
+    for (n, p) in &chosen[..chosen.len() - 1] {
+        if p.size < min {
+            return Err(S3Err::new(
+                400,
+                "EntityTooSmall",
+                "Your proposed upload is smaller than the minimum allowed object size.",
+            )
+            .with_pub("ProposedSize", &p.size.to_string())
+            .with_pub("MinSizeAllowed", &min.to_string())
+            .with_pub("PartNumber", &n.to_string()));
+        }
+    }
+    let total: u64 = chosen.iter().map(|(_, p)| p.size).sum();
+    let tmp = ctx.sh.store.tmp_path();
+    let files: Vec<PathBuf> = chosen.iter().map(|(n, _)| up.dir.join(format!("part-{n:05}"))).collect();
+    let t = tmp.clone();
+    blocking(move || -> std::io::Result<()> {
+        let r = (|| {
+            let mut out = std::fs::File::create(&t)?;
+            for f in files {
+                // std::io::copy between files uses copy_file_range on Linux.
+                std::io::copy(&mut std::fs::File::open(f)?, &mut out)?;
+            }
+            out.flush()
+        })();
+        if r.is_err() {
+            let _ = std::fs::remove_file(&t);
+        }
+        r
+    })
+    .await?
+    .map_err(internal)?;
+    let mut h = Md5::new();
+    for (_, p) in &chosen {
+        h.update(p.md5);
+    }
+    let etag = format!("\"{}-{}\"", hex::encode(h.finalize()), chosen.len());
+    let m = ObjMeta {
+        etag: etag.clone(),
+        content_type: up.content_type.clone(),
+        user_meta: up.user_meta.clone(),
+        ..Default::default()
+    };
+    commit(ctx, &tmp, &dest, total, None, m).await?;
+    ctx.sh.uploads.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    let dir = up.dir.clone();
+    let _ = blocking(move || std::fs::remove_dir_all(dir)).await;
+    let mut s = format!("{}<CompleteMultipartUploadResult xmlns=\"{}\">", xml::HEADER, xml::NS);
+    xml::el(
+        &mut s,
+        "Location",
+        &format!("http://{}/{}/{}", ctx.host, bucket, crate::util::aws_uri_encode(key, true)),
+    );
+    xml::el(&mut s, "Bucket", bucket);
+    xml::el(&mut s, "Key", key);
+    xml::el(&mut s, "ETag", &etag);
+    s.push_str("</CompleteMultipartUploadResult>");
+    Ok(xml_resp(200, s))
+}
+
+pub async fn abort(ctx: &Ctx, bucket: &str, key: &str, id: &str) -> Result<Resp, S3Err> {
+    ctx.bucket(bucket)?;
+    let up = get_upload(ctx, bucket, key, id)?;
+    ctx.sh.uploads.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    let _ = blocking(move || std::fs::remove_dir_all(up.dir)).await;
+    Ok(http::Response::builder().status(204).body(empty()).map_err(internal)?)
+}
+
+fn qnum(q: &[(String, String)], k: &str, default: usize) -> Result<usize, S3Err> {
+    match q.iter().find(|(a, _)| a == k) {
+        None => Ok(default),
+        Some((_, v)) => {
+            v.parse().map_err(|_| S3Err::new(400, "InvalidArgument", format!("{k} must be an integer")))
+        }
+    }
+}
+
+pub fn list_parts(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    q: &[(String, String)],
+) -> Result<Resp, S3Err> {
+    ctx.bucket(bucket)?;
+    let up = get_upload(ctx, bucket, key, id)?;
+    let max = qnum(q, "max-parts", 1000)?.min(1000);
+    let marker = qnum(q, "part-number-marker", 0)? as u32;
+    let parts: Vec<(&u32, &Part)> = up.parts.range(marker + 1..).collect();
+    let truncated = parts.len() > max;
+    let page = &parts[..parts.len().min(max)];
+    let mut s = format!("{}<ListPartsResult xmlns=\"{}\">", xml::HEADER, xml::NS);
+    xml::el(&mut s, "Bucket", bucket);
+    xml::el(&mut s, "Key", key);
+    xml::el(&mut s, "UploadId", id);
+    s.push_str(&format!(
+        "<Initiator><ID>{0}</ID><DisplayName>{0}</DisplayName></Initiator>",
+        esc(&up.initiator)
+    ));
+    s.push_str(&format!("<Owner><ID>{0}</ID><DisplayName>{0}</DisplayName></Owner>", esc(&up.initiator)));
+    xml::el(&mut s, "StorageClass", "STANDARD");
+    xml::el(&mut s, "PartNumberMarker", &marker.to_string());
+    if let Some((n, _)) = page.last() {
+        xml::el(&mut s, "NextPartNumberMarker", &n.to_string());
+    }
+    xml::el(&mut s, "MaxParts", &max.to_string());
+    xml::el(&mut s, "IsTruncated", if truncated { "true" } else { "false" });
+    for (n, p) in page {
+        s.push_str("<Part>");
+        xml::el(&mut s, "PartNumber", &n.to_string());
+        xml::el(&mut s, "LastModified", &p.modified);
+        xml::el(&mut s, "ETag", &p.etag);
+        xml::el(&mut s, "Size", &p.size.to_string());
+        s.push_str("</Part>");
+    }
+    s.push_str("</ListPartsResult>");
+    Ok(xml_resp(200, s))
+}
+
+pub fn list_uploads(ctx: &Ctx, bucket: &str, q: &[(String, String)]) -> Result<Resp, S3Err> {
+    ctx.bucket(bucket)?;
+    let qv = |k: &str| q.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (prefix, key_marker, id_marker) = (qv("prefix"), qv("key-marker"), qv("upload-id-marker"));
+    let max = qnum(q, "max-uploads", 1000)?.min(1000);
+    let mut ups: Vec<Upload> = ctx
+        .sh
+        .uploads
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .filter(|u| u.bucket == bucket && u.key.starts_with(&prefix))
+        .cloned()
+        .collect();
+    ups.sort_by(|a, b| (&a.key, &a.initiated, &a.id).cmp(&(&b.key, &b.initiated, &b.id)));
+    let ups: Vec<Upload> = ups
+        .into_iter()
+        .filter(|u| {
+            key_marker.is_empty()
+                || u.key > key_marker
+                || (u.key == key_marker && !id_marker.is_empty() && u.id > id_marker)
+        })
+        .collect();
+    let truncated = ups.len() > max;
+    let page = &ups[..ups.len().min(max)];
+    let mut s = format!("{}<ListMultipartUploadsResult xmlns=\"{}\">", xml::HEADER, xml::NS);
+    xml::el(&mut s, "Bucket", bucket);
+    xml::el(&mut s, "KeyMarker", &key_marker);
+    xml::el(&mut s, "UploadIdMarker", &id_marker);
+    if let Some(l) = page.last().filter(|_| truncated) {
+        xml::el(&mut s, "NextKeyMarker", &l.key);
+        xml::el(&mut s, "NextUploadIdMarker", &l.id);
+    }
+    xml::el(&mut s, "Prefix", &prefix);
+    xml::el(&mut s, "MaxUploads", &max.to_string());
+    xml::el(&mut s, "IsTruncated", if truncated { "true" } else { "false" });
+    for u in page {
+        s.push_str("<Upload>");
+        xml::el(&mut s, "Key", &u.key);
+        xml::el(&mut s, "UploadId", &u.id);
+        s.push_str(&format!(
+            "<Initiator><ID>{0}</ID><DisplayName>{0}</DisplayName></Initiator>",
+            esc(&u.initiator)
+        ));
+        s.push_str(&format!("<Owner><ID>{0}</ID><DisplayName>{0}</DisplayName></Owner>", esc(&u.initiator)));
+        xml::el(&mut s, "StorageClass", "STANDARD");
+        xml::el(&mut s, "Initiated", &u.initiated);
+        s.push_str("</Upload>");
+    }
+    s.push_str("</ListMultipartUploadsResult>");
+    Ok(xml_resp(200, s))
+}
