@@ -6,6 +6,7 @@
 //! [`crate::image`], so every backend behaves the same and passes the same conformance suite.
 
 pub mod nfs;
+pub mod s3;
 
 use crate::error::Result;
 
