@@ -249,6 +249,8 @@ async fn dispatch(sh: Arc<Shared>, req: Req) -> Result<Resp, S3Err> {
     let host = hdr(req.headers(), "host").unwrap_or("localhost").to_string();
     let ctx = Ctx { sh, caller, host };
     let has = |k: &str| query.iter().any(|(a, _)| a == k);
+    // Sub-resources decide the operation; presigned-URL auth parameters do not.
+    let plain = query.iter().all(|(k, _)| k.starts_with("X-Amz-") || k.starts_with("x-amz-"));
     let qv = |k: &str| query.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
     let m = req.method().clone();
 
@@ -279,8 +281,8 @@ async fn dispatch(sh: Arc<Shared>, req: Req) -> Result<Resp, S3Err> {
             }
             Method::GET => list_objects(&ctx, &bucket, &query).await,
             Method::POST if has("delete") => delete_objects(&ctx, &bucket, req, &sig).await,
-            Method::PUT if query.is_empty() => create_bucket(&ctx, &bucket),
-            Method::DELETE if query.is_empty() => delete_bucket(&ctx, &bucket).await,
+            Method::PUT if plain => create_bucket(&ctx, &bucket),
+            Method::DELETE if plain => delete_bucket(&ctx, &bucket).await,
             _ => Err(S3Err::new(
                 501,
                 "NotImplemented",
