@@ -688,8 +688,12 @@ async fn list_objects(ctx: &Ctx, bucket: &str, q: &[(String, String)]) -> Result
             let raw = raw.ok_or_else(|| {
                 S3Err::new(400, "InvalidArgument", "The continuation token provided is incorrect")
             })?;
-            let (kind, v) = raw.split_at(raw.len().min(2));
-            after = Some((kind == "P:", v.to_string()));
+            let bad = || S3Err::new(400, "InvalidArgument", "The continuation token provided is incorrect");
+            after = Some(match (raw.strip_prefix("P:"), raw.strip_prefix("K:")) {
+                (Some(p), _) => (true, p.to_string()),
+                (_, Some(k)) => (false, k.to_string()),
+                _ => return Err(bad()),
+            });
         } else if let Some(sa) = qv("start-after") {
             after = Some((false, sa));
         }
