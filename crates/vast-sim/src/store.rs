@@ -178,11 +178,9 @@ impl Store {
                             stack.push((p, dk));
                         }
                     }
-                    Ok(t) if t.is_file() => {
-                        if key.starts_with(prefix) {
-                            if let Ok(md) = e.metadata() {
-                                out.push((key, md));
-                            }
+                    Ok(t) if t.is_file() && key.starts_with(prefix) => {
+                        if let Ok(md) = e.metadata() {
+                            out.push((key, md));
                         }
                     }
                     _ => {}

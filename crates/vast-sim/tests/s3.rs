@@ -63,12 +63,7 @@ fn s10_put_get_range_head_delete() {
     assert_eq!(s3.get("dir/obj.bin").0, 404);
     assert_eq!(s3.delete("dir/obj.bin").status, 204, "DeleteObject is idempotent");
 
-    let other = S3::new(
-        &env.sim.s3_endpoints()[1],
-        "nobucket",
-        &s3.creds.key().to_string(),
-        &s3.creds.secret().to_string(),
-    );
+    let other = S3::new(&env.sim.s3_endpoints()[1], "nobucket", s3.creds.key(), s3.creds.secret());
     let nb = other.send("GET", &other.bucket.get_object(Some(&other.creds), "k").sign(TTL), &[], vec![]);
     assert_eq!(nb.status, 404);
     assert!(nb.text.contains("<Code>NoSuchBucket</Code>"));
@@ -141,7 +136,7 @@ fn s12_delete_objects() {
     for k in ["x/1", "x/2", "x/3"] {
         s3.put(k, b"z");
     }
-    let objs = vec![
+    let objs = [
         ObjectIdentifier::new("x/1".into()),
         ObjectIdentifier::new("x/3".into()),
         ObjectIdentifier::new("x/none".into()),
@@ -486,6 +481,7 @@ mod header_sig {
     }
 
     /// Signs with the Authorization header; `headers` must be lowercase and include host.
+    #[allow(clippy::too_many_arguments)]
     pub fn sign(
         method: &str,
         path: &str,

@@ -327,7 +327,7 @@ pub async fn abort(ctx: &Ctx, bucket: &str, key: &str, id: &str) -> Result<Resp,
     let up = get_upload(ctx, bucket, key, id)?;
     ctx.sh.uploads.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     let _ = blocking(move || std::fs::remove_dir_all(up.dir)).await;
-    Ok(http::Response::builder().status(204).body(empty()).map_err(internal)?)
+    http::Response::builder().status(204).body(empty()).map_err(internal)
 }
 
 fn qnum(q: &[(String, String)], k: &str, default: usize) -> Result<usize, S3Err> {
