@@ -617,3 +617,167 @@ fn s10_header_form_sigv4() {
     let r = send("GET", "/hdrb?uploads&prefix=zzz", b"", "UNSIGNED-PAYLOAD", false);
     assert!(!r.text.contains("<Upload>"), "{}", r.text);
 }
+
+/// §10: CreateBucket over S3 (needs `allow_create_bucket`) makes a view; DeleteBucket needs
+/// an empty bucket and `allow_delete_bucket`.
+#[test]
+fn s10_create_and_delete_bucket_over_s3() {
+    let env = start();
+    let (_, ak, sk) = env.s3_user("maker");
+    let s3 = S3::new(&env.sim.s3_endpoints()[0], "made-by-s3", &ak, &sk);
+    let uid = env.api("GET", "users/?name=maker", None).json()[0]["id"].as_u64().unwrap();
+    let r = s3.send("PUT", &s3.bucket.create_bucket(&s3.creds).sign(TTL), &[], vec![]);
+    assert_eq!(r.status, 403, "allow_create_bucket is off by default: {}", r.text);
+    env.api(
+        "PATCH",
+        &format!("users/{uid}/"),
+        Some(json!({"allow_create_bucket": true, "allow_delete_bucket": true})),
+    );
+    let r = s3.send("PUT", &s3.bucket.create_bucket(&s3.creds).sign(TTL), &[], vec![]);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = env.api("GET", "views/?bucket=made-by-s3", None).json();
+    assert_eq!(v[0]["bucket_owner"], "maker");
+    assert_eq!(v[0]["policy"], "s3_default_policy");
+    let head = s3.send("HEAD", &s3.bucket.head_bucket(Some(&s3.creds)).sign(TTL), &[], vec![]);
+    assert_eq!(head.status, 200);
+    s3.put("k", b"v");
+    let r = s3.send("DELETE", &s3.bucket.delete_bucket(&s3.creds).sign(TTL), &[], vec![]);
+    assert_eq!(r.status, 409);
+    assert!(r.text.contains("BucketNotEmpty"));
+    s3.delete("k");
+    let r = s3.send("DELETE", &s3.bucket.delete_bucket(&s3.creds).sign(TTL), &[], vec![]);
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(env.api("GET", "views/?bucket=made-by-s3", None).json().as_array().unwrap().is_empty());
+    let head = s3.send("HEAD", &s3.bucket.head_bucket(Some(&s3.creds)).sign(TTL), &[], vec![]);
+    assert_eq!(head.status, 404);
+}
+
+/// Malformed requests get HTTP errors, never a dropped connection, and the simulator keeps
+/// serving afterwards.
+#[test]
+fn malformed_requests_get_http_errors() {
+    let env = start();
+    let s3 = setup(&env, "robust", "robust-user");
+    let ep = env.sim.s3_endpoints()[0].clone();
+    let a = agent(None);
+    let raw_s3 = |method: &str, pq: &str, headers: &[(&str, &str)], body: &[u8]| -> u16 {
+        let mut b = http::Request::builder().method(method).uri(format!("{ep}{pq}"));
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        a.run(b.body(body.to_vec()).unwrap()).expect("an HTTP answer").status().as_u16()
+    };
+    assert_eq!(raw_s3("GET", "/robust/k", &[("authorization", "AWS4-HMAC-SHA256 garbage")], b""), 400);
+    assert_eq!(
+        raw_s3(
+            "GET",
+            "/robust/k",
+            &[("authorization", "AWS4-HMAC-SHA256 Credential=a/b,SignedHeaders=host,Signature=00")],
+            b""
+        ),
+        400
+    );
+    assert_eq!(raw_s3("GET", "/robust/k", &[("authorization", "AWS AKID:sig")], b""), 403);
+    assert_eq!(raw_s3("GET", "/robust/%zz", &[], b""), 400);
+    assert_eq!(raw_s3("GET", "/robust/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=x", &[], b""), 400);
+    assert_eq!(raw_s3("GET", "/robust/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F2020%2Fr%2Fs3%2Faws4_request&X-Amz-Date=nonsense&X-Amz-Expires=10&X-Amz-SignedHeaders=host&X-Amz-Signature=00", &[], b""), 403);
+    // Signed but nonsensical bodies and parameters.
+    let mut c =
+        s3.bucket.complete_multipart_upload(Some(&s3.creds), "k", "nosuchupload", std::iter::empty::<&str>());
+    c.query_mut().insert("x", "y");
+    assert_eq!(s3.send("POST", &c.sign(TTL), &[], b"<not xml".to_vec()).status, 404);
+    let id = {
+        let r =
+            s3.send("POST", &s3.bucket.create_multipart_upload(Some(&s3.creds), "k").sign(TTL), &[], vec![]);
+        rusty_s3::actions::CreateMultipartUpload::parse_response(&r.text).unwrap().upload_id().to_string()
+    };
+    let c = s3.bucket.complete_multipart_upload(Some(&s3.creds), "k", &id, std::iter::empty::<&str>());
+    assert_eq!(s3.send("POST", &c.sign(TTL), &[], b"<not xml".to_vec()).status, 400);
+    let c = s3.bucket.complete_multipart_upload(Some(&s3.creds), "k", &id, std::iter::empty::<&str>());
+    assert_eq!(
+        s3.send(
+            "POST",
+            &c.sign(TTL),
+            &[],
+            "<CompleteMultipartUpload><Part><PartNumber>x</PartNumber></Part></CompleteMultipartUpload>"
+                .into()
+        )
+        .status,
+        400
+    );
+    let up = s3.bucket.upload_part(Some(&s3.creds), "k", 0, &id);
+    assert_eq!(s3.send("PUT", &up.sign(TTL), &[], b"x".to_vec()).status, 400);
+    let mut l = s3.bucket.list_objects_v2(Some(&s3.creds));
+    l.with_continuation_token("!!!not-base64");
+    assert_eq!(s3.send("GET", &l.sign(TTL), &[], vec![]).status, 400);
+    let mut l = s3.bucket.list_objects_v2(Some(&s3.creds));
+    l.query_mut().insert("max-keys", "many");
+    assert_eq!(s3.send("GET", &l.sign(TTL), &[], vec![]).status, 400);
+    let url = s3.bucket.get_object(Some(&s3.creds), "k").sign(TTL);
+    assert_eq!(
+        s3.send("GET", &url, &[("range", "bytes=zz")], vec![]).status,
+        404,
+        "no such key; range ignored"
+    );
+    let mut cp = s3.bucket.put_object(Some(&s3.creds), "dst");
+    cp.headers_mut().insert("x-amz-copy-source", "nobucketonly");
+    assert_eq!(s3.send("PUT", &cp.sign(TTL), &[("x-amz-copy-source", "nobucketonly")], vec![]).status, 400);
+
+    // VMS: bad JSON, wrong types, odd paths and headers.
+    let auth = env.admin_auth();
+    for (m, p, body) in [
+        ("POST", "/api/views/", Some(json!([1, 2]))),
+        ("POST", "/api/views/", Some(json!({"path": 5, "policy_id": "x"}))),
+        ("PATCH", "/api/views/abc/", Some(json!({}))),
+        ("GET", "/api/views/?page=0&page_size=1", None),
+        ("GET", "/api/views/?id__regex=.*", None),
+        ("POST", "/api/vippools/", Some(json!({"ip_ranges": "10.0.0.1", "subnet_cidr": 24}))),
+        ("POST", "/api/users/1/access_keys/", Some(json!("str"))),
+        ("PATCH", "/api/users/1/access_keys/", Some(json!({"access_key": "nope", "enabled": "maybe"}))),
+        ("POST", "/api/folders/stat_path/", Some(json!({"path": "/../etc", "tenant_id": 1}))),
+        ("GET", "/api/capacity/?path=/nonexistent", None),
+        ("POST", "/api/token/", Some(json!({"username": 1}))),
+        ("POST", "/api/token/refresh/", Some(json!({"refresh": "a.b.c"}))),
+    ] {
+        let r = env.raw(m, p, Some(&auth), body.as_ref());
+        assert!((400..500).contains(&r.status), "{m} {p}: {} {}", r.status, r.text);
+    }
+    let r = env
+        .agent
+        .run(
+            http::Request::builder()
+                .method("POST")
+                .uri(format!("{}/api/views/", env.sim.vms_url()))
+                .header("authorization", &auth)
+                .body(b"{not json".to_vec())
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    for h in ["Basic !!!", "Basic YWRtaW4=", "Bearer a.b", "Api-Token", "Weird scheme"] {
+        assert_eq!(env.raw("GET", "/api/views/", Some(h), None).status, 403, "{h}");
+    }
+    // Still healthy.
+    assert_eq!(s3.put("ok", b"fine").status, 200);
+    assert_eq!(env.api("GET", "health/", None).status, 200);
+}
+
+/// Large objects stream through temp files (no whole-object buffering). Ignored by default:
+/// `cargo test -p vast-sim --test s3 -- --ignored --nocapture` prints the throughput.
+#[test]
+#[ignore]
+fn large_object_throughput() {
+    let env = start();
+    let s3 = setup(&env, "large", "large-user");
+    let data: Vec<u8> = (0..(256u32 << 20)).map(|i| (i >> 12) as u8).collect();
+    let t = std::time::Instant::now();
+    assert_eq!(s3.put("big", &data).status, 200);
+    let put = t.elapsed();
+    let t = std::time::Instant::now();
+    let (st, got) = s3.get("big");
+    let get = t.elapsed();
+    assert_eq!(st, 200);
+    assert!(got == data);
+    let mib = data.len() as f64 / (1 << 20) as f64;
+    println!("PUT {:.0} MiB/s, GET {:.0} MiB/s", mib / put.as_secs_f64(), mib / get.as_secs_f64());
+}
