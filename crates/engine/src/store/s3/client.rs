@@ -10,7 +10,7 @@
 
 use std::cell::Cell;
 use std::io::Read;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rusty_s3::{Bucket, Method, UrlStyle};
@@ -101,16 +101,23 @@ impl Resp {
         let mut r = self.body.as_reader().take(limit + 1);
         r.read_to_end(&mut out).map_err(|e| body_error(what, e))?;
         if out.len() as u64 > limit {
-            return Err(Error::new(ErrorKind::Io, format!("{what}: response body is over {limit} bytes")));
+            return Err(Error::new(
+                ErrorKind::TooLong,
+                format!("{what}: response body is over {limit} bytes"),
+            ));
         }
         Ok(out)
     }
 
-    /// Read exactly `buf.len()` bytes of body into `buf` (no intermediate buffer).
-    pub fn read_into(&mut self, what: &str, buf: &mut [u8]) -> Result<()> {
+    /// Read exactly `buf.len()` bytes of body into `buf` (no intermediate buffer); stop early
+    /// with an error when `cancel` is set.
+    pub fn read_into(&mut self, what: &str, buf: &mut [u8], cancel: Option<&AtomicBool>) -> Result<()> {
         let mut r = self.body.as_reader();
         let mut done = 0;
         while done < buf.len() {
+            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(Error::new(ErrorKind::State, format!("{what}: cancelled")));
+            }
             match r.read(&mut buf[done..]) {
                 Ok(0) => {
                     return Err(Error::new(

@@ -230,7 +230,45 @@ pub(crate) struct Shared {
     pub part_size: u64,
     pub workers: usize,
     pub read_ahead: usize,
-    pub checksum: ChecksumMode,
+    /// The checksum mode in force: the configured one, or `None` after the server refused
+    /// CRC32C headers.
+    checksum: std::sync::atomic::AtomicU8,
+}
+
+impl Shared {
+    pub fn checksum(&self) -> ChecksumMode {
+        match self.checksum.load(Ordering::Relaxed) {
+            0 => ChecksumMode::Crc32c,
+            1 => ChecksumMode::Md5,
+            _ => ChecksumMode::None,
+        }
+    }
+
+    /// Run `op` (a request that carries a checksum) in the mode in force. A server that
+    /// refuses the CRC32C headers (400 or 501 naming them, or 501) makes the store go on
+    /// without them, logged once, and `op` runs again.
+    pub fn with_checksum<T>(&self, op: impl Fn(ChecksumMode) -> Result<T>) -> Result<T> {
+        let mode = self.checksum();
+        match op(mode) {
+            Err(e) if mode == ChecksumMode::Crc32c && refuses_checksum(&e) => {
+                if self.checksum.swap(2, Ordering::Relaxed) == 0 {
+                    warn!(
+                        "S3 server refuses x-amz-checksum-crc32c ({e}); sending data without a per-request \
+                         checksum from now on (set checksum = \"md5\" for Content-MD5 checks)"
+                    );
+                }
+                op(ChecksumMode::None)
+            }
+            r => r,
+        }
+    }
+}
+
+fn refuses_checksum(e: &Error) -> bool {
+    let m = e.message();
+    let lower = m.to_ascii_lowercase();
+    (m.contains("HTTP 400") || m.contains("HTTP 501"))
+        && (lower.contains("checksum") || m.contains("NotImplemented") || e.kind() == ErrorKind::NotSupported)
 }
 
 pub struct S3Store {
@@ -270,7 +308,11 @@ impl S3Store {
                 part_size: settings.part_size,
                 workers: settings.upload_workers,
                 read_ahead: settings.read_ahead,
-                checksum: settings.checksum,
+                checksum: std::sync::atomic::AtomicU8::new(match settings.checksum {
+                    ChecksumMode::Crc32c => 0,
+                    ChecksumMode::Md5 => 1,
+                    ChecksumMode::None => 2,
+                }),
             }),
             filter,
             buckets: RwLock::new(None),
@@ -502,9 +544,20 @@ impl S3Store {
     }
 
     fn put_manifest(&self, bucket: &str, key: &str, bytes: &[u8], exclusive: bool) -> Result<()> {
+        self.sh.with_checksum(|mode| self.put_manifest_as(bucket, key, bytes, exclusive, mode))
+    }
+
+    fn put_manifest_as(
+        &self,
+        bucket: &str,
+        key: &str,
+        bytes: &[u8],
+        exclusive: bool,
+        mode: ChecksumMode,
+    ) -> Result<()> {
         let c = &self.sh.client;
         let what = format!("PUT manifest {bucket}/{key}");
-        let check = writer::checksum_headers(self.sh.checksum, bytes);
+        let check = writer::checksum_headers(mode, bytes);
         let ep = c.pick();
         c.run(|attempt| {
             let mut r = Req::new(Method::Put, bucket, Some(key)).body(bytes);
@@ -713,8 +766,8 @@ impl PieceStore for S3Store {
         let key = self.image_key(image, MANIFEST)?;
         let c = &self.sh.client;
         writer::get_small(c, c.pick(), &bucket, &key, crate::manifest::MAX_MANIFEST as u64).map_err(|e| {
-            if e.message().contains("over") && e.kind() == ErrorKind::Io {
-                Error::corrupt(format!("{bucket}/{key}: over the manifest limit ({e})"))
+            if e.kind() == ErrorKind::TooLong {
+                Error::corrupt(format!("manifest {bucket}/{key} is over the manifest limit ({e})"))
             } else {
                 e
             }

@@ -5,6 +5,7 @@
 //! per reader (plus the ones still in flight when a random read dropped a window).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use rusty_s3::Method;
@@ -47,6 +48,17 @@ struct Chunk {
 struct Slot {
     res: Mutex<Option<Result<Vec<u8>>>>,
     cond: Condvar,
+    /// Set when the range is no longer wanted: its GET stops reading.
+    cancel: AtomicBool,
+}
+
+impl State {
+    /// Drop the window; transfers still running stop at their next read from the socket.
+    fn clear(&mut self) {
+        for c in self.window.drain(..) {
+            c.slot.cancel.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl S3PieceReader {
@@ -71,7 +83,7 @@ impl S3PieceReader {
         let buf = st.free.pop().unwrap_or_default();
         let (sh, src, s2) = (self.sh.clone(), self.src.clone(), slot.clone());
         let job = move || {
-            let r = fetch(&sh, &src, start, len, buf);
+            let r = fetch(&sh, &src, start, len, buf, &s2.cancel);
             *s2.res.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
             s2.cond.notify_all();
         };
@@ -84,18 +96,31 @@ impl S3PieceReader {
 }
 
 /// GET `len` bytes at `start` into `buf` (reused: resized, not cleared).
-fn fetch(sh: &Shared, src: &Source, start: u64, len: usize, mut buf: Vec<u8>) -> Result<Vec<u8>> {
+fn fetch(
+    sh: &Shared,
+    src: &Source,
+    start: u64,
+    len: usize,
+    mut buf: Vec<u8>,
+    cancel: &AtomicBool,
+) -> Result<Vec<u8>> {
     if buf.len() < len {
         buf.resize(len, 0);
     } else {
         buf.truncate(len);
     }
-    get_range(sh, src, start, &mut buf)?;
+    get_range(sh, src, start, &mut buf, Some(cancel))?;
     Ok(buf)
 }
 
 /// One ranged GET filling `buf` exactly, retried as the policy says.
-fn get_range(sh: &Shared, src: &Source, start: u64, buf: &mut [u8]) -> Result<()> {
+fn get_range(
+    sh: &Shared,
+    src: &Source,
+    start: u64,
+    buf: &mut [u8],
+    cancel: Option<&AtomicBool>,
+) -> Result<()> {
     let c = &sh.client;
     let end = start + buf.len() as u64 - 1;
     let what = format!("GetObject {}/{} bytes {start}-{end}", src.bucket, src.key);
@@ -120,7 +145,7 @@ fn get_range(sh: &Shared, src: &Source, start: u64, buf: &mut [u8]) -> Result<()
                     });
                 }
             }
-            r.read_into(&what, buf)?;
+            r.read_into(&what, buf, cancel)?;
             Ok(())
         },
     )
@@ -138,8 +163,8 @@ impl PieceReader for S3PieceReader {
             && st.window.back().is_some_and(|c| idx0 <= c.idx);
         if self.sh.read_ahead == 0 || (off != st.next && !in_window) {
             // Random access: drop the window (its threads finish on their own) and read here.
-            st.window.clear();
-            get_range(&self.sh, &self.src, off, &mut buf[..n])?;
+            st.clear();
+            get_range(&self.sh, &self.src, off, &mut buf[..n], None)?;
             st.next = off + n as u64;
             return Ok(n);
         }
@@ -157,7 +182,7 @@ impl PieceReader for S3PieceReader {
                 }
             }
             if st.window.front().is_some_and(|c| c.idx != idx) {
-                st.window.clear();
+                st.clear();
             }
             let mut want = st.window.back().map_or(idx, |c| c.idx + 1);
             while st.window.len() < self.sh.read_ahead && want <= last_idx {
@@ -187,5 +212,11 @@ impl PieceReader for S3PieceReader {
         }
         st.next = off + n as u64;
         Ok(n)
+    }
+}
+
+impl Drop for S3PieceReader {
+    fn drop(&mut self) {
+        self.st.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }

@@ -261,6 +261,8 @@ pub struct S3PieceWriter {
     part_no: u32,
     total: u64,
     upload: Option<Upload>,
+    /// Checksum mode of the multipart upload.
+    mode: ChecksumMode,
     done: bool,
 }
 
@@ -284,6 +286,7 @@ impl S3PieceWriter {
             part_no: 1,
             total: 0,
             upload: None,
+            mode: ChecksumMode::None,
             done: false,
         }
     }
@@ -321,7 +324,11 @@ impl S3PieceWriter {
 
     fn start_upload(&mut self) -> Result<()> {
         let c = &self.sh.client;
-        let id = create_upload(c, self.ep, &self.bucket, &self.key, self.sh.checksum)?;
+        let (ep, bucket, key) = (self.ep, &self.bucket, &self.key);
+        // The mode the upload was created with is the one of all its parts.
+        let (id, mode) =
+            self.sh.with_checksum(|mode| Ok((create_upload(c, ep, bucket, key, mode)?, mode)))?;
+        self.mode = mode;
         debug!("multipart upload {id} of {}/{} started", self.bucket, self.key);
         let (tx, rx) = channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
@@ -335,6 +342,7 @@ impl S3PieceWriter {
                 key: self.key.clone(),
                 upload: id.clone(),
                 ep: self.ep.wrapping_add(i),
+                mode,
             };
             let spawned = std::thread::Builder::new().name("vast-ost-s3-up".into()).spawn(move || ctx.run());
             match spawned {
@@ -373,17 +381,19 @@ impl S3PieceWriter {
             let data = self.cur.take().unwrap_or_default();
             let c = &self.sh.client;
             let what = format!("PutObject {}/{} ({} bytes)", self.bucket, self.key, data.len());
-            let check = checksum_headers(self.sh.checksum, &data);
-            return c.call(
-                self.ep,
-                &what,
-                || {
-                    let mut r = Req::new(Method::Put, &self.bucket, Some(&self.key)).body(&data);
-                    r.headers.extend(check.iter().cloned());
-                    r
-                },
-                |_| Ok(()),
-            );
+            return self.sh.with_checksum(|mode| {
+                let check = checksum_headers(mode, &data);
+                c.call(
+                    self.ep,
+                    &what,
+                    || {
+                        let mut r = Req::new(Method::Put, &self.bucket, Some(&self.key)).body(&data);
+                        r.headers.extend(check.iter().cloned());
+                        r
+                    },
+                    |_| Ok(()),
+                )
+            });
         }
         if self.cur.as_ref().is_some_and(|b| !b.is_empty()) {
             self.submit()?;
@@ -477,6 +487,7 @@ struct WorkerCtx {
     key: String,
     upload: String,
     ep: usize,
+    mode: ChecksumMode,
 }
 
 impl WorkerCtx {
@@ -499,8 +510,8 @@ impl WorkerCtx {
     fn upload_part(&self, n: u32, data: &[u8]) -> Result<Part> {
         let c = &self.sh.client;
         let what = format!("UploadPart {}/{} part {n} ({} bytes)", self.bucket, self.key, data.len());
-        let check = checksum_headers(self.sh.checksum, data);
-        let crc = match self.sh.checksum {
+        let check = checksum_headers(self.mode, data);
+        let crc = match self.mode {
             ChecksumMode::Crc32c => check.first().map(|h| h.1.clone()),
             _ => None,
         };
