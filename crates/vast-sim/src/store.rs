@@ -9,6 +9,9 @@
 //! visible. S3 metadata (ETag, content type, `x-amz-meta-*`) is kept in memory, keyed by
 //! path, and trusted only while the file's size and mtime are unchanged; a file written or
 //! replaced over "NFS" gets an MD5 ETag computed on first use.
+//!
+//! Quotas are enforced on S3 writes only: plain file writes under the root ("NFS") cannot be
+//! made to fail with `EDQUOT` by a user-space simulator, so they only show up in `quotas/`.
 
 use md5::{Digest, Md5};
 use std::collections::HashMap;

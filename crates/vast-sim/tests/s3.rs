@@ -608,6 +608,10 @@ fn s10_header_form_sigv4() {
     let r = send("GET", "/", b"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", false);
     assert_eq!(r.status, 200);
     assert!(r.text.contains("<Name>hdrb</Name>"), "ListBuckets: {}", r.text);
+    // ListObjects (v1) with a delimiter.
+    let r = send("GET", "/hdrb?delimiter=%2F&prefix=", b"", "UNSIGNED-PAYLOAD", false);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("<Key>a key</Key>") && r.text.contains("<Key>u</Key>"), "{}", r.text);
     // ListMultipartUploads (rusty-s3 has no action for it).
     let r = send("POST", "/hdrb/mp/obj?uploads", b"", "UNSIGNED-PAYLOAD", false);
     assert_eq!(r.status, 200, "{}", r.text);

@@ -491,3 +491,35 @@ fn s2_tenant_header_and_plain_http() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
 }
+
+/// §6, §12.5: snapshots keep the trailing slash on `path` and are SUCCEED at once.
+#[test]
+fn s6_snapshots() {
+    let env = start();
+    assert_eq!(
+        env.api("POST", "folders/create_folder/", Some(json!({"path": "/snapme", "tenant_id": 1}))).status,
+        200
+    );
+    let r = env.api(
+        "POST",
+        "snapshots/",
+        Some(json!({"name": "s1", "path": "/snapme/", "indestructible": false})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let s = r.json();
+    assert_eq!(s["path"], "/snapme/");
+    assert_eq!(s["state"], "SUCCEED");
+    assert_eq!(
+        env.api("GET", "snapshots/?path__startswith=/snapme", None).json().as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(env.api("POST", "snapshots/", Some(json!({"name": "s2", "path": "/missing/"}))).status, 400);
+    let id = s["id"].as_u64().unwrap();
+    assert_eq!(env.api("DELETE", &format!("snapshots/{id}/"), None).status, 204);
+}
+
+#[test]
+fn sim_is_send_and_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<vast_sim::Sim>();
+}
