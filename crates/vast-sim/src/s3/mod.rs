@@ -839,6 +839,7 @@ async fn put_object(
     }
     let checks = Checks::from(&h, sig)?;
     let meta = user_meta(&h)?;
+    let cond = WriteCond::from(&h)?;
     ctx.quota_check(&dest, len, None).await?;
     let tmp = ctx.sh.store.tmp_path();
     let r = receive(req.into_body(), &tmp, len, &checks).await?;
@@ -849,12 +850,39 @@ async fn put_object(
         user_meta: meta,
         ..Default::default()
     };
-    commit(ctx, &tmp, &dest, r.size, None, m).await?;
+    commit(ctx, &tmp, &dest, r.size, None, m, &cond).await?;
     let mut rb = http::Response::builder().status(200).header("etag", etag);
     if let Some(c) = hdr(&h, "x-amz-checksum-crc32c") {
         rb = rb.header("x-amz-checksum-crc32c", c);
     }
     Ok(rb.body(empty()).unwrap_or_else(|_| http::Response::new(empty())))
+}
+
+/// Conditional-write headers of a PUT / CompleteMultipartUpload (`If-None-Match: *` creates
+/// only when the key is free, `If-Match: <etag>` replaces only that version). AWS semantics;
+/// whether VAST 5.3 honours them is not stated in the reference.
+#[derive(Default)]
+pub struct WriteCond {
+    none_match: bool,
+    if_match: Option<String>,
+}
+
+impl WriteCond {
+    pub fn from(h: &HeaderMap) -> Result<WriteCond, S3Err> {
+        let none_match = match hdr(h, "if-none-match").map(str::trim) {
+            None => false,
+            Some("*") => true,
+            Some(_) => {
+                return Err(S3Err::new(501, "NotImplemented", "If-None-Match on writes only supports \"*\""))
+            }
+        };
+        Ok(WriteCond { none_match, if_match: hdr(h, "if-match").map(|s| s.trim().to_string()) })
+    }
+}
+
+fn precondition_failed() -> S3Err {
+    S3Err::new(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+        .with("Condition", "If-None-Match/If-Match")
 }
 
 /// Quota check and rename under the commit lock, then record S3 metadata.
@@ -865,8 +893,30 @@ pub async fn commit(
     size: u64,
     moved_from: Option<&Path>,
     m: ObjMeta,
+    cond: &WriteCond,
 ) -> Result<(), S3Err> {
     let _g = ctx.sh.commit_lock.lock().await;
+    if cond.none_match || cond.if_match.is_some() {
+        let existing = std::fs::metadata(dest).ok().filter(|m| m.is_file());
+        let verdict = match (&existing, &cond.if_match) {
+            (Some(_), _) if cond.none_match => Err(precondition_failed()),
+            (None, Some(_)) => Err(S3Err::new(404, "NoSuchKey", "The specified key does not exist.")),
+            (Some(md), Some(want)) => {
+                let (sh, d, md) = (ctx.sh.clone(), dest.to_path_buf(), md.clone());
+                let etag = blocking(move || sh.store.meta(&d, &md).etag).await?;
+                if etag_matches(want, &etag) {
+                    Ok(())
+                } else {
+                    Err(precondition_failed())
+                }
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = verdict {
+            let _ = std::fs::remove_file(tmp);
+            return Err(e);
+        }
+    }
     if let Err(e) = ctx.quota_check(dest, size, moved_from).await {
         let _ = std::fs::remove_file(tmp);
         return Err(e);
@@ -1179,7 +1229,7 @@ async fn copy_object(ctx: &Ctx, bucket: &str, key: &str, h: &HeaderMap) -> Resul
             let _ = std::fs::remove_file(&tmp);
             internal(e)
         })?;
-        commit(ctx, &tmp, &dest, src_md.len(), None, new_meta).await?;
+        commit(ctx, &tmp, &dest, src_md.len(), None, new_meta, &WriteCond::from(h)?).await?;
     }
     let md = std::fs::metadata(&dest).map_err(internal)?;
     let (sh, d2, md2) = (ctx.sh.clone(), dest.clone(), md.clone());

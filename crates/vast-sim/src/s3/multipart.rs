@@ -5,7 +5,7 @@
 
 use super::{
     blocking, commit, content_length, copy_source, esc, hdr, internal, now_iso, quoted_md5, receive,
-    small_body, user_meta, xml, xml_resp, Checks, Ctx, S3Err,
+    small_body, user_meta, xml, xml_resp, Checks, Ctx, S3Err, WriteCond,
 };
 use crate::server::{empty, Req, Resp};
 use crate::store::ObjMeta;
@@ -20,6 +20,8 @@ const MAX_PART: u64 = 5 << 30;
 #[derive(Debug, Clone)]
 pub struct Part {
     pub etag: String,
+    /// `x-amz-checksum-crc32c` the part was uploaded with (base64), if any.
+    pub crc32c: Option<String>,
     pub md5: [u8; 16],
     pub size: u64,
     pub modified: String,
@@ -35,6 +37,8 @@ pub struct Upload {
     pub initiator: String,
     pub content_type: Option<String>,
     pub user_meta: Vec<(String, String)>,
+    /// `x-amz-checksum-algorithm` of CreateMultipartUpload (only CRC32C is supported).
+    pub checksum_crc32c: bool,
     pub parts: BTreeMap<u32, Part>,
 }
 
@@ -58,6 +62,17 @@ pub fn create(ctx: &Ctx, bucket: &str, key: &str, h: &http::HeaderMap) -> Result
     let b = ctx.bucket(bucket)?;
     ctx.object_path(&b, key)?;
     let meta = user_meta(h)?;
+    let checksum_crc32c = match hdr(h, "x-amz-checksum-algorithm") {
+        None => false,
+        Some(a) if a.eq_ignore_ascii_case("CRC32C") => true,
+        Some(a) => {
+            return Err(S3Err::new(
+                501,
+                "NotImplemented",
+                format!("checksum algorithm {a} is not supported by vast-sim (CRC32C is)"),
+            ))
+        }
+    };
     let id = {
         let mut st = ctx.sh.state.lock().unwrap_or_else(|e| e.into_inner());
         st.rng.hex(32)
@@ -73,6 +88,7 @@ pub fn create(ctx: &Ctx, bucket: &str, key: &str, h: &http::HeaderMap) -> Result
         initiator: ctx.caller.name.clone(),
         content_type: hdr(h, "content-type").map(String::from),
         user_meta: meta,
+        checksum_crc32c,
         parts: BTreeMap::new(),
     };
     ctx.sh.uploads.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), up);
@@ -140,7 +156,13 @@ pub async fn upload_part(
     let (t, f) = (tmp.clone(), final_path.clone());
     blocking(move || std::fs::rename(&t, &f)).await?.map_err(|_| no_such_upload(id))?;
     let etag = quoted_md5(&r.md5);
-    record_part(ctx, id, n, Part { etag: etag.clone(), md5: r.md5, size: r.size, modified: now_iso() })?;
+    let crc32c = hdr(&h, "x-amz-checksum-crc32c").map(|c| c.trim().to_string());
+    record_part(
+        ctx,
+        id,
+        n,
+        Part { etag: etag.clone(), crc32c, md5: r.md5, size: r.size, modified: now_iso() },
+    )?;
     let mut rb = http::Response::builder().status(200).header("etag", etag);
     if let Some(c) = hdr(&h, "x-amz-checksum-crc32c") {
         rb = rb.header("x-amz-checksum-crc32c", c);
@@ -184,12 +206,13 @@ async fn upload_part_copy(
         ctx.sh.store.tmp_path().file_name().and_then(|f| f.to_str()).unwrap_or("t")
     ));
     let (t, f) = (tmp.clone(), final_path);
-    let md5 = blocking(move || -> std::io::Result<[u8; 16]> {
+    let (md5, crc) = blocking(move || -> std::io::Result<([u8; 16], u32)> {
         let r = (|| {
             let mut s = std::fs::File::open(&src)?;
             s.seek(SeekFrom::Start(start))?;
             let mut out = std::fs::File::create(&t)?;
             let mut h = Md5::new();
+            let mut crc = 0u32;
             let mut left = len;
             let mut buf = vec![0u8; 1 << 20];
             while left > 0 {
@@ -198,11 +221,12 @@ async fn upload_part_copy(
                     return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "source shrank"));
                 }
                 h.update(&buf[..k]);
+                crc = crc32c::crc32c_append(crc, &buf[..k]);
                 out.write_all(&buf[..k])?;
                 left -= k as u64;
             }
             std::fs::rename(&t, &f)?;
-            Ok(h.finalize().into())
+            Ok((h.finalize().into(), crc))
         })();
         if r.is_err() {
             let _ = std::fs::remove_file(&t);
@@ -213,10 +237,21 @@ async fn upload_part_copy(
     .map_err(internal)?;
     let etag = quoted_md5(&md5);
     let modified = now_iso();
-    record_part(ctx, &up.id, n, Part { etag: etag.clone(), md5, size: len, modified: modified.clone() })?;
+    use base64::Engine;
+    let crc_b64 = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
+    let crc32c = up.checksum_crc32c.then(|| crc_b64.clone());
+    record_part(
+        ctx,
+        &up.id,
+        n,
+        Part { etag: etag.clone(), crc32c: crc32c.clone(), md5, size: len, modified: modified.clone() },
+    )?;
     let mut s = format!("{}<CopyPartResult xmlns=\"{}\">", xml::HEADER, xml::NS);
     xml::el(&mut s, "LastModified", &modified);
     xml::el(&mut s, "ETag", &etag);
+    if let Some(c) = &crc32c {
+        xml::el(&mut s, "ChecksumCRC32C", c);
+    }
     s.push_str("</CopyPartResult>");
     Ok(xml_resp(200, s))
 }
@@ -232,6 +267,7 @@ pub async fn complete(
     let b = ctx.bucket(bucket)?;
     let dest = ctx.object_path(&b, key)?;
     let up = get_upload(ctx, bucket, key, id)?;
+    let cond = WriteCond::from(req.headers())?;
     let doc = small_body(req, sig).await?;
     let malformed = || {
         S3Err::new(
@@ -256,6 +292,21 @@ pub async fn complete(
                 .with_pub("PartNumber", &n.to_string())
                 .with_pub("ETag", &etag)
         })?;
+        // A part checksum listed in the completion must be the one the part was sent with.
+        let listed_crc = xml::text(p, "ChecksumCRC32C");
+        if let (Some(l), Some(stored)) = (&listed_crc, &part.crc32c) {
+            if l != stored {
+                return Err(S3Err::new(
+                    400,
+                    "InvalidPart",
+                    "The ChecksumCRC32C of a part does not match the uploaded part.",
+                )
+                .with_pub("PartNumber", &n.to_string()));
+            }
+        }
+        if up.checksum_crc32c && listed_crc.is_none() {
+            return Err(S3Err::new(400, "InvalidRequest", format!("The upload was created using a CRC32C checksum. The complete request must include the checksum for each part. It was missing for part {n} in the request.")));
+        }
         chosen.push((n, part.clone()));
     }
     if chosen.is_empty() {
@@ -305,7 +356,7 @@ pub async fn complete(
         user_meta: up.user_meta.clone(),
         ..Default::default()
     };
-    commit(ctx, &tmp, &dest, total, None, m).await?;
+    commit(ctx, &tmp, &dest, total, None, m, &cond).await?;
     ctx.sh.uploads.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     let dir = up.dir.clone();
     let _ = blocking(move || std::fs::remove_dir_all(dir)).await;
