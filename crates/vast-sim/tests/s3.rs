@@ -458,6 +458,12 @@ fn s12_quota_follows_and_limits_s3_writes() {
     let over = s3.put("b", &[0u8; 5000]);
     assert_eq!(over.status, 403);
     assert!(over.text.contains("<Code>QuotaExceeded</Code>"), "{}", over.text);
+    // A large refused upload still gets its answer (the body is drained, not reset).
+    let big = s3.put("c", &vec![0u8; 24 << 20]);
+    assert_eq!(big.status, 403);
+    assert!(big.text.contains("QuotaExceeded"));
+    let nob = S3::new(&env.sim.s3_endpoints()[0], "nosuchbucket", s3.creds.key(), s3.creds.secret());
+    assert_eq!(nob.put("k", &vec![0u8; 24 << 20]).status, 404);
     assert_eq!(s3.get("b").0, 404);
     // Replacing an object counts only the difference.
     assert_eq!(s3.put("a", &[0u8; 9000]).status, 200);

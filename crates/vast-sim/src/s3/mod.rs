@@ -211,7 +211,39 @@ fn hdr<'a>(h: &'a HeaderMap, n: &str) -> Option<&'a str> {
     h.get(n).and_then(|v| v.to_str().ok())
 }
 
+/// A request whose body a handler may take (`body_mut().take()`). Whatever is left unread
+/// when an error is answered gets drained first: closing a socket with unread upload data makes
+/// the kernel reset the connection, and the client would see a reset instead of the S3 error.
+pub type SReq = http::Request<Option<Incoming>>;
+
 async fn dispatch(sh: Arc<Shared>, req: Req) -> Result<Resp, S3Err> {
+    let mut req = req.map(Some);
+    let r = route(sh, &mut req).await;
+    if r.is_err() {
+        if let Some(b) = req.body_mut().take() {
+            drain(b).await;
+        }
+    }
+    r
+}
+
+/// Reads and discards a request body (bounded in size and time).
+async fn drain(mut body: Incoming) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut n = 0u64;
+    while let Ok(Some(Ok(f))) = tokio::time::timeout_at(deadline, body.frame()).await {
+        n += f.data_ref().map(|d| d.len() as u64).unwrap_or(0);
+        if n > 6 << 30 {
+            break;
+        }
+    }
+}
+
+pub fn take_body(req: &mut SReq) -> Result<Incoming, S3Err> {
+    req.body_mut().take().ok_or_else(|| internal("request body already consumed"))
+}
+
+async fn route(sh: Arc<Shared>, req: &mut SReq) -> Result<Resp, S3Err> {
     let invalid_uri = || S3Err::new(400, "InvalidURI", "Couldn't parse the specified URI.");
     let raw_path = req.uri().path().to_string();
     let raw_query = req.uri().query().unwrap_or("").to_string();
@@ -485,9 +517,9 @@ async fn receive_inner(
 }
 
 /// Reads a small (XML) request body fully, enforcing the same checks.
-pub async fn small_body(req: Req, sig: &sigv4::SigRequest) -> Result<String, S3Err> {
+pub async fn small_body(req: &mut SReq, sig: &sigv4::SigRequest) -> Result<String, S3Err> {
     let checks = Checks::from(req.headers(), sig)?;
-    let body = http_body_util::Limited::new(req.into_body(), 4 << 20)
+    let body = http_body_util::Limited::new(take_body(req)?, 4 << 20)
         .collect()
         .await
         .map_err(|_| S3Err::new(400, "MalformedXML", "The request body could not be read or is too large"))?
@@ -823,7 +855,7 @@ async fn put_object(
     ctx: &Ctx,
     bucket: &str,
     key: &str,
-    req: Req,
+    req: &mut SReq,
     sig: &sigv4::SigRequest,
 ) -> Result<Resp, S3Err> {
     let b = ctx.bucket(bucket)?;
@@ -842,7 +874,7 @@ async fn put_object(
     let cond = WriteCond::from(&h)?;
     ctx.quota_check(&dest, len, None).await?;
     let tmp = ctx.sh.store.tmp_path();
-    let r = receive(req.into_body(), &tmp, len, &checks).await?;
+    let r = receive(take_body(req)?, &tmp, len, &checks).await?;
     let etag = quoted_md5(&r.md5);
     let m = ObjMeta {
         etag: etag.clone(),
@@ -1095,7 +1127,12 @@ async fn remove_file(ctx: &Ctx, path: &Path) -> Result<(), S3Err> {
     Ok(())
 }
 
-async fn delete_objects(ctx: &Ctx, bucket: &str, req: Req, sig: &sigv4::SigRequest) -> Result<Resp, S3Err> {
+async fn delete_objects(
+    ctx: &Ctx,
+    bucket: &str,
+    req: &mut SReq,
+    sig: &sigv4::SigRequest,
+) -> Result<Resp, S3Err> {
     let b = ctx.bucket(bucket)?;
     let doc = small_body(req, sig).await?;
     let malformed = || {

@@ -7,7 +7,7 @@ use super::{
     blocking, commit, content_length, copy_source, esc, hdr, internal, now_iso, quoted_md5, receive,
     small_body, user_meta, xml, xml_resp, Checks, Ctx, S3Err, WriteCond,
 };
-use crate::server::{empty, Req, Resp};
+use crate::server::{empty, Resp};
 use crate::store::ObjMeta;
 use md5::{Digest, Md5};
 use std::collections::BTreeMap;
@@ -124,7 +124,7 @@ pub async fn upload_part(
     key: &str,
     id: &str,
     n: &str,
-    req: Req,
+    req: &mut super::SReq,
     sig: &super::sigv4::SigRequest,
 ) -> Result<Resp, S3Err> {
     ctx.bucket(bucket)?;
@@ -152,7 +152,7 @@ pub async fn upload_part(
         "part-{n:05}.{}.tmp",
         ctx.sh.store.tmp_path().file_name().and_then(|f| f.to_str()).unwrap_or("t")
     ));
-    let r = receive(req.into_body(), &tmp, len, &checks).await?;
+    let r = receive(super::take_body(req)?, &tmp, len, &checks).await?;
     let (t, f) = (tmp.clone(), final_path.clone());
     blocking(move || std::fs::rename(&t, &f)).await?.map_err(|_| no_such_upload(id))?;
     let etag = quoted_md5(&r.md5);
@@ -261,7 +261,7 @@ pub async fn complete(
     bucket: &str,
     key: &str,
     id: &str,
-    req: Req,
+    req: &mut super::SReq,
     sig: &super::sigv4::SigRequest,
 ) -> Result<Resp, S3Err> {
     let b = ctx.bucket(bucket)?;
