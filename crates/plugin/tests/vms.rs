@@ -1,0 +1,225 @@
+//! The control path through the C interface against the VAST simulator: a server configured
+//! with only a VMS address and NetBackup-style credentials discovers its LSUs (views), reports
+//! capacity that moves as images are written and deleted, survives token expiry mid-job, and
+//! maps each way of failing to connect to its own status.
+
+mod common;
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use vast_ost_engine::server::{Credentials, Secret};
+use vast_ost_engine::vms::{AuthScheme, Vms, VmsSettings};
+use vast_ost_host::abi::*;
+use vast_ost_host::{get_str, image_def, lsu, Plugin, Status};
+use vast_sim::{Sim, SimConfig};
+
+const QUOTA: u64 = 64 << 20;
+
+struct World {
+    _dir: tempfile::TempDir,
+    sim: Sim,
+    log: std::path::PathBuf,
+    plugin: Plugin,
+    api_token: String,
+}
+
+fn admin(sim: &Sim, ca: &Path) -> Vms {
+    let s = VmsSettings {
+        address: sim.vms_url().to_string(),
+        api_version: "latest".into(),
+        tenant: None,
+        auth: AuthScheme::Jwt,
+        tls: vast_ost_engine::http::TlsSettings { ca_file: Some(ca.to_path_buf()), insecure: false },
+        timeout_secs: 10,
+    };
+    let c = Credentials { user: sim.admin_user().into(), password: Secret::new(sim.admin_password()) };
+    Vms::connect(&s, &c).unwrap()
+}
+
+fn world() -> &'static World {
+    static W: OnceLock<World> = OnceLock::new();
+    W.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Sim::start(SimConfig::new(dir.path().join("cluster"))).unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, sim.ca_pem().unwrap()).unwrap();
+        // What an admin provisions before nbdevconfig -previewdv.
+        let vms = admin(&sim, &ca);
+        for (name, path) in [("nbu-lsu1", "/nbu/lsu1"), ("nbu-lsu2", "/nbu/lsu2"), ("other", "/other")] {
+            vms.post("views/", &json!({"name": name, "path": path, "policy_id": 1, "protocols": ["NFS"], "create_dir": true}))
+                .unwrap();
+        }
+        vms.post("quotas/", &json!({"name": "nbu-lsu1", "path": "/nbu/lsu1", "hard_limit": QUOTA})).unwrap();
+        let token = vms.post("apitokens/", &json!({"name": "netbackup"})).unwrap();
+        let api_token = token["token"].as_str().unwrap().to_string();
+
+        let vms_url = sim.vms_url();
+        let root = sim.root().display().to_string();
+        let ca = ca.display();
+        let server = |name: &str, vms_extra: &str| {
+            format!(
+                "[[server]]\nname = \"VastData:{name}\"\nlsu_prefix = \"nbu-\"\ncapacity_ttl_secs = 60\n\
+                 [server.vms]\naddress = \"{vms_url}\"\n{vms_extra}\n[server.nfs]\nmount = \"{root}\"\n\n"
+            )
+        };
+        let config = [
+            "[log]\nlevel = \"debug\"\n\n".to_string(),
+            server("sim", &format!("ca_file = \"{ca}\"")),
+            server("sim-basic", &format!("ca_file = \"{ca}\"\nauth = \"basic\"")),
+            server("sim-insecure", "insecure = true"),
+            server("sim-untrusted", ""),
+            server("sim-down", "").replace(vms_url, "https://127.0.0.1:1"),
+        ]
+        .concat();
+        let cfg_path = dir.path().join("vast-ost.toml");
+        std::fs::write(&cfg_path, config).unwrap();
+        let log = dir.path().join("vast-ost.log");
+        std::env::set_var("VAST_OST_CONFIG", &cfg_path);
+        std::env::set_var("VAST_OST_LOG", &log);
+        let plugin = Plugin::load(&plugin_path()).unwrap();
+        plugin.init().unwrap();
+        World { _dir: dir, sim, log, plugin, api_token }
+    })
+}
+
+fn backup(p: &Plugin, l: &sts_lsu_t, name: &str, size: u64) {
+    let h = p.create_image(l, &image_def(name, "1", "vms")).unwrap();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut off = 0;
+    while off < size {
+        let n = buf.len().min((size - off) as usize);
+        pattern(5, off, &mut buf[..n]);
+        p.write(h, &buf[..n], off).unwrap();
+        off += n as u64;
+    }
+    p.close_image(h, STS_CLOSEF_IH_COMPLETE).unwrap();
+}
+
+#[test]
+fn discovers_views_and_cluster() {
+    let w = world();
+    let p = &w.plugin;
+    let s = p.open_server("VastData:sim", w.sim.admin_user(), w.sim.admin_password()).unwrap();
+    assert_eq!(p.lsu_names(s).unwrap(), ["nbu-lsu1", "nbu-lsu2"], "views selected by lsu_prefix");
+    let si = p.server_prop(s).unwrap();
+    assert!(get_str(&si.srv_version).contains("VAST 5.3"), "{}", get_str(&si.srv_version));
+    assert!(!get_str(&si.srv_guid).is_empty());
+    let ifs = get_str(&si.srv_interfaces);
+    assert!(ifs.split(',').count() >= 3, "data VIPs from vippools/: {ifs}");
+    let li = p.lsu_prop(&lsu(s, "nbu-lsu2")).unwrap();
+    assert!(li.lsu_capacity >= 1 << 40, "no quota: the cluster's logical space");
+    assert!(get_str(&li.lsu_description).contains("/nbu/lsu2"));
+    assert_eq!(p.lsu_prop(&lsu(s, "other")).err(), Some(Status(STS_ENOENT)), "not selected");
+    p.close_server(s).unwrap();
+}
+
+#[test]
+fn capacity_follows_bytes_written_and_deleted() {
+    let w = world();
+    let p = &w.plugin;
+    let s = p.open_server("VastData:sim", w.sim.admin_user(), w.sim.admin_password()).unwrap();
+    let l = lsu(s, "nbu-lsu1");
+    let before = p.lsu_prop(&l).unwrap();
+    assert_eq!(before.lsu_capacity, QUOTA, "the quota's hard limit");
+    backup(p, &l, "cap_1_C1_F1", 8 << 20);
+    let after = p.lsu_prop(&l).unwrap();
+    assert!(after.lsu_used >= before.lsu_used + (8 << 20), "used {} -> {}", before.lsu_used, after.lsu_used);
+    assert_eq!(after.lsu_images, before.lsu_images + 1);
+    p.delete_image(&l, &image_def("cap_1_C1_F1", "", "")).unwrap();
+    let gone = p.lsu_prop(&l).unwrap();
+    assert!(gone.lsu_used < after.lsu_used && gone.lsu_used <= before.lsu_used + 4096);
+    p.close_server(s).unwrap();
+}
+
+#[test]
+fn survives_token_expiry_mid_job() {
+    let w = world();
+    let p = &w.plugin;
+    let s = p.open_server("VastData:sim", w.sim.admin_user(), w.sim.admin_password()).unwrap();
+    let l = lsu(s, "nbu-lsu2");
+    let h = p.create_image(&l, &image_def("tok_1_C1_F1", "1", "vms")).unwrap();
+    p.write(h, &[1u8; 65536], 0).unwrap();
+    w.sim.expire_access_tokens();
+    // bpstsinfo polls in the middle of the job: VMS says 403 "Token is invalid or expired".
+    p.lsu_prop(&lsu(s, "nbu-lsu1")).unwrap();
+    p.server_prop(s).unwrap();
+    p.write(h, &[2u8; 65536], 65536).unwrap();
+    p.close_image(h, STS_CLOSEF_IH_COMPLETE).unwrap();
+    w.sim.expire_access_tokens();
+    p.delete_image(&l, &image_def("tok_1_C1_F1", "", "")).unwrap();
+    let info = p.lsu_prop(&l).unwrap();
+    assert!(info.lsu_capacity > 0);
+    p.close_server(s).unwrap();
+    let log = std::fs::read_to_string(&w.log).unwrap();
+    assert!(!log.contains(w.sim.admin_password()) || w.sim.admin_password().len() < 8);
+}
+
+#[test]
+fn short_token_lifetimes_refresh_under_load() {
+    let w = world();
+    let p = &w.plugin;
+    let s = p.open_server("VastData:sim", w.sim.admin_user(), w.sim.admin_password()).unwrap();
+    // Short enough to expire several times during the test, long enough for the other tests
+    // running beside it to finish a login-and-request sequence on a loaded machine.
+    w.sim.set_token_lifetimes(Duration::from_secs(1), Duration::from_secs(60));
+    std::thread::scope(|sc| {
+        for _ in 0..4 {
+            let s = s as usize;
+            sc.spawn(move || {
+                for _ in 0..8 {
+                    // get_lsu_prop_byname after a delete is a fresh VMS call each time.
+                    p.lsu_prop(&lsu(s as stsp_server_handle_t, "nbu-lsu2")).unwrap();
+                    std::thread::sleep(Duration::from_millis(350));
+                }
+            });
+        }
+    });
+    w.sim.set_token_lifetimes(Duration::from_secs(300), Duration::from_secs(3600));
+    p.close_server(s).unwrap();
+}
+
+#[test]
+fn api_token_and_basic_auth() {
+    let w = world();
+    let p = &w.plugin;
+    let s = p.open_server("VastData:sim", "", &format!("token:{}", w.api_token)).unwrap();
+    assert_eq!(p.lsu_names(s).unwrap().len(), 2);
+    p.close_server(s).unwrap();
+    let s = p.open_server("VastData:sim-basic", w.sim.admin_user(), w.sim.admin_password()).unwrap();
+    assert_eq!(p.lsu_names(s).unwrap().len(), 2);
+    p.close_server(s).unwrap();
+    assert_eq!(p.open_server("VastData:sim", "", "token:not-a-token").err(), Some(Status(STS_EAUTH)));
+}
+
+#[test]
+fn each_failure_to_connect_has_its_status_and_log_line() {
+    let w = world();
+    let p = &w.plugin;
+    let cases = [
+        ("VastData:sim", "admin", "wrong-password", STS_EAUTH, "refused user 'admin'"),
+        ("VastData:sim-basic", "admin", "wrong-password", STS_EAUTH, "HTTP 403"),
+        ("VastData:sim-down", "admin", "123456", STS_ECONNECT, "is the address right"),
+        ("VastData:sim-untrusted", "admin", "123456", STS_ETLS, "ca_file"),
+        ("VastData:nosuchcluster", "admin", "123456", STS_ECONFIG, "no [[server]] with name 'nosuchcluster'"),
+    ];
+    for (server, user, password, status, hint) in cases {
+        let got = p.open_server(server, user, password).err();
+        let log = std::fs::read_to_string(&w.log).unwrap();
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("stspi_open_server") && l.contains(server))
+            .unwrap_or_else(|| panic!("no log line for {server}"));
+        assert_eq!(got, Some(Status(status)), "{server} with {password}: {line}");
+        assert!(line.contains(hint) && line.contains(&format!("status={status}")), "{line}");
+        assert!(!line.contains("wrong-password"), "a password reached the log: {line}");
+    }
+    // The explicit opt-out works (and is logged as a warning).
+    let s = p.open_server("VastData:sim-insecure", "admin", "123456").unwrap();
+    p.close_server(s).unwrap();
+    assert!(std::fs::read_to_string(&w.log).unwrap().contains("TLS verification of VMS is switched off"));
+}
