@@ -388,6 +388,12 @@ fn s10_users_and_access_keys() {
     let k = mine.json()["access_key"].as_str().unwrap().to_string();
     assert_eq!(env.api("GET", "s3keys/", None).json()["access_keys"][0]["access_key"], json!(k));
     assert_eq!(env.api("DELETE", &format!("s3keys/{k}/"), None).status, 204);
+    let td = env.api("PATCH", &format!("users/{id}/tenant_data/"), Some(json!({"s3_superuser": true})));
+    assert_eq!(td.status, 200, "{}", td.text);
+    assert_eq!(td.json()["s3_superuser"], true);
+    assert_eq!(env.api("GET", &format!("users/{id}/"), None).json()["s3_superuser"], true);
+    assert_eq!(env.api("GET", "vtasks/", None).json(), json!([]));
+    assert_eq!(env.api("GET", "vtasks/5/", None).status, 404);
     assert_eq!(env.api("DELETE", &format!("users/{id}/"), None).status, 204);
 }
 

@@ -304,6 +304,7 @@ fn dispatch(sh: &Shared, st: &mut State, rq: &Rq) -> Res {
         }
         (["s3keys"], _) | (["s3keys", _], _) => s3keys(st, rq, &segs),
         (["users", id, "access_keys"], _) => access_keys(st, rq, id),
+        (["users", id, "tenant_data"], &M::GET | &M::PATCH) => tenant_data(sh, st, rq, id),
         (["apitokens"], &M::GET) => {
             let now = unix_now();
             let archived = rq.q("archived").map(|a| a.eq_ignore_ascii_case("true"));
@@ -646,7 +647,8 @@ fn collection(sh: &Shared, st: &mut State, rq: &Rq, coll: &str, id: Option<&str>
     use http::Method as M;
     let coll: &'static str =
         state::COLLECTIONS.iter().find(|c| **c == coll).copied().ok_or_else(not_found)?;
-    let readonly = matches!(coll, "clusters" | "versions");
+    // vtasks: every modelled operation is synchronous, so the list stays empty (ids 404).
+    let readonly = matches!(coll, "clusters" | "versions" | "vtasks");
     match (id, &rq.method) {
         (None, &M::GET) => {
             let items: Vec<Value> =
@@ -1167,6 +1169,33 @@ fn access_keys(st: &mut State, rq: &Rq, id: &str) -> Res {
         }
         _ => Err(method_not_allowed(&rq.method)),
     }
+}
+
+/// `users/{id}/tenant_data/`: the user's per-tenant S3 permissions (one tenant here).
+fn tenant_data(sh: &Shared, st: &mut State, rq: &Rq, id: &str) -> Res {
+    const FIELDS: &[(&str, K)] = &[
+        ("allow_create_bucket", K::Bool),
+        ("allow_delete_bucket", K::Bool),
+        ("s3_superuser", K::Bool),
+        ("s3_policies_ids", K::IntList),
+    ];
+    let uid = parse_id(id)?;
+    st.get("users", uid).ok_or_else(not_found)?;
+    if rq.method == http::Method::PATCH {
+        let upd = take(&rq.body_obj()?, FIELDS)?;
+        if let Some(u) = st.coll("users").items.get_mut(&uid) {
+            u.extend(upd);
+        }
+    }
+    let u = st.get("users", uid).ok_or_else(not_found)?;
+    let full = render(st, &sh.store, "users", u, &rq.prefix);
+    let mut o = Map::new();
+    o.insert("tenant_id".into(), full.get("tenant_id").cloned().unwrap_or(json!(1)));
+    o.insert("tenant_name".into(), full.get("tenant_name").cloned().unwrap_or(Value::Null));
+    for (f, _) in FIELDS {
+        o.insert((*f).into(), full.get(*f).cloned().unwrap_or(Value::Null));
+    }
+    ok(Value::Object(o))
 }
 
 /// `s3keys/` acts on the calling user: the VMS manager's namesake in `users/`.

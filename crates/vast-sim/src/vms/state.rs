@@ -76,6 +76,7 @@ pub const COLLECTIONS: &[&str] = &[
     "vippools",
     "tenants",
     "snapshots",
+    "vtasks",
 ];
 
 pub struct Seed<'a> {
