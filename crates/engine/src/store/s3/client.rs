@@ -396,7 +396,7 @@ where
         let i = rest.find('<')?;
         rest = &rest[i + 1..];
         let Some(after) = rest.strip_prefix(tag) else { continue };
-        let Some(c) = after.chars().next() else { return None };
+        let c = after.chars().next()?;
         if c == '/' && after[1..].starts_with('>') {
             rest = &after[2..];
             return Some("");

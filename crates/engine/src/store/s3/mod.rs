@@ -18,6 +18,22 @@
 //! while [`PieceStore::lsu_space`] runs on every image open as the existence check. So it is a
 //! HeadBucket, and the space reported is [`S3Settings::nominal_capacity`] with `used` 0; with
 //! VMS the control path reports the view's quota instead.
+//!
+//! Server notes (tests: `tests/s3_radosgw.rs`, `tests/s3_vast_sim.rs`):
+//! - radosgw 16.2.15 honours `If-None-Match: *` on PUT (412 PreconditionFailed; one winner
+//!   out of 8 racing creators), checks `Content-MD5` (400 BadDigest), and accepts and
+//!   *ignores* `x-amz-checksum-crc32c` (a wrong value is stored without complaint), the
+//!   `x-amz-checksum-algorithm` of CreateMultipartUpload and the `<ChecksumCRC32C>` elements of
+//!   CompleteMultipartUpload. It answers 411 to bodiless PUT/POSTs without `Content-Length: 0`
+//!   (UploadPartCopy, CompleteMultipartUpload): every PUT/POST here sends one. Its
+//!   CompleteMultipartUpload result has an empty `<ETag>` (HEAD gives the `-N` one). It takes
+//!   x-amz-* headers that are not signed; AWS does not, so all headers sent are signed. Its
+//!   smallest part is `rgw_multipart_min_part_size` (5 MiB; `scripts/ceph-rgw` sets 64 KiB).
+//! - A server that refuses the CRC32C headers (400/501 naming them) makes the store go on
+//!   without per-request checksums, with one warning ([`ChecksumMode`]).
+//! - Multipart uploads left by a writer that died stay open until the image is deleted
+//!   (`delete_image` aborts them); a bucket lifecycle rule `AbortIncompleteMultipartUpload`
+//!   bounds them otherwise.
 
 pub mod client;
 mod reader;
@@ -224,6 +240,9 @@ impl fmt::Debug for S3Settings {
     }
 }
 
+/// A ListObjectsV2 result: (key, size) of each object, and the common prefixes.
+pub type Listing = (Vec<(String, u64)>, Vec<String>);
+
 /// What pieces share: the client and the data-path settings.
 pub(crate) struct Shared {
     pub client: Client,
@@ -388,12 +407,7 @@ impl S3Store {
 
     /// ListObjectsV2 of `prefix`, every page: keys (and sizes), and common prefixes when a
     /// delimiter is given.
-    pub fn list_objects(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        delimiter: Option<&str>,
-    ) -> Result<(Vec<(String, u64)>, Vec<String>)> {
+    pub fn list_objects(&self, bucket: &str, prefix: &str, delimiter: Option<&str>) -> Result<Listing> {
         let c = &self.sh.client;
         let ep = c.pick();
         let what = format!("ListObjectsV2 {bucket}/{prefix}");
