@@ -1,5 +1,7 @@
-//! `vast-ost demo`: the plug-in's whole job with no setup by hand. A temporary NFS "mount"
-//! with two LSUs, a config, then one NetBackup-style backup (header, two data fragments, TIR
+//! `vast-ost demo`: the plug-in's whole job with no setup by hand. A VAST simulator started
+//! in this process (VMS REST over TLS, its views standing for the NFS mount), two LSUs
+//! provisioned on it through VMS as an admin would, a config naming only the VMS address and
+//! the mount, then one NetBackup-style backup (header, two data fragments, TIR
 //! and image metadata images) written, listed, restored and checked byte for byte, copied,
 //! checked again and deleted, all through the C interface. The data comes from a seekable
 //! generator, so memory stays at a few blocks whatever `--size` is, and the peak RSS printed
@@ -33,6 +35,8 @@ pub struct Options {
     pub size: u64,
     pub keep: bool,
     pub dir: Option<PathBuf>,
+    /// Plain directories as LSUs, no simulator (the NFS path alone).
+    pub nfs_only: bool,
 }
 
 /// One image of the backup: name, length, and the stream it holds.
@@ -97,25 +101,89 @@ fn plan(size: u64, backup_id: &str) -> Vec<Planned> {
         .collect()
 }
 
-fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
-    // The NFS "mount" with its LSUs, the config, and the log beside them.
-    let mount = root.join("mnt");
-    for l in LSUS {
-        fs::create_dir_all(mount.join(l))
-            .with_context(|| format!("creating LSU directory {}", mount.join(l).display()))?;
+/// Start the simulator and provision the demo's LSUs on it through VMS, as an admin would.
+fn start_cluster(root: &Path, size: u64) -> Result<(vast_sim::Sim, PathBuf)> {
+    let sim = vast_sim::Sim::start(vast_sim::SimConfig::new(root.join("cluster")))
+        .context("starting the VAST simulator")?;
+    let ca = root.join("vms-ca.pem");
+    fs::write(&ca, sim.ca_pem().unwrap_or_default()).with_context(|| format!("writing {}", ca.display()))?;
+    println!(
+        "cluster      VAST simulator: VMS {} (TLS, CA {}), S3 VIPs {}",
+        sim.vms_url(),
+        ca.display(),
+        sim.s3_endpoints().join(" ")
+    );
+    for (i, l) in LSUS.iter().enumerate() {
+        crate::provision::run(&crate::provision::Provision {
+            vms: sim.vms_url().to_string(),
+            user: sim.admin_user().to_string(),
+            password: sim.admin_password().to_string(),
+            ca_file: Some(ca.clone()),
+            insecure: false,
+            api_version: "latest".into(),
+            name: l.to_string(),
+            s3: false,
+            path: Some(format!("/nbu/{l}")),
+            // A quota on the first LSU, so its capacity is the quota's; the second shows the
+            // cluster's free space.
+            quota: (i == 0).then_some(size.saturating_mul(3).max(1 << 30)),
+            policy: None,
+            owner: None,
+            access_key: false,
+        })
+        .map_err(|e| e.context(format!("provisioning LSU {l}")))?;
     }
+    Ok((sim, ca))
+}
+
+fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
     let config = root.join("vast-ost.toml");
     let log = root.join("vast-ost.log");
-    let text = format!(
-        "# Written by `vast-ost demo`.\n[log]\nlevel = \"info\"\n\n[[server]]\nname = {}\n[server.nfs]\nmount = {}\ndirect_io = \"auto\"\n",
-        toml_str(SERVER),
-        toml_str(&mount.display().to_string())
-    );
+    // The simulated cluster, when there is one, runs for as long as the demo.
+    let (cluster, text, user, password) = if o.nfs_only {
+        // The NFS "mount" with its LSUs as plain directories.
+        let mount = root.join("mnt");
+        for l in LSUS {
+            fs::create_dir_all(mount.join(l))
+                .with_context(|| format!("creating LSU directory {}", mount.join(l).display()))?;
+        }
+        let text = format!(
+            "# Written by `vast-ost demo --nfs-only`.\n[log]\nlevel = \"info\"\n\n[[server]]\nname = {}\n[server.nfs]\nmount = {}\ndirect_io = \"auto\"\n",
+            toml_str(SERVER),
+            toml_str(&mount.display().to_string())
+        );
+        (None, text, "demo".to_string(), String::new())
+    } else {
+        let (sim, ca) = start_cluster(root, o.size)?;
+        let text = format!(
+            "# Written by `vast-ost demo`.\n[log]\nlevel = \"info\"\n\n[[server]]\nname = {}\n\
+             [server.vms]\naddress = {}\nca_file = {}\n[server.nfs]\nmount = {}\ndirect_io = \"auto\"\n",
+            toml_str(SERVER),
+            toml_str(sim.vms_url()),
+            toml_str(&ca.display().to_string()),
+            toml_str(&sim.root().display().to_string())
+        );
+        let (u, p) = (sim.admin_user().to_string(), sim.admin_password().to_string());
+        (Some(sim), text, u, p)
+    };
     fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
     // Read by stspi_init, so set before the plug-in is loaded.
     std::env::set_var(CONFIG_ENV, &config);
     std::env::set_var(LOG_ENV, &log);
+    let res = cycle(plugin, o, root, &config, &log, &user, &password);
+    drop(cluster);
+    res
+}
 
+fn cycle(
+    plugin: &Path,
+    o: &Options,
+    root: &Path,
+    config: &Path,
+    log: &Path,
+    user: &str,
+    password: &str,
+) -> Result<()> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let date = now.to_string();
     let backup_id = format!("demo-client_{now}");
@@ -135,14 +203,14 @@ fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
         get_str(&pi.pi_vendor_version),
         pi.pi_operating_version
     );
-    let s = Session::open(loaded, SERVER, "demo", "")?;
+    let s = Session::open(loaded, SERVER, user, password)?;
     let si = s.p().server_prop(s.handle).context("reading server properties")?;
     println!("server       {SERVER}: {}, flags {}", get_str(&si.srv_version), server_flags(si.srv_flags));
     let lsus = s.p().lsu_names(s.handle).context("listing LSUs")?;
     println!("LSUs         {}", lsus.join(", "));
     for l in LSUS {
         if !lsus.iter().any(|x| x == l) {
-            bail!("contract mismatch: LSU directory '{l}' exists under the mount, but the plug-in lists only {lsus:?}");
+            bail!("contract mismatch: LSU '{l}' was provisioned, but the plug-in lists only {lsus:?}");
         }
     }
     let rss_init = peak_rss();
@@ -192,7 +260,14 @@ fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
         println!("  {line}");
     }
     check_listing(&listed, &images, &date)?;
-    let count = s.p().lsu_prop(&s.lsu(src)?).context("reading LSU properties")?.lsu_images;
+    let li = s.p().lsu_prop(&s.lsu(src)?).context("reading LSU properties")?;
+    println!(
+        "capacity     LSU {src}: {} used of {} ({})",
+        human(li.lsu_used),
+        human(li.lsu_capacity),
+        get_str(&li.lsu_description)
+    );
+    let count = li.lsu_images;
     if count != images.len() as u64 {
         bail!(
             "contract mismatch: LSU '{src}' holds {} images, but stspi_get_lsu_prop_byname reports {count}",

@@ -245,6 +245,25 @@ enum Cmd {
         /// Create the work directory under DIR [default: the system temp directory]
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// No simulated cluster: plain directories stand for the NFS mount's LSUs
+        #[arg(long)]
+        nfs_only: bool,
+    },
+
+    /// Run the VAST simulator (VMS REST over TLS + S3 on loopback VIPs) until Ctrl-C
+    Sim {
+        /// Data root: view path /a/b is <root>/a/b
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+        /// Number of S3 VIP listeners (127.0.0.2, 127.0.0.3, ...)
+        #[arg(long, default_value_t = 3)]
+        vips: usize,
+        /// Serve VMS over plain HTTP
+        #[arg(long)]
+        no_tls: bool,
+        /// VMS port [default: any free port]
+        #[arg(long, default_value_t = 0)]
+        port: u16,
     },
 }
 
@@ -267,6 +286,28 @@ fn main() -> ExitCode {
             eprintln!("{msg}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `vast-ost sim`: a simulated cluster for trying the plug-in without one.
+fn sim(root: PathBuf, vips: usize, tls: bool, port: u16) -> Result<()> {
+    let mut cfg = vast_sim::SimConfig::new(&root);
+    cfg.vips = vips;
+    cfg.tls = tls;
+    cfg.vms_port = port;
+    let sim = vast_sim::Sim::start(cfg).context("starting the VAST simulator")?;
+    println!("VMS          {}", sim.vms_url());
+    println!("admin        {} / {}", sim.admin_user(), sim.admin_password());
+    if let Some(pem) = sim.ca_pem() {
+        let ca = root.join("ca.pem");
+        std::fs::write(&ca, pem).with_context(|| format!("writing {}", ca.display()))?;
+        println!("CA           {}", ca.display());
+    }
+    println!("S3 VIPs      {}", sim.s3_endpoints().join(" "));
+    println!("data root    {}", sim.root().display());
+    println!("running until Ctrl-C");
+    loop {
+        std::thread::park();
     }
 }
 
@@ -342,6 +383,9 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
             owner,
             access_key,
         }),
-        Cmd::Demo { size, keep, dir } => demo::run(plugin, &demo::Options { size, keep, dir }),
+        Cmd::Demo { size, keep, dir, nfs_only } => {
+            demo::run(plugin, &demo::Options { size, keep, dir, nfs_only })
+        }
+        Cmd::Sim { root, vips, no_tls, port } => sim(root, vips, !no_tls, port),
     }
 }
