@@ -83,7 +83,12 @@ impl S3PieceReader {
         let buf = st.free.pop().unwrap_or_default();
         let (sh, src, s2) = (self.sh.clone(), self.src.clone(), slot.clone());
         let job = move || {
-            let r = fetch(&sh, &src, start, len, buf, &s2.cancel);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                fetch(&sh, &src, start, len, buf, &s2.cancel)
+            }))
+            .unwrap_or_else(|_| {
+                Err(Error::internal(format!("S3 read-ahead of {}/{} panicked", src.bucket, src.key)))
+            });
             *s2.res.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
             s2.cond.notify_all();
         };

@@ -498,7 +498,12 @@ impl WorkerCtx {
                 Err(_) => return,
             };
             if !self.pipe.cancel.load(Ordering::Relaxed) {
-                match self.upload_part(job.n, &job.buf) {
+                // A panic must not take the buffer with it: the writer would wait for it forever.
+                let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.upload_part(job.n, &job.buf)
+                }))
+                .unwrap_or_else(|_| Err(Error::internal(format!("S3 upload of part {} panicked", job.n))));
+                match res {
                     Ok(p) => self.pipe.parts.lock().unwrap_or_else(|p| p.into_inner()).push(p),
                     Err(e) => self.pipe.fail(e),
                 }
