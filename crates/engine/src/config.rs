@@ -76,6 +76,7 @@ pub struct ServerConfig {
     pub capacity_ttl_secs: u64,
     pub vms: Option<crate::vms::VmsSettings>,
     pub nfs: Option<NfsConfig>,
+    pub s3: Option<crate::store::s3::S3Settings>,
     /// Data-path addresses (S3 endpoints); default: the VIPs of `vip_pool` from VMS.
     pub endpoints: Option<Vec<String>>,
     /// VIP pool whose addresses carry data (default: every enabled PROTOCOLS pool).
@@ -161,6 +162,21 @@ impl Config {
         Config::parse(&text, path)
     }
 
+    /// A warning when the file at `path` holds an S3 secret key and group or others can read it.
+    pub fn secrets_exposed(&self, path: &Path) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt;
+        if !self.servers.iter().any(|s| s.s3.as_ref().is_some_and(|s3| !s3.secret_key.is_empty())) {
+            return None;
+        }
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "config {} holds an S3 secret key but group or others can read it (mode {mode:o}): chmod 600 it",
+                path.display()
+            )
+        })
+    }
+
     fn validate(&self, origin: &Path) -> Result<()> {
         let bad = |what: String| Err(Error::config(format!("{}: {what}", origin.display())));
         let mut seen = std::collections::HashSet::new();
@@ -172,9 +188,40 @@ impl Config {
             if !seen.insert(cluster.to_ascii_lowercase()) {
                 return bad(format!("[[server]] '{cluster}' appears twice"));
             }
-            let Some(nfs) = &s.nfs else {
-                return bad(format!("[[server]] '{cluster}' has no data path: add [server.nfs]"));
-            };
+            if s.nfs.is_none() && s.s3.is_none() {
+                return bad(format!(
+                    "[[server]] '{cluster}' has no data path: add [server.nfs] or [server.s3]"
+                ));
+            }
+            if let Some(s3) = &s.s3 {
+                if s3.endpoints.is_empty() && s.vms.is_none() {
+                    return bad(format!(
+                        "[server.s3] of '{cluster}' has no endpoints, and without [server.vms] there are no VIPs to use"
+                    ));
+                }
+                if s3.access_key.is_empty() != s3.secret_key.is_empty() {
+                    return bad(format!(
+                        "[server.s3] of '{cluster}' needs both access_key and secret_key, or neither"
+                    ));
+                }
+                if s3.access_key.is_empty() && s.vms.is_some() {
+                    return bad(format!(
+                        "[server.s3] of '{cluster}' needs access_key and secret_key (the tpconfig credentials are for \
+                         VMS; `vast-ost provision --s3 --access-key` creates a key)"
+                    ));
+                }
+            }
+            for lsu in s.lsus.iter().flatten() {
+                if let Err(e) = names::validate("LSU", lsu) {
+                    return bad(format!("[[server]] lsus of '{cluster}': {e}"));
+                }
+            }
+            if let Some(v) = &s.vms {
+                if v.address.trim().is_empty() {
+                    return bad(format!("[server.vms] address of '{cluster}' is empty"));
+                }
+            }
+            let Some(nfs) = &s.nfs else { continue };
             if !nfs.mount.is_absolute() {
                 return bad(format!(
                     "[server.nfs] mount of '{cluster}' must be an absolute path, got '{}'",
@@ -186,16 +233,6 @@ impl Config {
                     "[server.nfs] view_root of '{cluster}' must start with '/', got '{}'",
                     nfs.view_root
                 ));
-            }
-            for lsu in s.lsus.iter().flatten() {
-                if let Err(e) = names::validate("LSU", lsu) {
-                    return bad(format!("[[server]] lsus of '{cluster}': {e}"));
-                }
-            }
-            if let Some(v) = &s.vms {
-                if v.address.trim().is_empty() {
-                    return bad(format!("[server.vms] address of '{cluster}' is empty"));
-                }
             }
         }
         Ok(())
@@ -243,6 +280,8 @@ mod tests {
         assert!(e.message().contains("absolute"), "{e}");
         let e = parse("[[server]]\nname = \"c1\"\n").unwrap_err();
         assert!(e.message().contains("no data path"), "{e}");
+        let e = parse("[[server]]\nname = \"c1\"\n[server.s3]\naccess_key = \"k\"\n").unwrap_err();
+        assert!(e.message().contains("no endpoints"), "{e}");
         let e = parse("x = [").unwrap_err();
         assert!(e.message().starts_with("/etc/x.toml:1:"), "{e}");
     }

@@ -47,10 +47,6 @@ impl Http {
     }
 }
 
-pub fn agent(tls: &TlsSettings, timeout: Duration) -> Result<ureq::Agent> {
-    Ok(config(tls, timeout)?.new_agent())
-}
-
 fn config(tls: &TlsSettings, timeout: Duration) -> Result<ureq::config::Config> {
     let mut t = TlsConfig::builder();
     if let Some(ca) = &tls.ca_file {

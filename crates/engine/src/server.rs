@@ -17,6 +17,7 @@ use crate::image::{self, ImageReader, ImageWriter};
 use crate::manifest::{ImageDef, Manifest, State};
 use crate::names;
 use crate::store::nfs::NfsStore;
+use crate::store::s3::S3Store;
 use crate::store::{Kind, PieceStore};
 use crate::vms::Vms;
 use ost_abi as abi;
@@ -100,6 +101,9 @@ impl Engine {
     pub fn new(config_path: &Path) -> Result<Engine> {
         let (mtime, cfg) = read_config(config_path)?;
         init_log(&cfg);
+        if let Some(w) = cfg.secrets_exposed(config_path) {
+            warn!("{w}");
+        }
         info!(config = %config_path.display(), servers = cfg.servers.len(), "plug-in initialised, version {}", env!("CARGO_PKG_VERSION"));
         Ok(Engine { config_path: config_path.to_path_buf(), config: Mutex::new((mtime, Arc::new(cfg))) })
     }
@@ -115,6 +119,9 @@ impl Engine {
             let (mtime, cfg) = read_config(&self.config_path)?;
             init_log(&cfg);
             info!(config = %self.config_path.display(), "configuration reloaded");
+            if let Some(w) = cfg.secrets_exposed(&self.config_path) {
+                warn!("{w}");
+            }
             *cur = (mtime, Arc::new(cfg));
         }
         Ok(cur.1.clone())
@@ -171,11 +178,8 @@ fn init_log(cfg: &Config) {
 /// An open storage server.
 pub struct Server {
     name: String,
-    nfs: Arc<NfsStore>,
-    /// The NFS store as the trait object images are written through.
-    store: Arc<dyn PieceStore>,
-    mount: PathBuf,
-    view_root: String,
+    nfs: Option<Nfs>,
+    s3: Option<S3>,
     control: Option<Control>,
     cluster: Option<Cluster>,
     endpoints: Vec<String>,
@@ -183,28 +187,57 @@ pub struct Server {
     open: AtomicUsize,
 }
 
+/// The NFS data path: the store, and where VAST is mounted on this media server.
+struct Nfs {
+    store: Arc<NfsStore>,
+    /// The same store as the trait object images are written through.
+    dyn_store: Arc<dyn PieceStore>,
+    mount: PathBuf,
+    view_root: String,
+}
+
+struct S3 {
+    store: Arc<S3Store>,
+    dyn_store: Arc<dyn PieceStore>,
+}
+
 impl Server {
-    /// Reach the data path and, with `[server.vms]` and credentials, log in to VMS and read
+    /// Reach the data paths and, with `[server.vms]` and credentials, log in to VMS and read
     /// the cluster and its data VIPs.
     fn connect(name: &str, sc: &ServerConfig, creds: Option<&Credentials>) -> Result<Server> {
-        let nfs =
-            sc.nfs.as_ref().ok_or_else(|| Error::config(format!("server '{name}' has no data path")))?;
-        match std::fs::metadata(&nfs.mount) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(Error::new(
-                    ErrorKind::Connect,
-                    format!("NFS mount {} of server '{name}' is not a directory", nfs.mount.display()),
-                ))
+        let nfs = match &sc.nfs {
+            Some(cfg) => {
+                match std::fs::metadata(&cfg.mount) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => {
+                        return Err(Error::new(
+                            ErrorKind::Connect,
+                            format!(
+                                "NFS mount {} of server '{name}' is not a directory",
+                                cfg.mount.display()
+                            ),
+                        ))
+                    }
+                    Err(e) => {
+                        return Err(Error::new(
+                            ErrorKind::Connect,
+                            format!(
+                                "NFS mount {} of server '{name}' is not reachable: {e}",
+                                cfg.mount.display()
+                            ),
+                        ))
+                    }
+                }
+                let store = Arc::new(NfsStore::new(cfg, sc.filter()));
+                Some(Nfs {
+                    dyn_store: store.clone(),
+                    store,
+                    mount: cfg.mount.clone(),
+                    view_root: cfg.view_root.clone(),
+                })
             }
-            Err(e) => {
-                return Err(Error::new(
-                    ErrorKind::Connect,
-                    format!("NFS mount {} of server '{name}' is not reachable: {e}", nfs.mount.display()),
-                ))
-            }
-        }
-        let store = Arc::new(NfsStore::new(nfs, sc.filter()));
+            None => None,
+        };
         let (mut control, mut cluster, mut endpoints) =
             (None, None, sc.endpoints.clone().unwrap_or_default());
         if let (Some(v), Some(creds)) = (&sc.vms, creds) {
@@ -224,76 +257,133 @@ impl Server {
             cluster = Some(cl);
             control = Some(c);
         }
-        Ok(Server {
-            name: name.to_string(),
-            store: store.clone(),
-            nfs: store,
-            mount: nfs.mount.clone(),
-            view_root: nfs.view_root.clone(),
-            control,
-            cluster,
-            endpoints,
-            open: AtomicUsize::new(0),
-        })
+        let s3 = match (&sc.s3, creds) {
+            (Some(cfg), Some(creds)) => Some(Self::s3_store(name, sc, cfg, creds, &endpoints)?),
+            _ => None,
+        };
+        Ok(Server { name: name.to_string(), nfs, s3, control, cluster, endpoints, open: AtomicUsize::new(0) })
     }
 
-    /// With VMS, make the NFS store serve exactly the NFS views (mount + path below view_root).
+    /// The S3 store: endpoints from the config, else the data VIPs; keys from the config, else
+    /// (no VMS) the credentials NetBackup handed over.
+    fn s3_store(
+        name: &str,
+        sc: &ServerConfig,
+        cfg: &crate::store::s3::S3Settings,
+        creds: &Credentials,
+        vips: &[String],
+    ) -> Result<S3> {
+        let mut cfg = cfg.clone();
+        if cfg.endpoints.is_empty() {
+            let port = cfg.vip_port.map(|p| format!(":{p}")).unwrap_or_default();
+            cfg.endpoints = vips.iter().map(|ip| format!("{}://{ip}{port}", cfg.vip_scheme)).collect();
+            if cfg.endpoints.is_empty() {
+                return Err(Error::config(format!(
+                    "server '{name}': [server.s3] has no endpoints and VMS reported no data VIPs"
+                )));
+            }
+        }
+        if cfg.access_key.is_empty() {
+            cfg.access_key = creds.user.clone();
+            cfg.secret_key = creds.password.expose().to_string();
+        }
+        let store = Arc::new(S3Store::new(&cfg, sc.filter())?);
+        info!(server = name, "S3 data path over {}", cfg.endpoints.join(" "));
+        Ok(S3 { dyn_store: store.clone(), store })
+    }
+
+    /// With VMS, make the stores serve exactly the cluster's views: NFS views at the mount plus
+    /// their path below view_root, S3 views by bucket.
     fn sync_views(&self) -> Result<Vec<ViewLsu>> {
         let Some(c) = &self.control else { return Ok(Vec::new()) };
         let views = c.lsus()?;
-        let root = self.view_root.trim_end_matches('/');
-        let mut map = BTreeMap::new();
-        for v in views.iter().filter(|v| v.kind == Kind::Nfs) {
-            match v.path.strip_prefix(root).filter(|r| r.is_empty() || r.starts_with('/')) {
-                Some(rel) => {
-                    map.insert(v.name.clone(), self.mount.join(rel.trim_start_matches('/')));
-                }
-                None => {
-                    debug!(server = %self.name, "view {} at {} is outside view_root {}: not reachable here", v.name, v.path, self.view_root)
+        if let Some(nfs) = &self.nfs {
+            let root = nfs.view_root.trim_end_matches('/');
+            let mut map = BTreeMap::new();
+            for v in views.iter().filter(|v| v.kind == Kind::Nfs) {
+                match v.path.strip_prefix(root).filter(|r| r.is_empty() || r.starts_with('/')) {
+                    Some(rel) => {
+                        map.insert(v.name.clone(), nfs.mount.join(rel.trim_start_matches('/')));
+                    }
+                    None => {
+                        debug!(server = %self.name, "view {} at {} is outside view_root {}: not reachable here", v.name, v.path, nfs.view_root)
+                    }
                 }
             }
+            nfs.store.set_views(map);
         }
-        self.nfs.set_views(map);
+        if let Some(s3) = &self.s3 {
+            let map = views
+                .iter()
+                .filter(|v| v.kind == Kind::S3)
+                .map(|v| (v.name.clone(), v.bucket.clone().unwrap_or_else(|| v.name.clone())))
+                .collect();
+            s3.store.set_buckets(map);
+        }
         Ok(views)
+    }
+
+    fn nfs_store(&self, lsu: &str) -> Result<&Arc<dyn PieceStore>> {
+        self.nfs.as_ref().map(|n| &n.dyn_store).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotSupported,
+                format!("LSU '{lsu}' is an NFS view, and this server has no [server.nfs]"),
+            )
+        })
+    }
+
+    fn s3_store_for(&self, lsu: &str) -> Result<&Arc<dyn PieceStore>> {
+        self.s3.as_ref().map(|s| &s.dyn_store).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotSupported,
+                format!("LSU '{lsu}' is an S3 bucket, and this server has no [server.s3]"),
+            )
+        })
     }
 
     /// The store holding `lsu`, after checking the LSU exists.
     fn store_for(&self, lsu: &str) -> Result<&Arc<dyn PieceStore>> {
         names::validate("LSU", lsu)?;
-        if self.control.is_some() {
-            let views = self.sync_views()?;
-            match views.iter().find(|v| v.name == lsu) {
-                Some(v) if v.kind == Kind::S3 => {
-                    return Err(Error::new(
-                        ErrorKind::NotSupported,
-                        format!(
-                            "LSU '{lsu}' is S3 bucket '{}': the S3 data path is not available in this build",
-                            v.bucket.as_deref().unwrap_or(lsu)
-                        ),
-                    ))
-                }
-                Some(_) => {}
+        let store = if self.control.is_some() {
+            match self.sync_views()?.into_iter().find(|v| v.name == lsu) {
+                Some(v) if v.kind == Kind::S3 => self.s3_store_for(lsu)?,
+                Some(_) => self.nfs_store(lsu)?,
                 None => {
                     return Err(Error::not_found(format!(
                         "LSU '{lsu}' is not a view of this cluster (or not selected)"
                     )))
                 }
             }
-        }
-        self.store.lsu_space(lsu)?;
-        Ok(&self.store)
+        } else {
+            match (&self.nfs, &self.s3) {
+                (Some(n), None) => &n.dyn_store,
+                (None, Some(s)) => &s.dyn_store,
+                // Both without VMS: a directory under the mount wins, else a bucket.
+                (Some(n), Some(s)) => {
+                    if n.dyn_store.lsu_space(lsu).is_ok() {
+                        &n.dyn_store
+                    } else {
+                        &s.dyn_store
+                    }
+                }
+                (None, None) => {
+                    return Err(Error::config(format!("server '{}' has no data path", self.name)))
+                }
+            }
+        };
+        store.lsu_space(lsu)?;
+        Ok(store)
     }
 
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    pub fn store(&self) -> &Arc<dyn PieceStore> {
-        &self.store
-    }
-
+    /// The data paths, for the log.
     fn describe(&self) -> String {
-        self.store.describe("")
+        let nfs = self.nfs.as_ref().map(|n| n.dyn_store.describe(""));
+        let s3 = self.s3.as_ref().map(|s| s.dyn_store.describe(""));
+        nfs.into_iter().chain(s3).collect::<Vec<_>>().join(", ")
     }
 
     /// Images and lists still open.
@@ -326,7 +416,8 @@ impl Server {
                 | abi::STS_SRV_COPY_IMAGE
                 | abi::STS_SRV_WRITE_RANDOM
                 | abi::STS_SRV_IMAGE_META
-                | abi::STS_SRV_NFS,
+                | if self.nfs.is_some() { abi::STS_SRV_NFS } else { 0 }
+                | if self.s3.is_some() { abi::STS_SRV_S3 } else { 0 },
             max_connect: 0,
             connections: self.open_children() as u32,
             version,
@@ -349,7 +440,16 @@ impl Server {
     pub fn lsu_list(self: &Arc<Self>, prefix: &str) -> Result<Cursor<String>> {
         let names: Vec<String> = match &self.control {
             Some(_) => self.sync_views()?.into_iter().map(|v| v.name).collect(),
-            None => self.store.list_lsus()?,
+            None => {
+                let mut all = Vec::new();
+                for store in self.nfs.iter().map(|n| &n.dyn_store).chain(self.s3.iter().map(|s| &s.dyn_store))
+                {
+                    all.extend(store.list_lsus()?);
+                }
+                all.sort();
+                all.dedup();
+                all
+            }
         };
         let names = names.into_iter().filter(|n| n.starts_with(prefix)).collect();
         Ok(Cursor { items: names, _guard: self.guard() })

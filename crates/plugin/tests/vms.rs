@@ -54,6 +54,20 @@ fn world() -> &'static World {
                 .unwrap();
         }
         vms.post("quotas/", &json!({"name": "nbu-lsu1", "path": "/nbu/lsu1", "hard_limit": QUOTA})).unwrap();
+        // An S3 LSU: the bucket owner, the bucket view, a quota on it, and the owner's key.
+        let owner = vms.post("users/", &json!({"name": "nbu-s3", "uid": 50001})).unwrap();
+        for (bucket, path) in [("nbu-bkt", "/nbu/bkt"), ("nbu-bkt2", "/nbu/bkt2")] {
+            vms.post(
+                "views/",
+                &json!({"name": bucket, "path": path, "policy_id": 2, "protocols": ["S3"], "bucket": bucket,
+                        "bucket_owner": "nbu-s3", "create_dir": true}),
+            )
+            .unwrap();
+        }
+        vms.post("quotas/", &json!({"name": "nbu-bkt", "path": "/nbu/bkt", "hard_limit": QUOTA})).unwrap();
+        let key = vms.post(&format!("users/{}/access_keys/", owner["id"]), &json!({})).unwrap();
+        let (ak, sk) = (key["access_key"].as_str().unwrap().to_string(), key["secret_key"].as_str().unwrap().to_string());
+        let s3_port = sim.s3_endpoints()[0].rsplit(':').next().unwrap().to_string();
         let token = vms.post("apitokens/", &json!({"name": "netbackup"})).unwrap();
         let api_token = token["token"].as_str().unwrap().to_string();
 
@@ -63,7 +77,8 @@ fn world() -> &'static World {
         let server = |name: &str, vms_extra: &str| {
             format!(
                 "[[server]]\nname = \"VastData:{name}\"\nlsu_prefix = \"nbu-\"\ncapacity_ttl_secs = 60\n\
-                 [server.vms]\naddress = \"{vms_url}\"\n{vms_extra}\n[server.nfs]\nmount = \"{root}\"\n\n"
+                 [server.vms]\naddress = \"{vms_url}\"\n{vms_extra}\n[server.nfs]\nmount = \"{root}\"\n\
+                 [server.s3]\nvip_port = {s3_port}\naccess_key = \"{ak}\"\nsecret_key = \"{sk}\"\npart_size = 5242880\n\n"
             )
         };
         let config = [
@@ -104,7 +119,16 @@ fn discovers_views_and_cluster() {
     let w = world();
     let p = &w.plugin;
     let s = p.open_server("VastData:sim", w.sim.admin_user(), w.sim.admin_password()).unwrap();
-    assert_eq!(p.lsu_names(s).unwrap(), ["nbu-lsu1", "nbu-lsu2"], "views selected by lsu_prefix");
+    assert_eq!(
+        p.lsu_names(s).unwrap(),
+        ["nbu-bkt", "nbu-bkt2", "nbu-lsu1", "nbu-lsu2"],
+        "NFS views and S3 buckets selected by lsu_prefix"
+    );
+    let si = p.server_prop(s).unwrap();
+    assert_eq!(si.srv_flags & (STS_SRV_NFS | STS_SRV_S3), STS_SRV_NFS | STS_SRV_S3);
+    let bi = p.lsu_prop(&lsu(s, "nbu-bkt")).unwrap();
+    assert_ne!(bi.lsu_flags & STS_LSUF_S3, 0);
+    assert_eq!(bi.lsu_capacity, QUOTA, "a bucket's capacity is its view's quota");
     let si = p.server_prop(s).unwrap();
     assert!(get_str(&si.srv_version).contains("VAST 5.3"), "{}", get_str(&si.srv_version));
     assert!(!get_str(&si.srv_guid).is_empty());
@@ -187,10 +211,10 @@ fn api_token_and_basic_auth() {
     let w = world();
     let p = &w.plugin;
     let s = p.open_server("VastData:sim", "", &format!("token:{}", w.api_token)).unwrap();
-    assert_eq!(p.lsu_names(s).unwrap().len(), 2);
+    assert_eq!(p.lsu_names(s).unwrap().len(), 4);
     p.close_server(s).unwrap();
     let s = p.open_server("VastData:sim-basic", w.sim.admin_user(), w.sim.admin_password()).unwrap();
-    assert_eq!(p.lsu_names(s).unwrap().len(), 2);
+    assert_eq!(p.lsu_names(s).unwrap().len(), 4);
     p.close_server(s).unwrap();
     assert_eq!(p.open_server("VastData:sim", "", "token:not-a-token").err(), Some(Status(STS_EAUTH)));
 }
@@ -222,4 +246,69 @@ fn each_failure_to_connect_has_its_status_and_log_line() {
     let s = p.open_server("VastData:sim-insecure", "admin", "123456").unwrap();
     p.close_server(s).unwrap();
     assert!(std::fs::read_to_string(&w.log).unwrap().contains("TLS verification of VMS is switched off"));
+}
+
+fn verify(p: &Plugin, l: &sts_lsu_t, name: &str, size: u64) {
+    let h = p.open_image(l, &image_def(name, "", ""), STS_O_READ).unwrap();
+    let (mut got, mut want) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let mut off = 0;
+    loop {
+        let n = p.read(h, &mut got, off).unwrap();
+        if n == 0 {
+            break;
+        }
+        pattern(5, off, &mut want[..n]);
+        assert!(got[..n] == want[..n], "{name}: bytes differ at {off}");
+        off += n as u64;
+    }
+    assert_eq!(off, size);
+    p.close_image(h, 0).unwrap();
+}
+
+/// The S3 data path end to end: a backup into a bucket in multipart parts spread over the VIPs,
+/// restore, capacity from the bucket's quota, server-side copy to another bucket, a copy to an
+/// NFS view (streamed: different stores), and expiry.
+#[test]
+fn s3_bucket_backup_restore_copy_expire() {
+    let w = world();
+    let p = &w.plugin;
+    let s = p.open_server("VastData:sim", w.sim.admin_user(), w.sim.admin_password()).unwrap();
+    let (b1, b2, nfs) = (lsu(s, "nbu-bkt"), lsu(s, "nbu-bkt2"), lsu(s, "nbu-lsu2"));
+    let size = 12 * (1 << 20) + 12345;
+    let before = p.lsu_prop(&b1).unwrap().lsu_used;
+    backup(p, &b1, "s3_1_C1_F1", size);
+    verify(p, &b1, "s3_1_C1_F1", size);
+    let after = p.lsu_prop(&b1).unwrap();
+    assert!(after.lsu_used >= before + size, "quota usage follows the bucket's bytes");
+    // The object is a file under the view path: S3 and NFS share one namespace.
+    assert!(w.sim.root().join("nbu/bkt/s3_1_C1_F1/manifest").exists());
+    p.copy_image(&b2, &image_def("s3_1_C2_F1", "", ""), &b1, &image_def("s3_1_C1_F1", "", "")).unwrap();
+    verify(p, &b2, "s3_1_C2_F1", size);
+    p.copy_image(&nfs, &image_def("s3_1_C3_F1", "", ""), &b1, &image_def("s3_1_C1_F1", "", "")).unwrap();
+    verify(p, &nfs, "s3_1_C3_F1", size);
+    let listed = p.images(&b1, "s3_1_").unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].imo_size, size);
+    for (l, n) in [(&b1, "s3_1_C1_F1"), (&b2, "s3_1_C2_F1"), (&nfs, "s3_1_C3_F1")] {
+        p.delete_image(l, &image_def(n, "", "")).unwrap();
+        p.delete_image(l, &image_def(n, "", "")).unwrap();
+        assert!(p.images(l, "s3_1_").unwrap().is_empty());
+    }
+    // No object is left (an empty directory may stay, as S3 prefixes are implicit).
+    let left: Vec<_> = walk(&w.sim.root().join("nbu/bkt/s3_1_C1_F1"));
+    assert!(left.is_empty(), "left behind: {left:?}");
+    p.close_server(s).unwrap();
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -37,7 +37,8 @@ struct Endpoint {
 }
 
 pub struct Client {
-    agent: ureq::Agent,
+    /// Rebuilt in a forked child (see `http::Http`).
+    http: crate::http::Http,
     endpoints: Vec<Endpoint>,
     next: AtomicUsize,
     epoch: Instant,
@@ -186,7 +187,7 @@ impl Client {
             warn!("S3: TLS certificate verification is disabled (insecure = true)");
         }
         Ok(Client {
-            agent: crate::http::agent(tls, timeout)?,
+            http: crate::http::Http::new(tls, timeout)?,
             endpoints: eps,
             next: AtomicUsize::new(0),
             epoch: Instant::now(),
@@ -263,9 +264,9 @@ impl Client {
         let res = match req.method {
             Method::Get | Method::Head | Method::Delete => {
                 let mut b = match req.method {
-                    Method::Get => self.agent.get(uri),
-                    Method::Head => self.agent.head(uri),
-                    _ => self.agent.delete(uri),
+                    Method::Get => self.http.agent().get(uri),
+                    Method::Head => self.http.agent().head(uri),
+                    _ => self.http.agent().delete(uri),
                 };
                 for (k, v) in &headers {
                     b = b.header(*k, *v);
@@ -273,8 +274,11 @@ impl Client {
                 b.call()
             }
             Method::Put | Method::Post => {
-                let mut b =
-                    if req.method == Method::Put { self.agent.put(uri) } else { self.agent.post(uri) };
+                let mut b = if req.method == Method::Put {
+                    self.http.agent().put(uri)
+                } else {
+                    self.http.agent().post(uri)
+                };
                 for (k, v) in &headers {
                     b = b.header(*k, *v);
                 }

@@ -103,12 +103,22 @@ pub enum CreateMode {
 #[serde(deny_unknown_fields)]
 pub struct S3Settings {
     /// `http(s)://host:port` of each data-path address; streams spread across them
-    /// round-robin per piece, and a failed one is skipped for a while.
+    /// round-robin per piece, and a failed one is skipped for a while. Empty in the config:
+    /// the cluster's data VIPs (from VMS) with `vip_scheme` and `vip_port`.
+    #[serde(default)]
     pub endpoints: Vec<String>,
+    /// How to reach a VIP when the endpoints come from VMS.
+    #[serde(default = "default_vip_scheme")]
+    pub vip_scheme: String,
+    pub vip_port: Option<u16>,
     /// Signed into every request; VAST does not check it.
     #[serde(default = "default_region")]
     pub region: String,
+    /// Empty in the config: the credentials NetBackup hands over (tpconfig) are the S3 keys,
+    /// for servers without `[server.vms]`.
+    #[serde(default)]
     pub access_key: String,
+    #[serde(default)]
     pub secret_key: String,
     /// Bytes per multipart part (and per read-ahead range). At least 5 MiB unless
     /// `allow_small_parts` (test servers configured with a smaller minimum).
@@ -143,6 +153,9 @@ pub struct S3Settings {
 fn default_region() -> String {
     "us-east-1".into()
 }
+fn default_vip_scheme() -> String {
+    "http".into()
+}
 fn default_part_size() -> u64 {
     16 * MIB
 }
@@ -167,6 +180,8 @@ impl S3Settings {
     pub fn new(endpoints: Vec<String>, access_key: &str, secret_key: &str) -> S3Settings {
         S3Settings {
             endpoints,
+            vip_scheme: default_vip_scheme(),
+            vip_port: None,
             region: default_region(),
             access_key: access_key.into(),
             secret_key: secret_key.into(),
