@@ -567,6 +567,17 @@ impl S3Store {
         }
     }
 
+    /// CreateBucket (for an S3-only setup, where there is no VMS to provision with). A bucket
+    /// this user already owns is fine.
+    pub fn create_bucket(&self, bucket: &str) -> Result<()> {
+        let c = &self.sh.client;
+        let what = format!("CreateBucket {bucket}");
+        match c.call(c.pick(), &what, || Req::new(Method::Put, bucket, None), |_| Ok(())) {
+            Err(e) if e.message().contains("BucketAlreadyOwnedByYou") => Ok(()),
+            r => r,
+        }
+    }
+
     /// HeadObject: the size, `None` if there is no such object.
     pub fn object_size(&self, bucket: &str, key: &str) -> Result<Option<u64>> {
         writer::head_size(&self.sh.client, self.sh.client.pick(), bucket, key)
