@@ -23,6 +23,8 @@ use crate::session::{self, image_state, Loaded, Session, CONFIG_ENV, LOG_ENV};
 
 const SERVER: &str = "VastData:demo";
 const LSUS: [&str; 2] = ["lsu1", "lsu2"];
+/// S3 LSUs on the simulated cluster: buckets owned by one user.
+const BUCKETS: [&str; 2] = ["bkt1", "bkt2"];
 const POLICY: &str = "demo-policy";
 /// NetBackup's usual write size.
 const BLOCK: usize = 256 << 10;
@@ -102,7 +104,7 @@ fn plan(size: u64, backup_id: &str) -> Vec<Planned> {
 }
 
 /// Start the simulator and provision the demo's LSUs on it through VMS, as an admin would.
-fn start_cluster(root: &Path, size: u64) -> Result<(vast_sim::Sim, PathBuf)> {
+fn start_cluster(root: &Path, size: u64) -> Result<(vast_sim::Sim, PathBuf, (String, String))> {
     let sim = vast_sim::Sim::start(vast_sim::SimConfig::new(root.join("cluster")))
         .context("starting the VAST simulator")?;
     let ca = root.join("vms-ca.pem");
@@ -133,7 +135,28 @@ fn start_cluster(root: &Path, size: u64) -> Result<(vast_sim::Sim, PathBuf)> {
         })
         .map_err(|e| e.context(format!("provisioning LSU {l}")))?;
     }
-    Ok((sim, ca))
+    let mut keys = None;
+    for (i, b) in BUCKETS.iter().enumerate() {
+        let k = crate::provision::run(&crate::provision::Provision {
+            vms: sim.vms_url().to_string(),
+            user: sim.admin_user().to_string(),
+            password: sim.admin_password().to_string(),
+            ca_file: Some(ca.clone()),
+            insecure: false,
+            api_version: "latest".into(),
+            name: b.to_string(),
+            s3: true,
+            path: Some(format!("/nbu/{b}")),
+            quota: (i == 0).then_some(size.saturating_mul(3).max(1 << 30)),
+            policy: None,
+            owner: Some("nbu-s3".into()),
+            access_key: i == 0,
+        })
+        .map_err(|e| e.context(format!("provisioning bucket {b}")))?;
+        keys = keys.or(k);
+    }
+    let keys = keys.context("provisioning gave no S3 key")?;
+    Ok((sim, ca, keys))
 }
 
 fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
@@ -154,14 +177,19 @@ fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
         );
         (None, text, "demo".to_string(), String::new())
     } else {
-        let (sim, ca) = start_cluster(root, o.size)?;
+        let (sim, ca, (ak, sk)) = start_cluster(root, o.size)?;
+        let s3_port = sim.s3_endpoints().first().and_then(|e| e.rsplit(':').next().map(str::to_string));
         let text = format!(
             "# Written by `vast-ost demo`.\n[log]\nlevel = \"info\"\n\n[[server]]\nname = {}\n\
-             [server.vms]\naddress = {}\nca_file = {}\n[server.nfs]\nmount = {}\ndirect_io = \"auto\"\n",
+             [server.vms]\naddress = {}\nca_file = {}\n[server.nfs]\nmount = {}\ndirect_io = \"auto\"\n\
+             [server.s3]\nvip_port = {}\naccess_key = {}\nsecret_key = {}\n",
             toml_str(SERVER),
             toml_str(sim.vms_url()),
             toml_str(&ca.display().to_string()),
-            toml_str(&sim.root().display().to_string())
+            toml_str(&sim.root().display().to_string()),
+            s3_port.context("the simulator has no S3 VIP")?,
+            toml_str(&ak),
+            toml_str(&sk)
         );
         let (u, p) = (sim.admin_user().to_string(), sim.admin_password().to_string());
         (Some(sim), text, u, p)
@@ -215,7 +243,72 @@ fn cycle(
     }
     let rss_init = peak_rss();
 
-    let (src, dst) = (LSUS[0], LSUS[1]);
+    let mut passes = vec![(LSUS[0], LSUS[1])];
+    if lsus.iter().any(|l| l == BUCKETS[0]) {
+        passes.push((BUCKETS[0], BUCKETS[1]));
+    }
+    let mut stats = Vec::new();
+    for (i, (src, dst)) in passes.iter().enumerate() {
+        // One backup ID per pass, as two clients' jobs would be.
+        let backup_id = format!("{backup_id}{}", if i == 0 { "" } else { "-s3" });
+        let images = plan(o.size, &backup_id);
+        stats.push(pass(&s, src, dst, &backup_id, &date, &images)?);
+    }
+    drop(s);
+
+    let moved: u64 = stats.iter().map(|p| p.moved).sum();
+    let rates = |f: fn(&PassStats) -> f64| {
+        stats.iter().map(|p| format!("{:.1}", f(p))).collect::<Vec<_>>().join(" / ")
+    };
+    let (backup_rate, restore_rate) = (rates(|p| p.backup_rate), rates(|p| p.restore_rate));
+    let per_pass: Vec<String> = passes
+        .iter()
+        .zip(&stats)
+        .map(|((src, _), p)| {
+            format!(
+                "{} after the {src} backup, {} after its restore",
+                rss_text(p.rss_backup),
+                rss_text(p.rss_restore)
+            )
+        })
+        .collect();
+    println!(
+        "memory       peak RSS (VmHWM, the simulator runs in this process): {} after init, {}; {} at the end; {} through the plug-in in {} blocks",
+        rss_text(rss_init),
+        per_pass.join(", "),
+        rss_text(peak_rss()),
+        human(moved),
+        human(BLOCK as u64)
+    );
+    println!(
+        "summary      backup {backup_rate} MiB/s, restore {restore_rate} MiB/s ({}), peak RSS {}",
+        passes.iter().map(|(a, _)| *a).collect::<Vec<_>>().join(" / "),
+        rss_text(peak_rss())
+    );
+    println!("demo OK");
+    Ok(())
+}
+
+/// Figures of one backup-list-restore-copy-delete pass.
+struct PassStats {
+    backup_rate: f64,
+    restore_rate: f64,
+    rss_backup: Option<u64>,
+    rss_restore: Option<u64>,
+    moved: u64,
+}
+
+/// One backup ID into `src`: written, listed, restored and checked, one image copied to `dst`
+/// and checked, everything deleted.
+fn pass(
+    s: &Session,
+    src: &str,
+    dst: &str,
+    backup_id: &str,
+    date: &str,
+    images: &[Planned],
+) -> Result<PassStats> {
+    let total: u64 = images.iter().map(|i| i.len).sum();
     let mut buf = vec![0u8; BLOCK];
     let mut scratch = vec![0u8; BLOCK];
 
@@ -223,7 +316,7 @@ fn cycle(
     println!("backup       {backup_id} -> LSU {src}, {} writes", human(BLOCK as u64));
     let pb = progress::bytes(Some(total), "backup");
     let (mut wall, mut in_plugin) = (Duration::ZERO, Duration::ZERO);
-    for im in &images {
+    for im in images {
         let start = Instant::now();
         let img = s.create(src, &session::def(&im.name, &date, POLICY)?)?;
         let mut off = 0u64;
@@ -279,7 +372,7 @@ fn cycle(
     println!("restore      read back through the plug-in, compared byte for byte with the regenerated data");
     let pb = progress::bytes(Some(total), "restore + verify");
     let (mut wall, mut in_plugin) = (Duration::ZERO, Duration::ZERO);
-    for im in &images {
+    for im in images {
         let start = Instant::now();
         in_plugin += check_image(&s, src, &im.name, im, &mut buf, &mut scratch, &pb)?;
         let took = start.elapsed();
@@ -331,7 +424,7 @@ fn cycle(
             .with_context(|| format!("deleting image '{name}' in LSU '{lsu}'"))?;
         deleted += 1;
     }
-    for lsu in LSUS {
+    for lsu in [src, dst] {
         let left = s.images(lsu, "")?;
         let count = s.p().lsu_prop(&s.lsu(lsu)?).context("reading LSU properties")?.lsu_images;
         if !left.is_empty() || count != 0 {
@@ -341,26 +434,10 @@ fn cycle(
             );
         }
     }
-    println!("delete       {deleted} images deleted; LSUs {} list no images", LSUS.join(" and "));
-    drop(s);
-
+    println!("delete       {deleted} images deleted; LSUs {src} and {dst} list no images");
     // Written once, read back once, plus the copy read back.
     let moved = total * 2 + big.len;
-    println!(
-        "memory       peak RSS (VmHWM): {} after init, {} after backup, {} after restore, {} at the end; {} through the plug-in in {} blocks",
-        rss_text(rss_init),
-        rss_text(rss_backup),
-        rss_text(rss_restore),
-        rss_text(peak_rss()),
-        human(moved),
-        human(BLOCK as u64)
-    );
-    println!(
-        "summary      backup {backup_rate:.1} MiB/s, restore {restore_rate:.1} MiB/s, peak RSS {}",
-        rss_text(peak_rss())
-    );
-    println!("demo OK");
-    Ok(())
+    Ok(PassStats { backup_rate, restore_rate, rss_backup, rss_restore, moved })
 }
 
 /// Every planned image listed once, complete, with its size, date and policy.

@@ -382,7 +382,8 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
             policy,
             owner,
             access_key,
-        }),
+        })
+        .map(drop),
         Cmd::Demo { size, keep, dir, nfs_only } => {
             demo::run(plugin, &demo::Options { size, keep, dir, nfs_only })
         }

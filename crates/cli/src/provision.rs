@@ -30,7 +30,8 @@ fn id_of(v: &Value) -> Result<u64> {
     v.get("id").and_then(Value::as_u64).context("VMS answered an object without an id")
 }
 
-pub fn run(p: &Provision) -> Result<()> {
+/// Provision; returns the S3 key pair when one was created (`access_key`).
+pub fn run(p: &Provision) -> Result<Option<(String, String)>> {
     vast_ost_engine::names::validate("LSU", &p.name)?;
     let settings = VmsSettings {
         address: p.vms.clone(),
@@ -114,14 +115,14 @@ pub fn run(p: &Provision) -> Result<()> {
         }
     }
 
+    let mut keys = None;
     if let (true, Some((owner, id))) = (p.access_key, owner_id) {
         let k = vms.post(&format!("users/{id}/access_keys/"), &json!({}))?;
-        println!("access key   for {owner}: {}", k["access_key"].as_str().unwrap_or("?"));
-        println!(
-            "secret key   {} (shown once: put it in the plug-in config, mode 0600)",
-            k["secret_key"].as_str().unwrap_or("?")
-        );
+        let (ak, sk) = (k["access_key"].as_str().unwrap_or("?"), k["secret_key"].as_str().unwrap_or("?"));
+        println!("access key   for {owner}: {ak}");
+        println!("secret key   {sk} (shown once: put it in [server.s3] of the plug-in config, mode 0600)");
+        keys = Some((ak.to_string(), sk.to_string()));
     }
     println!("LSU {} is ready: run `nbdevconfig -previewdv` to see it in NetBackup", p.name);
-    Ok(())
+    Ok(keys)
 }
