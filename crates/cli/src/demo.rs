@@ -115,28 +115,12 @@ fn start_cluster(root: &Path, size: u64) -> Result<(vast_sim::Sim, PathBuf, (Str
         ca.display(),
         sim.s3_endpoints().join(" ")
     );
-    for (i, l) in LSUS.iter().enumerate() {
-        crate::provision::run(&crate::provision::Provision {
-            vms: sim.vms_url().to_string(),
-            user: sim.admin_user().to_string(),
-            password: sim.admin_password().to_string(),
-            ca_file: Some(ca.clone()),
-            insecure: false,
-            api_version: "latest".into(),
-            name: l.to_string(),
-            s3: false,
-            path: Some(format!("/nbu/{l}")),
-            // A quota on the first LSU, so its capacity is the quota's; the second shows the
-            // cluster's free space.
-            quota: (i == 0).then_some(size.saturating_mul(3).max(1 << 30)),
-            policy: None,
-            owner: None,
-            access_key: false,
-        })
-        .map_err(|e| e.context(format!("provisioning LSU {l}")))?;
-    }
+    // NFS views then S3 buckets (one owner, one key). The first of each gets a quota, so its
+    // capacity is the quota's; the second shows the cluster's free space.
     let mut keys = None;
-    for (i, b) in BUCKETS.iter().enumerate() {
+    let lsus = LSUS.iter().map(|l| (*l, false)).chain(BUCKETS.iter().map(|b| (*b, true)));
+    for (name, s3) in lsus {
+        let first = name == LSUS[0] || name == BUCKETS[0];
         let k = crate::provision::run(&crate::provision::Provision {
             vms: sim.vms_url().to_string(),
             user: sim.admin_user().to_string(),
@@ -144,15 +128,15 @@ fn start_cluster(root: &Path, size: u64) -> Result<(vast_sim::Sim, PathBuf, (Str
             ca_file: Some(ca.clone()),
             insecure: false,
             api_version: "latest".into(),
-            name: b.to_string(),
-            s3: true,
-            path: Some(format!("/nbu/{b}")),
-            quota: (i == 0).then_some(size.saturating_mul(3).max(1 << 30)),
+            name: name.to_string(),
+            s3,
+            path: Some(format!("/nbu/{name}")),
+            quota: first.then_some(size.saturating_mul(3).max(1 << 30)),
             policy: None,
-            owner: Some("nbu-s3".into()),
-            access_key: i == 0,
+            owner: s3.then(|| "nbu-s3".to_string()),
+            access_key: s3 && keys.is_none(),
         })
-        .map_err(|e| e.context(format!("provisioning bucket {b}")))?;
+        .map_err(|e| e.context(format!("provisioning LSU {name}")))?;
         keys = keys.or(k);
     }
     let keys = keys.context("provisioning gave no S3 key")?;

@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use vast_ost_host::abi::*;
 use vast_ost_host::{image_def, lsu};
 
 const BLOCK: usize = 256 * 1024;
@@ -19,34 +18,14 @@ fn multi_gib_image_restores_byte_identical_with_flat_memory() {
     let l = lsu(s, "lsu1");
     let def = image_def("big_1638486040_C1_F1", "1638486040", "big");
     // NetBackup's buffers are page-aligned shared memory: mimic that.
-    let mut raw = vec![0u8; 2 * BLOCK + 4096];
-    let skip = raw.as_ptr().align_offset(4096);
-    let (buf, want) = raw[skip..skip + 2 * BLOCK].split_at_mut(BLOCK);
+    let mut scratch = Aligned::new(BLOCK);
+    let (buf, want) = scratch.pair();
     let before = vm_hwm_kb();
 
-    let h = p.create_image(&l, &def).unwrap();
-    let mut off = 0;
-    while off < size {
-        pattern(40, off, buf);
-        p.write(h, buf, off).unwrap();
-        off += BLOCK as u64;
-    }
-    p.close_image(h, STS_CLOSEF_IH_COMPLETE).unwrap();
+    write_pattern(p, &l, &def, 40, size, buf);
     assert_eq!(p.image_prop_byname(&l, &def).unwrap().imo_size, size);
 
-    let h = p.open_image(&l, &def, STS_O_READ).unwrap();
-    let mut off = 0;
-    loop {
-        let n = p.read(h, buf, off).unwrap();
-        if n == 0 {
-            break;
-        }
-        pattern(40, off, &mut want[..n]);
-        assert!(buf[..n] == want[..n], "bytes differ in [{off}, {})", off + n as u64);
-        off += n as u64;
-    }
-    assert_eq!(off, size);
-    p.close_image(h, 0).unwrap();
+    assert_eq!(read_verify(p, &l, &def, 40, buf, want), size);
     let grown_mib = (vm_hwm_kb() - before) / 1024;
     eprintln!("{mib} MiB image: peak RSS grew by {grown_mib} MiB");
     assert!(grown_mib < 32, "peak RSS grew by {grown_mib} MiB moving {mib} MiB");

@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use vast_ost_engine::config::LsuFilter;
 use vast_ost_engine::store::s3::{S3Settings, S3Store};
-use vast_ost_host::abi::*;
 use vast_ost_host::{image_def, lsu, Plugin};
 
 const BLOCK: usize = 256 * 1024;
@@ -50,36 +49,16 @@ fn multi_gib_image_to_radosgw_through_the_c_interface() {
     assert_eq!(p.lsu_names(s).unwrap(), [bucket.as_str()]);
     let l = lsu(s, &bucket);
     let def = image_def("rgw_1_C1_F1", "1", "big");
-    let mut raw = vec![0u8; 2 * BLOCK + 4096];
-    let skip = raw.as_ptr().align_offset(4096);
-    let (buf, want) = raw[skip..skip + 2 * BLOCK].split_at_mut(BLOCK);
+    let mut scratch = Aligned::new(BLOCK);
+    let (buf, want) = scratch.pair();
     let before = vm_hwm_kb();
 
     let t = std::time::Instant::now();
-    let h = p.create_image(&l, &def).unwrap();
-    let mut off = 0;
-    while off < size {
-        pattern(77, off, buf);
-        p.write(h, buf, off).unwrap();
-        off += BLOCK as u64;
-    }
-    p.close_image(h, STS_CLOSEF_IH_COMPLETE).unwrap();
+    write_pattern(&p, &l, &def, 77, size, buf);
     let up = t.elapsed();
 
     let t = std::time::Instant::now();
-    let h = p.open_image(&l, &def, STS_O_READ).unwrap();
-    let mut off = 0;
-    loop {
-        let n = p.read(h, buf, off).unwrap();
-        if n == 0 {
-            break;
-        }
-        pattern(77, off, &mut want[..n]);
-        assert!(buf[..n] == want[..n], "bytes differ in [{off}, {})", off + n as u64);
-        off += n as u64;
-    }
-    assert_eq!(off, size);
-    p.close_image(h, 0).unwrap();
+    assert_eq!(read_verify(&p, &l, &def, 77, buf, want), size);
     let down = t.elapsed();
     let grown = (vm_hwm_kb() - before) << 10;
     // Parts in flight plus the one being filled and one finishing; read-ahead stays within it.

@@ -87,3 +87,68 @@ pub fn vm_hwm_kb() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
 }
+
+/// Page-aligned scratch of two blocks, as NetBackup's shared-memory buffers are aligned.
+pub struct Aligned {
+    raw: Vec<u8>,
+    skip: usize,
+    block: usize,
+}
+
+impl Aligned {
+    pub fn new(block: usize) -> Aligned {
+        let raw = vec![0u8; 2 * block + 4096];
+        let skip = raw.as_ptr().align_offset(4096);
+        Aligned { raw, skip, block }
+    }
+    /// The data buffer and a second one for expected bytes.
+    pub fn pair(&mut self) -> (&mut [u8], &mut [u8]) {
+        self.raw[self.skip..self.skip + 2 * self.block].split_at_mut(self.block)
+    }
+}
+
+/// Create `def` on `l` and write `size` bytes of pattern `seed` in `buf`-sized blocks, then
+/// close complete.
+pub fn write_pattern(
+    p: &vast_ost_host::Plugin,
+    l: &vast_ost_host::abi::sts_lsu_t,
+    def: &vast_ost_host::abi::sts_image_def_t,
+    seed: u64,
+    size: u64,
+    buf: &mut [u8],
+) {
+    let h = p.create_image(l, def).unwrap();
+    let mut off = 0;
+    while off < size {
+        let n = buf.len().min((size - off) as usize);
+        pattern(seed, off, &mut buf[..n]);
+        p.write(h, &buf[..n], off).unwrap();
+        off += n as u64;
+    }
+    p.close_image(h, vast_ost_host::abi::STS_CLOSEF_IH_COMPLETE).unwrap();
+}
+
+/// Read `def` sequentially into `buf`-sized reads and compare with pattern `seed`; returns the
+/// bytes read.
+pub fn read_verify(
+    p: &vast_ost_host::Plugin,
+    l: &vast_ost_host::abi::sts_lsu_t,
+    def: &vast_ost_host::abi::sts_image_def_t,
+    seed: u64,
+    buf: &mut [u8],
+    want: &mut [u8],
+) -> u64 {
+    let h = p.open_image(l, def, vast_ost_host::abi::STS_O_READ).unwrap();
+    let mut off = 0;
+    loop {
+        let n = p.read(h, buf, off).unwrap();
+        if n == 0 {
+            break;
+        }
+        pattern(seed, off, &mut want[..n]);
+        assert!(buf[..n] == want[..n], "bytes differ in [{off}, {})", off + n as u64);
+        off += n as u64;
+    }
+    p.close_image(h, 0).unwrap();
+    off
+}
