@@ -2,6 +2,7 @@
 //! line, through its C interface only, the way NetBackup's processes do: `bpstsinfo`-like
 //! queries, backup/restore/verify/copy/delete of images, and a self-contained demo.
 
+mod cleanup;
 mod commands;
 mod demo;
 mod fmt;
@@ -182,6 +183,25 @@ enum Cmd {
         /// Succeed when the image does not exist (as NetBackup expiry does)
         #[arg(long)]
         force: bool,
+    },
+
+    /// Find (and with --remove, remove) what writers that died left in an LSU
+    ///
+    /// Pieces no manifest names, images without a manifest (an interrupted create or delete),
+    /// and pending images whose writer is gone (dead on this host, or silent for longer than
+    /// --older-than on another). Uses the plug-in's config and credentials, not the OST
+    /// interface (cleanup is not an OST call). A dry run unless --remove.
+    Cleanup {
+        lsu: String,
+        /// Leave alone anything younger than this (a create in progress, another host's writer)
+        #[arg(long, value_name = "AGE", default_value = "1h", value_parser = cleanup::parse_age)]
+        older_than: std::time::Duration,
+        /// Remove what was found
+        #[arg(long)]
+        remove: bool,
+        /// Also delete stale pending images (checkpoints NetBackup could otherwise resume)
+        #[arg(long)]
+        pending: bool,
     },
 
     /// Create an LSU on VAST (view, quota; for S3 the bucket owner and a key), talking to VMS
@@ -384,6 +404,21 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
             access_key,
         })
         .map(drop),
+        Cmd::Cleanup { lsu, older_than, remove, pending } => {
+            let server = g.server.as_deref().filter(|s| !s.is_empty()).context(
+                "no storage server given: pass --server VastData:<cluster> or set VAST_OST_SERVER",
+            )?;
+            cleanup::run(&cleanup::Cleanup {
+                config: &session::config_path(plugin),
+                server,
+                user: &g.user,
+                password: &g.password,
+                lsu: &lsu,
+                older_than,
+                remove,
+                pending,
+            })
+        }
         Cmd::Demo { size, keep, dir, nfs_only } => {
             demo::run(plugin, &demo::Options { size, keep, dir, nfs_only })
         }

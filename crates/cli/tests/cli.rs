@@ -270,3 +270,39 @@ fn password_is_never_printed() {
     let log = std::fs::read_to_string(f.path("vast-ost.log")).unwrap_or_default();
     assert!(!log.contains(secret), "password in the plug-in log");
 }
+
+/// A backup whose process is killed (`kill -9`) mid-image is never listed complete, and the
+/// cleanup command finds what it left and removes it.
+#[test]
+fn killed_backup_is_never_complete_and_cleanup_removes_it() {
+    let f = Fixture::new();
+    let mut child =
+        f.cmd(SERVER, &["backup", "lsu1", "killed_1_C1_F1", "-"]).stdin(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Several blocks go in; the pipe stays open, so the backup is mid-image when it dies.
+    stdin.write_all(&vec![7u8; 3 << 20]).unwrap();
+    stdin.flush().unwrap();
+    let piece_dir = f.path("mnt/lsu1/killed_1_C1_F1");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_dir(&piece_dir).map_or(0, |d| d.count()) < 2 {
+        assert!(std::time::Instant::now() < deadline, "the backup never started writing");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    drop(stdin);
+
+    let list = f.ok(&["image-list", "lsu1"]);
+    assert!(list.contains("killed_1_C1_F1") && !list.contains("complete"), "{list}");
+    let dry = f.ok(&["cleanup", "lsu1", "--older-than", "0"]);
+    assert!(
+        dry.contains("stale pending killed_1_C1_F1") && dry.contains("unreferenced  killed_1_C1_F1"),
+        "{dry}"
+    );
+    assert!(dry.contains("dry run"), "{dry}");
+    let done = f.ok(&["cleanup", "lsu1", "--older-than", "0", "--remove", "--pending"]);
+    assert!(done.contains("removed"), "{done}");
+    assert!(!f.ok(&["image-list", "lsu1"]).contains("killed_1_C1_F1"));
+    assert!(!piece_dir.exists(), "nothing of the killed backup is left");
+    assert!(f.ok(&["cleanup", "lsu1", "--older-than", "0"]).contains("no orphans"));
+}

@@ -452,3 +452,101 @@ impl ImageReader {
         Ok(())
     }
 }
+
+/// What a writer that died left behind in one LSU.
+#[derive(Debug, Default)]
+pub struct Orphans {
+    /// Stored under an image name with no manifest (a crash before the first commit, or during
+    /// a delete): never an image, safe to remove.
+    pub without_manifest: Vec<(String, Vec<String>)>,
+    /// Keys of committed images that their manifest does not name (pieces of a writer that
+    /// died between writing and committing them, temp files).
+    pub unreferenced: Vec<(String, Vec<String>)>,
+    /// Pending images whose writer is gone (dead on this host, or silent for longer than the
+    /// threshold on another): checkpoints NetBackup may still resume, removed only on request.
+    pub stale_pending: Vec<(String, String)>,
+}
+
+impl Orphans {
+    pub fn is_empty(&self) -> bool {
+        self.without_manifest.is_empty() && self.unreferenced.is_empty() && self.stale_pending.is_empty()
+    }
+}
+
+/// Is the writer recorded in a manifest gone? On this host the pid tells; elsewhere only
+/// silence longer than `older_than` since the last commit does.
+fn writer_gone(m: &Manifest, older_than: std::time::Duration) -> bool {
+    let Some(w) = &m.writer else { return true };
+    if w.host == util::hostname() {
+        return !util::process_alive(w.pid);
+    }
+    util::now_secs().saturating_sub(m.updated) > older_than.as_secs()
+}
+
+/// Scan one LSU for what crashed writers left. Images held by a live writer are skipped, and
+/// so is anything younger than `older_than` (a create in progress looks like an orphan for a
+/// moment; a writer on another host is only known gone by its silence).
+pub fn find_orphans(store: &dyn PieceStore, lsu: &str, older_than: std::time::Duration) -> Result<Orphans> {
+    let mut out = Orphans::default();
+    for name in store.list_images(lsu, "")? {
+        let keys = store.list_image_keys(lsu, &name)?;
+        if keys.is_empty() {
+            continue;
+        }
+        let def = ImageDef { basename: name.clone(), ..Default::default() };
+        let m = match load(store, lsu, &def) {
+            Ok(m) => m,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if keys.iter().all(|(_, age)| age.is_some_and(|a| a < older_than)) {
+                    continue;
+                }
+                out.without_manifest.push((name, keys.into_iter().map(|(k, _)| k).collect()));
+                continue;
+            }
+            // A corrupt manifest is an image NetBackup knows: reported, not touched.
+            Err(e) => {
+                warn!(lsu, image = %name, "orphan scan skips an unreadable image: {e}");
+                continue;
+            }
+        };
+        let gone = writer_gone(&m, older_than);
+        if m.state == State::Pending && m.writer.is_some() && gone {
+            let w = m.writer.as_ref().map(|w| format!("{}:{}", w.host, w.pid)).unwrap_or_default();
+            out.stale_pending.push((name.clone(), w));
+        }
+        if !gone {
+            continue;
+        }
+        let manifest_key = format!("{name}/manifest");
+        let stray: Vec<String> = keys
+            .into_iter()
+            .filter(|(k, age)| {
+                *k != manifest_key
+                    && !m.pieces.iter().any(|p| p.key == *k)
+                    && !age.is_some_and(|a| a < older_than)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        if !stray.is_empty() {
+            out.unreferenced.push((name, stray));
+        }
+    }
+    Ok(out)
+}
+
+/// Remove what [`find_orphans`] found; stale pending images only with `pending`. Returns how
+/// many keys and images went.
+pub fn remove_orphans(store: &dyn PieceStore, lsu: &str, o: &Orphans, pending: bool) -> Result<usize> {
+    let mut n = 0;
+    for (image, keys) in o.without_manifest.iter().chain(&o.unreferenced) {
+        store.remove_keys(lsu, image, keys)?;
+        n += keys.len();
+    }
+    if pending {
+        for (image, _) in &o.stale_pending {
+            delete(store, lsu, &ImageDef { basename: image.clone(), ..Default::default() })?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}

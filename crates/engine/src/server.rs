@@ -531,6 +531,18 @@ impl Server {
         Ok(())
     }
 
+    /// What crashed writers left in `lsu` (see [`image::find_orphans`]).
+    pub fn find_orphans(&self, lsu: &str, older_than: Duration) -> Result<image::Orphans> {
+        image::find_orphans(self.store_for(lsu)?.as_ref(), lsu, older_than)
+    }
+
+    pub fn remove_orphans(&self, lsu: &str, orphans: &image::Orphans, pending: bool) -> Result<usize> {
+        let n = image::remove_orphans(self.store_for(lsu)?.as_ref(), lsu, orphans, pending)?;
+        self.changed(lsu);
+        info!(server = %self.name, lsu, "orphan cleanup removed {n} item(s)");
+        Ok(n)
+    }
+
     pub fn copy_image(
         &self,
         from_lsu: &str,

@@ -22,3 +22,13 @@ pub fn now_secs() -> u64 {
 pub fn hostname() -> String {
     rustix::system::uname().nodename().to_string_lossy().into_owned()
 }
+
+/// Is process `pid` of this host alive? (Signal 0 checks without sending anything.)
+pub fn process_alive(pid: u32) -> bool {
+    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else { return false };
+    match rustix::process::test_kill_process(p) {
+        Ok(()) => true,
+        // EPERM: it exists, it is just not ours.
+        Err(e) => e == rustix::io::Errno::PERM,
+    }
+}

@@ -46,6 +46,13 @@ pub trait PieceStore: Send + Sync {
     /// anything else stored under it. Succeeds if nothing is there.
     fn delete_image(&self, lsu: &str, image: &str, pieces: &[String]) -> Result<()>;
 
+    /// Every key stored under `image` (manifest, pieces, temp files, and on S3 the keys of
+    /// open multipart uploads), with its age where the store knows it cheaply. For the orphan
+    /// scan: what no manifest names is left over from a writer that died.
+    fn list_image_keys(&self, lsu: &str, image: &str) -> Result<Vec<(String, Option<std::time::Duration>)>>;
+    /// Remove these keys of `image` (objects, files, open uploads). Missing ones are fine.
+    fn remove_keys(&self, lsu: &str, image: &str, keys: &[String]) -> Result<()>;
+
     /// A new piece of `image`, stored at `key`.
     fn create_piece(&self, lsu: &str, key: &str) -> Result<Box<dyn PieceWriter>>;
     fn open_piece(&self, lsu: &str, key: &str) -> Result<Box<dyn PieceReader>>;

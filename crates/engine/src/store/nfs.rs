@@ -233,6 +233,42 @@ impl PieceStore for NfsStore {
         }
     }
 
+    fn list_image_keys(&self, lsu: &str, image: &str) -> Result<Vec<(String, Option<std::time::Duration>)>> {
+        let dir = self.image_dir(lsu, image)?;
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == IoKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
+        };
+        let mut out = Vec::new();
+        for ent in rd {
+            let ent = ent.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+            let age = ent.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+            out.push((format!("{image}/{}", ent.file_name().to_string_lossy()), age));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn remove_keys(&self, lsu: &str, image: &str, keys: &[String]) -> Result<()> {
+        let dir = self.image_dir(lsu, image)?;
+        for key in keys {
+            let name = key
+                .strip_prefix(image)
+                .and_then(|k| k.strip_prefix('/'))
+                .filter(|n| !n.is_empty() && !n.contains('/') && *n != "." && *n != "..")
+                .ok_or_else(|| Error::invalid(format!("key '{key}' is not a file of image '{image}'")))?;
+            match fs::remove_file(dir.join(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == IoKind::NotFound => {}
+                Err(e) => return Err(Error::io(format!("removing {}", dir.join(name).display()), e)),
+            }
+        }
+        // An image directory left empty goes too.
+        let _ = fs::remove_dir(&dir);
+        Ok(())
+    }
+
     fn create_piece(&self, lsu: &str, key: &str) -> Result<Box<dyn PieceWriter>> {
         let path = self.piece_path(lsu, key)?;
         let file = OpenOptions::new()

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use vast_ost_engine::image::{self, ImageReader, ImageWriter};
-use vast_ost_engine::manifest::{ImageDef, State};
+use vast_ost_engine::manifest::{ImageDef, State, Writer};
 use vast_ost_engine::store::PieceStore;
 use vast_ost_engine::ErrorKind;
 
@@ -35,6 +35,7 @@ pub fn run_all(t: &dyn Target) {
         ("second_writer_detected", second_writer_detected),
         ("metadata_roundtrip", metadata_roundtrip),
         ("date_must_match", date_must_match),
+        ("orphans_found_and_removed", orphans_found_and_removed),
     ];
     for (name, case) in cases {
         eprintln!("conformance: {name}");
@@ -338,4 +339,62 @@ fn date_must_match(t: &dyn Target) {
     other.date.clear();
     image::load(s.as_ref(), &lsu, &other).expect("deleting another date left this image alone");
     image::delete(s.as_ref(), &lsu, &def("date_C1_F1")).unwrap();
+}
+
+fn orphans_found_and_removed(t: &dyn Target) {
+    use std::time::Duration;
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    // A writer that committed part of its image, then died: its pid is gone, and it left a
+    // piece no manifest names.
+    let mut w = ImageWriter::create(s.clone(), &lsu, def("orph_C1_F1")).unwrap();
+    write_seq(&mut w, 20, 0, 100_000, 50_000);
+    w.flush().unwrap();
+    drop(w);
+    let mut stray = s.create_piece(&lsu, "orph_C1_F1/dead-00009.piece").unwrap();
+    stray.append(&[9u8; 1000]).unwrap();
+    stray.finish().unwrap();
+    let mut m = image::load(s.as_ref(), &lsu, &def("orph_C1_F1")).unwrap();
+    m.writer = Some(Writer {
+        host: vast_ost_engine::util::hostname(),
+        pid: i32::MAX as u32,
+        session: "dead".into(),
+    });
+    t.put_raw_manifest(&lsu, "orph_C1_F1", &m.encode());
+    // A writer that died during a delete: pieces with no manifest.
+    let mut w = ImageWriter::create(s.clone(), &lsu, def("orph_C1_F2")).unwrap();
+    write_seq(&mut w, 21, 0, 10_000, 10_000);
+    w.close(true).unwrap();
+    s.remove_keys(&lsu, "orph_C1_F2", &["orph_C1_F2/manifest".to_string()]).unwrap();
+    // A live writer with a piece in flight: not an orphan.
+    let mut live = ImageWriter::create(s.clone(), &lsu, def("orph_C1_F3")).unwrap();
+    write_seq(&mut live, 22, 0, 10_000, 10_000);
+
+    let o = image::find_orphans(s.as_ref(), &lsu, Duration::ZERO).unwrap();
+    let names = |v: &[(String, Vec<String>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&o.without_manifest), ["orph_C1_F2"]);
+    assert_eq!(names(&o.unreferenced), ["orph_C1_F1"]);
+    assert!(o.unreferenced[0].1.contains(&"orph_C1_F1/dead-00009.piece".to_string()), "{:?}", o.unreferenced);
+    assert_eq!(o.stale_pending.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["orph_C1_F1"]);
+    assert!(
+        image::find_orphans(s.as_ref(), &lsu, Duration::from_secs(3600)).unwrap().without_manifest.len() <= 1
+    );
+
+    image::remove_orphans(s.as_ref(), &lsu, &o, false).unwrap();
+    assert!(s.list_image_keys(&lsu, "orph_C1_F2").unwrap().is_empty(), "the manifest-less image is gone");
+    let kept = s.list_image_keys(&lsu, "orph_C1_F1").unwrap();
+    assert!(!kept.iter().any(|(k, _)| k.contains("dead-")), "the stray piece is gone: {kept:?}");
+    // The pending image NetBackup may resume is intact.
+    let mut r = ImageReader::open(s.clone(), &lsu, &def("orph_C1_F1")).unwrap();
+    let mut back = vec![0u8; 100_000];
+    assert_eq!(r.read_at(&mut back, 0).unwrap(), 100_000);
+    assert_eq!(back, expect(20, 100_000));
+    assert!(image::find_orphans(s.as_ref(), &lsu, Duration::ZERO).unwrap().without_manifest.is_empty());
+    // On request, stale pending images go too.
+    let o = image::find_orphans(s.as_ref(), &lsu, Duration::ZERO).unwrap();
+    image::remove_orphans(s.as_ref(), &lsu, &o, true).unwrap();
+    assert_eq!(image::load(s.as_ref(), &lsu, &def("orph_C1_F1")).unwrap_err().kind(), ErrorKind::NotFound);
+    live.close(true).unwrap();
+    image::delete(s.as_ref(), &lsu, &def("orph_C1_F3")).unwrap();
+    assert!(s.list_images(&lsu, "orph_").unwrap().is_empty());
 }

@@ -874,6 +874,40 @@ impl PieceStore for S3Store {
         Ok(())
     }
 
+    fn list_image_keys(&self, lsu: &str, image: &str) -> Result<Vec<(String, Option<std::time::Duration>)>> {
+        let bucket = self.bucket(lsu)?;
+        let prefix = format!("{image}/");
+        let (objects, _) = self.list_objects(&bucket, &prefix, None)?;
+        let mut out: Vec<(String, Option<std::time::Duration>)> =
+            objects.into_iter().map(|(k, _)| (k, None)).filter(|(k, _)| k.starts_with(&prefix)).collect();
+        for (key, _) in self.list_uploads(&bucket, &prefix)? {
+            if key.starts_with(&prefix) && !out.iter().any(|(k, _)| *k == key) {
+                out.push((key, None));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn remove_keys(&self, lsu: &str, image: &str, keys: &[String]) -> Result<()> {
+        let bucket = self.bucket(lsu)?;
+        let prefix = format!("{image}/");
+        if let Some(k) = keys.iter().find(|k| !k.starts_with(&prefix)) {
+            return Err(Error::invalid(format!("key '{k}' is not an object of image '{image}'")));
+        }
+        let c = &self.sh.client;
+        for (key, id) in self.list_uploads(&bucket, &prefix)? {
+            if keys.contains(&key) {
+                debug!("aborting multipart upload {id} of {bucket}/{key}");
+                writer::abort_upload(c, c.pick(), &bucket, &key, &id);
+            }
+        }
+        if !keys.is_empty() {
+            self.delete_objects(&bucket, keys)?;
+        }
+        Ok(())
+    }
+
     fn create_piece(&self, lsu: &str, key: &str) -> Result<Box<dyn PieceWriter>> {
         let bucket = self.bucket(lsu)?;
         let key = self.piece_key(key)?;
