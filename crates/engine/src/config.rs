@@ -270,6 +270,20 @@ mod tests {
     }
 
     #[test]
+    fn secrets_in_a_readable_file_are_flagged() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let text = "[[server]]\nname = \"c1\"\n[server.s3]\nendpoints = [\"http://h\"]\naccess_key = \"a\"\nsecret_key = \"s\"\n";
+        std::fs::write(&path, text).unwrap();
+        let cfg = Config::load(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(cfg.secrets_exposed(&path).unwrap().contains("chmod 600"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(cfg.secrets_exposed(&path).is_none());
+    }
+
+    #[test]
     fn errors_name_file_line_and_expectation() {
         let e = parse("[log]\nlevel = \"loud\"\n").unwrap_err();
         assert!(e.message().starts_with("/etc/x.toml:2:"), "{e}");

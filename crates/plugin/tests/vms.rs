@@ -294,6 +294,12 @@ fn s3_bucket_backup_restore_copy_expire() {
         p.delete_image(l, &image_def(n, "", "")).unwrap();
         assert!(p.images(l, "s3_1_").unwrap().is_empty());
     }
+    // Neither the S3 secret key nor the VMS password reached the log.
+    let log = std::fs::read_to_string(&w.log).unwrap();
+    let cfg = std::fs::read_to_string(w._dir.path().join("vast-ost.toml")).unwrap();
+    let secret = cfg.lines().find_map(|l| l.strip_prefix("secret_key = \"")).unwrap().trim_end_matches('"');
+    assert!(secret.len() >= 16 && !log.contains(secret), "the S3 secret key reached the log");
+    assert!(!log.contains(&format!("\"{}\"", w.sim.admin_password())), "the VMS password reached the log");
     // No object is left (an empty directory may stay, as S3 prefixes are implicit).
     let left: Vec<_> = walk(&w.sim.root().join("nbu/bkt/s3_1_C1_F1"));
     assert!(left.is_empty(), "left behind: {left:?}");
