@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rusty_s3::{Bucket, Method, UrlStyle};
-use tracing::warn;
+use tracing::{info, warn};
 use ureq::http::HeaderMap;
 use ureq::Body;
 use url::Url;
@@ -27,13 +27,16 @@ use crate::retry::RetryPolicy;
 const SIGN_EXPIRY_SECS: u64 = 3600;
 /// Error bodies are small XML documents; anything bigger is cut.
 const MAX_ERROR_BODY: u64 = 64 << 10;
-/// A failed endpoint is skipped by new requests for this long.
+/// A failed endpoint is skipped by new requests for this long, then probed.
 const ENDPOINT_PENALTY: Duration = Duration::from_secs(15);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Endpoint {
     url: Url,
     /// Milliseconds since `Client::epoch` until which the endpoint is skipped.
     bad_until: AtomicU64,
+    /// Failed, and not yet seen answering again: re-admitted only after a probe connects.
+    down: AtomicBool,
 }
 
 pub struct Client {
@@ -181,7 +184,7 @@ impl Client {
                     "S3 endpoint '{e}' must not carry a query or credentials (use access_key/secret_key)"
                 )));
             }
-            eps.push(Endpoint { url, bad_until: AtomicU64::new(0) });
+            eps.push(Endpoint { url, bad_until: AtomicU64::new(0), down: AtomicBool::new(false) });
         }
         if tls.insecure && eps.iter().any(|e| e.url.scheme() == "https") {
             warn!("S3: TLS certificate verification is disabled (insecure = true)");
@@ -211,22 +214,44 @@ impl Client {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// `preferred`, unless it failed recently: then the next one that did not.
+    /// `preferred`, unless it failed recently: then the next one that did not. An endpoint
+    /// whose penalty ran out comes back only when a probe reaches it.
     fn usable(&self, preferred: usize) -> usize {
         let n = self.endpoints.len();
-        let now = self.now_ms();
-        (0..n)
-            .map(|d| (preferred + d) % n)
-            .find(|&i| self.endpoints[i].bad_until.load(Ordering::Relaxed) <= now)
-            .unwrap_or(preferred % n)
+        for i in (0..n).map(|d| (preferred + d) % n) {
+            let ep = &self.endpoints[i];
+            if ep.bad_until.load(Ordering::Relaxed) > self.now_ms() {
+                continue;
+            }
+            if !ep.down.load(Ordering::Relaxed) || self.probe(i) {
+                return i;
+            }
+        }
+        preferred % n
+    }
+
+    /// A TCP connect to a down endpoint: re-admits it if it answers, else extends its penalty.
+    fn probe(&self, i: usize) -> bool {
+        let ep = &self.endpoints[i];
+        let addr = ep.url.socket_addrs(|| None).ok().and_then(|a| a.into_iter().next());
+        let ok = addr.is_some_and(|a| std::net::TcpStream::connect_timeout(&a, PROBE_TIMEOUT).is_ok());
+        if ok {
+            ep.down.store(false, Ordering::Relaxed);
+            info!("S3 endpoint {} answers again: back in use", ep.url);
+        } else {
+            self.penalize(i);
+        }
+        ok
     }
 
     fn penalize(&self, i: usize) {
-        if self.endpoints.len() > 1 {
-            warn!("S3 endpoint {} failed; skipping it for {ENDPOINT_PENALTY:?}", self.endpoints[i].url);
+        let ep = &self.endpoints[i];
+        if self.endpoints.len() > 1 && !ep.down.swap(true, Ordering::Relaxed) {
+            warn!("S3 endpoint {} failed; its streams move to the others until a probe reaches it", ep.url);
         }
+        ep.down.store(true, Ordering::Relaxed);
         let until = self.now_ms() + ENDPOINT_PENALTY.as_millis() as u64;
-        self.endpoints[i].bad_until.store(until, Ordering::Relaxed);
+        ep.bad_until.store(until, Ordering::Relaxed);
     }
 
     fn url(&self, ep: usize, req: &Req<'_>) -> Result<Url> {
@@ -505,6 +530,37 @@ pub fn embedded_error(what: &str, body: &str) -> Option<Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A failed endpoint stays out until a probe reaches it, then comes back.
+    #[test]
+    fn down_endpoint_is_readmitted_after_a_probe() {
+        let live = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let eps = [live.local_addr().unwrap(), other.local_addr().unwrap()].map(|a| format!("http://{a}"));
+        let c = Client::new(
+            &eps,
+            "us-east-1",
+            "k",
+            "s",
+            &TlsSettings::default(),
+            Duration::from_secs(5),
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        c.penalize(0);
+        assert_eq!(c.usable(0), 1, "skipped while penalized");
+        c.endpoints[0].bad_until.store(0, Ordering::Relaxed);
+        assert_eq!(c.usable(0), 0, "the probe connects: back in use");
+        assert!(!c.endpoints[0].down.load(Ordering::Relaxed));
+        drop(live);
+        c.penalize(0);
+        c.endpoints[0].bad_until.store(0, Ordering::Relaxed);
+        assert_eq!(c.usable(0), 1, "the probe fails: the streams stay on the other endpoint");
+        assert!(
+            c.endpoints[0].down.load(Ordering::Relaxed)
+                && c.endpoints[0].bad_until.load(Ordering::Relaxed) > 0
+        );
+    }
 
     #[test]
     fn xml_extraction() {
