@@ -2,6 +2,7 @@
 //! line, through its C interface only, the way NetBackup's processes do: `bpstsinfo`-like
 //! queries, backup/restore/verify/copy/delete of images, and a self-contained demo.
 
+mod bench;
 mod cleanup;
 mod commands;
 mod demo;
@@ -183,6 +184,30 @@ enum Cmd {
         /// Succeed when the image does not exist (as NetBackup expiry does)
         #[arg(long)]
         force: bool,
+    },
+
+    /// Throughput and CPU per GiB of backup and restore through the plug-in, beside the peers
+    ///
+    /// Against an S3 server (--s3, e.g. the radosgw of `scripts/ceph-rgw start`) or, without
+    /// it, the NFS path on a temporary directory. Prints MiB/s, the plug-in's CPU-seconds per
+    /// GiB, and the ratio to the peers measured on these machines.
+    Bench {
+        /// Image size
+        #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = fmt::parse_size)]
+        size: u64,
+        /// S3 endpoint (http://host:port); a bucket is created for the run
+        #[arg(long, value_name = "URL")]
+        s3: Option<String>,
+        #[arg(long, default_value = "testkey")]
+        access_key: String,
+        #[arg(long, default_value = "testsecret", hide_default_value = true)]
+        secret_key: String,
+        /// Multipart part size
+        #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = fmt::parse_size)]
+        part_size: u64,
+        /// Parts uploaded in parallel per image
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
     },
 
     /// Find (and with --remove, remove) what writers that died left in an LSU
@@ -404,6 +429,9 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
             access_key,
         })
         .map(drop),
+        Cmd::Bench { size, s3, access_key, secret_key, part_size, workers } => {
+            bench::run(plugin, &bench::Bench { size, s3, access_key, secret_key, part_size, workers })
+        }
         Cmd::Cleanup { lsu, older_than, remove, pending } => {
             let server = g.server.as_deref().filter(|s| !s.is_empty()).context(
                 "no storage server given: pass --server VastData:<cluster> or set VAST_OST_SERVER",

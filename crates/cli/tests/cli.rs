@@ -306,3 +306,14 @@ fn killed_backup_is_never_complete_and_cleanup_removes_it() {
     assert!(!piece_dir.exists(), "nothing of the killed backup is left");
     assert!(f.ok(&["cleanup", "lsu1", "--older-than", "0"]).contains("no orphans"));
 }
+
+/// The bench runs (small) and prints its figures and the peers' ratios.
+#[test]
+fn bench_prints_figures_and_ratios() {
+    let f = Fixture::new();
+    let out = f.ok(&["bench", "--size", "8MiB"]);
+    assert!(
+        out.contains("backup") && out.contains("MiB/s") && out.contains("s/GiB") && out.contains(" x"),
+        "{out}"
+    );
+}
