@@ -410,8 +410,8 @@ fn with_image<T>(
 ) -> Result<T> {
     let img = handles::image(image as usize)?;
     let mut g = lock(&img);
-    ctx.set(g.server(), g.lsu(), g.name());
-    f(&mut g)
+    // Named for the log only when it fails: write and read are the hot path.
+    f(&mut g).inspect_err(|_| ctx.set(g.server(), g.lsu(), g.name()))
 }
 
 /// Write `len` bytes from `buf` at image offset `offset`. `stat` may be NULL (ignored).
