@@ -484,7 +484,6 @@ fn transient_stall_is_retried() {
 /// idempotent) leaves one open upload per lost answer on the completed image, with nothing
 /// that will ever complete or abort it (only deleting the image aborts them).
 #[test]
-#[ignore = "bug: a CreateMultipartUpload retried after a lost answer (timeout) leaves the earlier upload open on a completed image"]
 fn stall_on_create_multipart_upload_leaves_no_orphan() {
     let w = world();
     let _g = w.shared();

@@ -20,7 +20,7 @@ use base64::Engine as _;
 use rusty_s3::Method;
 use tracing::{debug, warn};
 
-use super::client::{embedded_error, escape, unescape, xml_first, Client, Failure, Req};
+use super::client::{embedded_error, escape, unescape, xml_all, xml_first, Client, Failure, Req};
 use super::{ChecksumMode, Shared, MAX_PART, MAX_PARTS};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::PieceWriter;
@@ -91,10 +91,12 @@ pub(crate) fn create_upload(
     mode: ChecksumMode,
 ) -> Result<String> {
     let what = format!("CreateMultipartUpload {bucket}/{key}");
-    c.call(
+    let attempts = std::cell::Cell::new(0u32);
+    let id = c.call(
         ep,
         &what,
         || {
+            attempts.set(attempts.get() + 1);
             let r = Req::new(Method::Post, bucket, Some(key)).query("uploads", "");
             // Parts then carry x-amz-checksum-crc32c, and the completion lists them.
             if mode == ChecksumMode::Crc32c {
@@ -109,7 +111,34 @@ pub(crate) fn create_upload(
                 Failure::from(Error::new(ErrorKind::Io, format!("{what}: no UploadId in the answer")))
             })
         },
-    )
+    )?;
+    // A create is not idempotent: an attempt whose answer was lost may still have opened an
+    // upload. The piece key is this writer's alone, so every other upload on it is such a stray.
+    if attempts.get() > 1 {
+        abort_others(c, ep, bucket, key, &id);
+    }
+    Ok(id)
+}
+
+/// Abort every open upload on `key` except `keep` (best effort: a stray left here is still
+/// aborted when its image is deleted).
+fn abort_others(c: &Client, ep: usize, bucket: &str, key: &str, keep: &str) {
+    let what = format!("ListMultipartUploads {bucket}/{key}");
+    let doc = c.call(
+        ep,
+        &what,
+        || Req::new(Method::Get, bucket, None).query("uploads", "").query("prefix", key),
+        |mut r| Ok(r.text(&what, 1 << 20)?),
+    );
+    let Ok(doc) = doc else { return };
+    for u in xml_all(&doc, "Upload") {
+        let k = xml_first(u, "Key").map(unescape).unwrap_or_default();
+        let id = xml_first(u, "UploadId").map(unescape).unwrap_or_default();
+        if k == key && id != keep && !id.is_empty() {
+            debug!("aborting upload {id} of {bucket}/{key} left by a retried create");
+            abort_upload(c, ep, bucket, key, &id);
+        }
+    }
 }
 
 pub(crate) struct Part {
