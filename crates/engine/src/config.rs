@@ -11,6 +11,8 @@
 //! lsus = ["lsu1", "lsu2"]        # optional: only these LSUs
 //! lsu_prefix = "nbu-"            # optional: only LSUs whose name starts so
 //! capacity_ttl_secs = 10         # how long LSU lists and capacity are cached
+//! [server.retry]                 # optional: retries of VMS and S3 requests
+//! deadline_secs = 60             # also base_ms, cap_ms, max_attempts
 //! [server.vms]                   # optional: the VAST management API (see vms.rs)
 //! address = "vms.example.com"
 //! ca_file = "/etc/vast/ca.pem"
@@ -77,6 +79,9 @@ pub struct ServerConfig {
     pub vms: Option<crate::vms::VmsSettings>,
     pub nfs: Option<NfsConfig>,
     pub s3: Option<crate::store::s3::S3Settings>,
+    /// Backoff and deadline of retried requests (VMS and S3).
+    #[serde(default)]
+    pub retry: crate::retry::RetrySettings,
     /// Data-path addresses (S3 endpoints); default: the VIPs of `vip_pool` from VMS.
     pub endpoints: Option<Vec<String>>,
     /// VIP pool whose addresses carry data (default: every enabled PROTOCOLS pool).
@@ -266,6 +271,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.log.level, LogLevel::Debug);
+        assert_eq!(c.servers[0].retry.max_attempts, 8, "defaults without [server.retry]");
+        let r = parse(
+            "[[server]]\nname = \"c1\"\n[server.nfs]\nmount = \"/m\"\n[server.retry]\ndeadline_secs = 5\n",
+        )
+        .unwrap();
+        let p: crate::retry::RetryPolicy = r.servers[0].retry.into();
+        assert_eq!((p.deadline.as_secs(), p.max_attempts), (5, 8));
+        assert!(parse(
+            "[[server]]\nname = \"c1\"\n[server.nfs]\nmount = \"/m\"\n[server.retry]\nbogus = 1\n"
+        )
+        .is_err());
         assert_eq!(c.server("C1").unwrap().nfs.as_ref().unwrap().direct_io, DirectIo::Auto);
     }
 

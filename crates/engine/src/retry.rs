@@ -27,6 +27,42 @@ impl Default for RetryPolicy {
     }
 }
 
+/// `[server.retry]` in the config; any field left out keeps its default.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// First backoff, milliseconds.
+    pub base_ms: u64,
+    /// Longest backoff, milliseconds.
+    pub cap_ms: u64,
+    /// Total time one operation may take, retries included, seconds.
+    pub deadline_secs: u64,
+    pub max_attempts: u32,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        let p = RetryPolicy::default();
+        RetrySettings {
+            base_ms: p.base.as_millis() as u64,
+            cap_ms: p.cap.as_millis() as u64,
+            deadline_secs: p.deadline.as_secs(),
+            max_attempts: p.max_attempts,
+        }
+    }
+}
+
+impl From<RetrySettings> for RetryPolicy {
+    fn from(s: RetrySettings) -> Self {
+        RetryPolicy {
+            base: Duration::from_millis(s.base_ms.max(1)),
+            cap: Duration::from_millis(s.cap_ms.max(s.base_ms).max(1)),
+            deadline: Duration::from_secs(s.deadline_secs),
+            max_attempts: s.max_attempts.max(1),
+        }
+    }
+}
+
 impl RetryPolicy {
     /// Run `op` until it succeeds, fails with an error `retryable` rejects, or the attempts
     /// or the deadline run out (then the last error is returned).

@@ -241,8 +241,8 @@ impl Server {
         let (mut control, mut cluster, mut endpoints) =
             (None, None, sc.endpoints.clone().unwrap_or_default());
         if let (Some(v), Some(creds)) = (&sc.vms, creds) {
-            let c =
-                Control::new(Vms::connect(v, creds)?, sc.filter(), Duration::from_secs(sc.capacity_ttl_secs));
+            let vms = Vms::connect(v, creds)?.with_retry(sc.retry.into());
+            let c = Control::new(vms, sc.filter(), Duration::from_secs(sc.capacity_ttl_secs));
             let cl = c.cluster()?;
             info!(
                 server = name,
@@ -287,7 +287,7 @@ impl Server {
             cfg.access_key = creds.user.clone();
             cfg.secret_key = creds.password.expose().to_string();
         }
-        let store = Arc::new(S3Store::new(&cfg, sc.filter())?);
+        let store = Arc::new(S3Store::with_retry(&cfg, sc.filter(), sc.retry.into())?);
         info!(server = name, "S3 data path over {}", cfg.endpoints.join(" "));
         Ok(S3 { dyn_store: store.clone(), store })
     }

@@ -144,6 +144,12 @@ impl Vms {
         Ok(vms)
     }
 
+    /// Use `policy` for idempotent requests (`[server.retry]`).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Vms {
+        self.retry = policy;
+        self
+    }
+
     fn url(&self, path: &str) -> String {
         let (p, q) = path.split_once('?').map_or((path, ""), |(p, q)| (p, q));
         let p = p.trim_matches('/');
