@@ -94,3 +94,20 @@ fn direct_io_writes_read_back() {
     assert_eq!(&back[..4 << 20], &buf[..]);
     assert_eq!(&back[4 << 20..], &buf[..100]);
 }
+
+/// The configuration example an admin copies from the README is valid.
+#[test]
+fn readme_config_example_parses() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let block = readme
+        .split("```toml")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains("[[server]]"))
+        .expect("README has a TOML config example");
+    let text: String = block.lines().map(|l| format!("{}\n", l.trim_start())).collect();
+    let cfg = vast_ost_engine::config::Config::parse(&text, std::path::Path::new("README.md"))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let s = &cfg.servers[0];
+    assert!(s.vms.is_some() && s.nfs.is_some() && s.s3.is_some());
+}
