@@ -99,7 +99,10 @@ impl Engine {
     /// Load the config (a missing file is an empty config; a broken one is an error) and point
     /// the log where it says.
     pub fn new(config_path: &Path) -> Result<Engine> {
-        let (mtime, cfg) = read_config(config_path)?;
+        let (mtime, cfg) = read_config(config_path).inspect_err(|_| {
+            // The error must reach a log: the default one, as the config could not say another.
+            init_log(&Config::default());
+        })?;
         init_log(&cfg);
         if let Some(w) = cfg.secrets_exposed(config_path) {
             warn!("{w}");
