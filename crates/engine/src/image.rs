@@ -150,7 +150,15 @@ pub struct ImageWriter {
     current: Option<OpenPiece>,
     /// The first write error; the handle refuses writes after it.
     failed: Option<Error>,
+    /// The manifest of the last commit sent, in case its answer was lost.
+    last_attempt: Option<Manifest>,
 }
+
+/// How often a writer recommits to show it is alive (see [`ImageWriter::heartbeat`]).
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(300);
+/// A writer on another host is judged gone only after this much silence, whatever the
+/// cleanup's `older_than`: several missed heartbeats.
+const REMOTE_SILENCE: std::time::Duration = std::time::Duration::from_secs(3 * 300);
 
 impl ImageWriter {
     /// Create a new image: its first manifest (pending, busy) claims the name on storage.
@@ -193,6 +201,7 @@ impl ImageWriter {
             piece_seq: 0,
             current: None,
             failed: None,
+            last_attempt: None,
         }
     }
 
@@ -221,9 +230,15 @@ impl ImageWriter {
     }
 
     fn write_inner(&mut self, buf: &[u8], off: u64) -> Result<()> {
-        if self.current.as_ref().is_some_and(|p| p.start + p.len != off) {
+        let max = self.store.max_piece_len();
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|p| p.start + p.len != off || p.len.saturating_add(buf.len() as u64) > max)
+        {
             self.finish_piece()?;
         }
+        self.heartbeat()?;
         if self.current.is_none() {
             self.piece_seq += 1;
             let name = format!("{}-{:05}.piece", self.session, self.piece_seq);
@@ -328,10 +343,30 @@ impl ImageWriter {
         Ok(self.working)
     }
 
+    /// A long write between commits still shows the writer alive to other media servers
+    /// (the orphan scan judges a remote writer by the age of its last commit): recommit the
+    /// last committed state with a fresh time every HEARTBEAT.
+    fn heartbeat(&mut self) -> Result<()> {
+        if util::now_secs().saturating_sub(self.committed.updated) < HEARTBEAT.as_secs() {
+            return Ok(());
+        }
+        let working = std::mem::replace(&mut self.working, self.committed.clone());
+        let res = self.commit();
+        let beat = std::mem::replace(&mut self.working, working);
+        res?;
+        self.working.generation = beat.generation;
+        self.working.updated = beat.updated;
+        Ok(())
+    }
+
     /// Write the working manifest, unless another writer has committed since we last did.
     fn commit(&mut self) -> Result<()> {
         let name = &self.working.def.basename;
         let on_disk = load(self.store.as_ref(), &self.lsu, &self.working.def)?;
+        // Our own last attempt may have landed with its answer lost: then it is committed.
+        if self.last_attempt.as_ref() == Some(&on_disk) {
+            self.committed = on_disk.clone();
+        }
         if on_disk.generation != self.committed.generation {
             let who = on_disk.writer.map(|w| format!("{}:{}", w.host, w.pid)).unwrap_or_default();
             return Err(Error::state(format!(
@@ -340,6 +375,7 @@ impl ImageWriter {
         }
         self.working.generation = self.committed.generation + 1;
         self.working.updated = util::now_secs();
+        self.last_attempt = Some(self.working.clone());
         self.store.replace_manifest(&self.lsu, name, &self.working.encode())?;
         self.committed = self.working.clone();
         Ok(())
@@ -349,6 +385,9 @@ impl ImageWriter {
 fn writer_id(session: &str) -> Writer {
     Writer { host: util::hostname(), pid: std::process::id(), session: session.to_string() }
 }
+
+/// Piece readers an image reader keeps open at once.
+const MAX_OPEN_READERS: usize = 4;
 
 /// Per-piece progress of the CRC check done while a reader walks a piece from its start.
 #[derive(Clone, Copy, Default)]
@@ -428,6 +467,11 @@ impl ImageReader {
     fn read_piece(&mut self, idx: usize, buf: &mut [u8], off: u64) -> Result<()> {
         let piece = &self.manifest.pieces[idx];
         if self.readers[idx].is_none() {
+            // Each open reader holds a file descriptor (NFS) or read-ahead buffers (S3): keep
+            // a few, not one per piece of a long image.
+            if self.readers.iter().filter(|r| r.is_some()).count() >= MAX_OPEN_READERS {
+                self.readers.iter_mut().for_each(|r| *r = None);
+            }
             self.readers[idx] = Some(self.store.open_piece(&self.lsu, &piece.key)?);
         }
         let got = self.readers[idx].as_ref().expect("opened above").read_at(buf, off)?;
@@ -442,11 +486,15 @@ impl ImageReader {
         if v.next == off {
             v.crc = crc32c::crc32c_append(v.crc, buf);
             v.next += buf.len() as u64;
-            if v.next == piece.len && v.crc != piece.crc32c {
-                return Err(Error::corrupt(format!(
-                    "piece {} fails its checksum (stored {:08x}, read {:08x})",
-                    piece.key, piece.crc32c, v.crc
-                )));
+            if v.next == piece.len {
+                if v.crc != piece.crc32c {
+                    return Err(Error::corrupt(format!(
+                        "piece {} fails its checksum (stored {:08x}, read {:08x})",
+                        piece.key, piece.crc32c, v.crc
+                    )));
+                }
+                // Read to its end: a sequential restore will not come back to it.
+                self.readers[idx] = None;
             }
         }
         Ok(())
@@ -465,6 +513,8 @@ pub struct Orphans {
     /// Pending images whose writer is gone (dead on this host, or silent for longer than the
     /// threshold on another): checkpoints NetBackup may still resume, removed only on request.
     pub stale_pending: Vec<(String, String)>,
+    /// Manifest generation of each image above when it was scanned.
+    pub generations: std::collections::HashMap<String, u64>,
 }
 
 impl Orphans {
@@ -480,7 +530,7 @@ fn writer_gone(m: &Manifest, older_than: std::time::Duration) -> bool {
     if w.host == util::hostname() {
         return !util::process_alive(w.pid);
     }
-    util::now_secs().saturating_sub(m.updated) > older_than.as_secs()
+    util::now_secs().saturating_sub(m.updated) > older_than.max(REMOTE_SILENCE).as_secs()
 }
 
 /// Scan one LSU for what crashed writers left. Images held by a live writer are skipped, and
@@ -509,6 +559,7 @@ pub fn find_orphans(store: &dyn PieceStore, lsu: &str, older_than: std::time::Du
                 continue;
             }
         };
+        out.generations.insert(name.clone(), m.generation);
         let gone = writer_gone(&m, older_than);
         if m.state == State::Pending && m.writer.is_some() && gone {
             let w = m.writer.as_ref().map(|w| format!("{}:{}", w.host, w.pid)).unwrap_or_default();
@@ -538,14 +589,31 @@ pub fn find_orphans(store: &dyn PieceStore, lsu: &str, older_than: std::time::Du
 /// many keys and images went.
 pub fn remove_orphans(store: &dyn PieceStore, lsu: &str, o: &Orphans, pending: bool) -> Result<usize> {
     let mut n = 0;
-    for (image, keys) in o.without_manifest.iter().chain(&o.unreferenced) {
+    for (image, keys) in &o.without_manifest {
+        // A create since the scan makes it an image: leave it.
+        if store.read_manifest(lsu, image)?.is_some() {
+            continue;
+        }
+        store.remove_keys(lsu, image, keys)?;
+        n += keys.len();
+    }
+    for (image, keys) in &o.unreferenced {
+        // A commit since the scan may name these keys now, or show the writer alive.
+        let def = ImageDef { basename: image.clone(), ..Default::default() };
+        let Ok(m) = load(store, lsu, &def) else { continue };
+        if o.generations.get(image) != Some(&m.generation) {
+            continue;
+        }
         store.remove_keys(lsu, image, keys)?;
         n += keys.len();
     }
     if pending {
         for (image, _) in &o.stale_pending {
-            delete(store, lsu, &ImageDef { basename: image.clone(), ..Default::default() })?;
-            n += 1;
+            let def = ImageDef { basename: image.clone(), ..Default::default() };
+            if load(store, lsu, &def).is_ok_and(|m| o.generations.get(image) == Some(&m.generation)) {
+                delete(store, lsu, &def)?;
+                n += 1;
+            }
         }
     }
     Ok(n)

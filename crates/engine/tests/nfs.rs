@@ -111,3 +111,91 @@ fn readme_config_example_parses() {
     let s = &cfg.servers[0];
     assert!(s.vms.is_some() && s.nfs.is_some() && s.s3.is_some());
 }
+
+/// A store whose pieces may not pass a length: the image layer must cut a sequential image into
+/// consecutive pieces and read it back whole (what keeps S3 parts, and memory, bounded).
+struct Capped(Arc<dyn PieceStore>, u64);
+
+impl PieceStore for Capped {
+    fn kind(&self) -> vast_ost_engine::store::Kind {
+        self.0.kind()
+    }
+    fn describe(&self, l: &str) -> String {
+        self.0.describe(l)
+    }
+    fn list_lsus(&self) -> vast_ost_engine::Result<Vec<String>> {
+        self.0.list_lsus()
+    }
+    fn lsu_space(&self, l: &str) -> vast_ost_engine::Result<vast_ost_engine::store::Space> {
+        self.0.lsu_space(l)
+    }
+    fn list_images(&self, l: &str, p: &str) -> vast_ost_engine::Result<Vec<String>> {
+        self.0.list_images(l, p)
+    }
+    fn read_manifest(&self, l: &str, i: &str) -> vast_ost_engine::Result<Option<Vec<u8>>> {
+        self.0.read_manifest(l, i)
+    }
+    fn create_manifest(&self, l: &str, i: &str, b: &[u8]) -> vast_ost_engine::Result<()> {
+        self.0.create_manifest(l, i, b)
+    }
+    fn replace_manifest(&self, l: &str, i: &str, b: &[u8]) -> vast_ost_engine::Result<()> {
+        self.0.replace_manifest(l, i, b)
+    }
+    fn delete_image(&self, l: &str, i: &str, p: &[String]) -> vast_ost_engine::Result<()> {
+        self.0.delete_image(l, i, p)
+    }
+    fn list_image_keys(
+        &self,
+        l: &str,
+        i: &str,
+    ) -> vast_ost_engine::Result<Vec<(String, Option<std::time::Duration>)>> {
+        self.0.list_image_keys(l, i)
+    }
+    fn remove_keys(&self, l: &str, i: &str, k: &[String]) -> vast_ost_engine::Result<()> {
+        self.0.remove_keys(l, i, k)
+    }
+    fn max_piece_len(&self) -> u64 {
+        self.1
+    }
+    fn create_piece(
+        &self,
+        l: &str,
+        k: &str,
+    ) -> vast_ost_engine::Result<Box<dyn vast_ost_engine::store::PieceWriter>> {
+        self.0.create_piece(l, k)
+    }
+    fn open_piece(
+        &self,
+        l: &str,
+        k: &str,
+    ) -> vast_ost_engine::Result<Box<dyn vast_ost_engine::store::PieceReader>> {
+        self.0.open_piece(l, k)
+    }
+    fn copy_piece(&self, fl: &str, fk: &str, tl: &str, tk: &str) -> vast_ost_engine::Result<()> {
+        self.0.copy_piece(fl, fk, tl, tk)
+    }
+}
+
+#[test]
+fn long_sequential_image_is_cut_into_bounded_pieces() {
+    use vast_ost_engine::image::{ImageReader, ImageWriter};
+    use vast_ost_engine::manifest::ImageDef;
+    let t = Nfs::new(DirectIo::Never);
+    let store: Arc<dyn PieceStore> = Arc::new(Capped(t.store.clone(), 100_000));
+    let def = ImageDef { basename: "long_C1_F1".into(), ..Default::default() };
+    let mut w = ImageWriter::create(store.clone(), "lsu1", def.clone()).unwrap();
+    let mut buf = vec![0u8; 30_000];
+    for i in 0..20u64 {
+        conformance::pattern(5, i * 30_000, &mut buf);
+        w.write_at(&buf, i * 30_000).unwrap();
+    }
+    let m = w.close(true).unwrap();
+    assert!(m.pieces.iter().all(|p| p.len <= 100_000), "{:?}", m.pieces);
+    assert_eq!(m.pieces.len(), 7, "600,000 bytes in pieces of at most 100,000 (3 writes of 30,000 each)");
+    let mut r = ImageReader::open(store, "lsu1", &def).unwrap();
+    let mut back = vec![0u8; 600_000];
+    assert_eq!(r.read_at(&mut back, 0).unwrap(), 600_000);
+    let mut want = vec![0u8; 600_000];
+    conformance::pattern(5, 0, &mut want);
+    assert!(back == want);
+}

@@ -53,6 +53,12 @@ pub trait PieceStore: Send + Sync {
     /// Remove these keys of `image` (objects, files, open uploads). Missing ones are fine.
     fn remove_keys(&self, lsu: &str, image: &str, keys: &[String]) -> Result<()>;
 
+    /// Longest piece this store writes with bounded memory: the image layer starts a new
+    /// piece before a piece grows past it.
+    fn max_piece_len(&self) -> u64 {
+        u64::MAX
+    }
+
     /// A new piece of `image`, stored at `key`.
     fn create_piece(&self, lsu: &str, key: &str) -> Result<Box<dyn PieceWriter>>;
     fn open_piece(&self, lsu: &str, key: &str) -> Result<Box<dyn PieceReader>>;
