@@ -32,7 +32,8 @@ impl Object {
 const TAG_BITS: u32 = 3;
 
 struct Table {
-    map: Mutex<HashMap<usize, Object>>,
+    /// Each object with the pid of the process that opened it (see `clear` and `image`).
+    map: Mutex<HashMap<usize, (u32, Object)>>,
     next: AtomicUsize,
 }
 
@@ -46,13 +47,13 @@ fn table() -> &'static Table {
     })
 }
 
-fn map() -> MutexGuard<'static, HashMap<usize, Object>> {
+fn map() -> MutexGuard<'static, HashMap<usize, (u32, Object)>> {
     table().map.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 thread_local! {
     /// The table lock held across `fork` by the forking thread (see `fork.rs`).
-    static HELD: RefCell<Option<MutexGuard<'static, HashMap<usize, Object>>>> = const { RefCell::new(None) };
+    static HELD: RefCell<Option<MutexGuard<'static, HashMap<usize, (u32, Object)>>>> = const { RefCell::new(None) };
 }
 
 /// Take the table lock before `fork`, so no other thread holds it at the moment of the fork.
@@ -69,7 +70,7 @@ pub fn unlock_after_fork() {
 pub fn insert(obj: Object) -> usize {
     let seq = table().next.fetch_add(1, Ordering::Relaxed);
     let h = (seq << TAG_BITS) | obj.tag();
-    map().insert(h, obj);
+    map().insert(h, (std::process::id(), obj));
     h
 }
 
@@ -84,21 +85,41 @@ fn bad(h: usize, what: &str) -> Error {
     }
 }
 
+/// Whether a handle opened by `owner` may be used by this process. Servers and lists may (a
+/// forked child can go on with them); images may not: their writers' upload threads and their
+/// files' positions belong to the process that opened them.
+fn usable_here(owner: u32, is_image: bool, h: usize) -> Result<()> {
+    let me = std::process::id();
+    if is_image && owner != me {
+        return Err(Error::new(
+            ErrorKind::BadHandle,
+            format!("image handle {h:#x} was opened by process {owner}: a forked child must open the image itself"),
+        ));
+    }
+    Ok(())
+}
+
 macro_rules! accessor {
-    ($get:ident, $take:ident, $variant:ident, $ty:ty, $what:literal) => {
+    ($get:ident, $take:ident, $variant:ident, $ty:ty, $what:literal, $image:literal) => {
         pub fn $get(h: usize) -> Result<$ty> {
             match map().get(&h) {
-                Some(Object::$variant(o)) => Ok(o.clone()),
+                Some((pid, Object::$variant(o))) => {
+                    usable_here(*pid, $image, h)?;
+                    Ok(o.clone())
+                }
                 _ => Err(bad(h, $what)),
             }
         }
         pub fn $take(h: usize) -> Result<$ty> {
             let mut m = map();
             match m.get(&h) {
-                Some(Object::$variant(_)) => match m.remove(&h) {
-                    Some(Object::$variant(o)) => Ok(o),
-                    _ => unreachable!("checked under the same lock"),
-                },
+                Some((pid, Object::$variant(_))) => {
+                    usable_here(*pid, $image, h)?;
+                    match m.remove(&h) {
+                        Some((_, Object::$variant(o))) => Ok(o),
+                        _ => unreachable!("checked under the same lock"),
+                    }
+                }
                 _ => Err(bad(h, $what)),
             }
         }
@@ -107,7 +128,7 @@ macro_rules! accessor {
 
 pub fn server(h: usize) -> Result<Arc<Server>> {
     match map().get(&h) {
-        Some(Object::Server(o)) => Ok(o.clone()),
+        Some((_, Object::Server(o))) => Ok(o.clone()),
         _ => Err(bad(h, "server")),
     }
 }
@@ -116,29 +137,32 @@ pub fn server(h: usize) -> Result<Arc<Server>> {
 pub fn take_server_if(h: usize, check: impl FnOnce(&Server) -> Result<()>) -> Result<Arc<Server>> {
     let mut m = map();
     match m.get(&h) {
-        Some(Object::Server(s)) => check(s)?,
+        Some((_, Object::Server(s))) => check(s)?,
         _ => return Err(bad(h, "server")),
     }
-    take_server_locked(&mut m, h)
-}
-
-fn take_server_locked(m: &mut HashMap<usize, Object>, h: usize) -> Result<Arc<Server>> {
     match m.remove(&h) {
-        Some(Object::Server(s)) => Ok(s),
+        Some((_, Object::Server(s))) => Ok(s),
         _ => Err(bad(h, "server")),
     }
 }
-accessor!(lsu_list, take_lsu_list, LsuList, Shared<Cursor<String>>, "LSU list");
-accessor!(image, take_image, Image, Shared<OpenImage>, "image");
-accessor!(image_list, take_image_list, ImageList, Shared<Cursor<ImageInfo>>, "image list");
+
+accessor!(lsu_list, take_lsu_list, LsuList, Shared<Cursor<String>>, "LSU list", false);
+accessor!(image, take_image, Image, Shared<OpenImage>, "image", true);
+accessor!(image_list, take_image_list, ImageList, Shared<Cursor<ImageInfo>>, "image list", false);
 
 /// Drop every handle (terminate). Images open for writing close incomplete as they drop.
 pub fn clear() -> usize {
+    let me = std::process::id();
     let all: Vec<_> = map().drain().collect();
     let n = all.len();
+    // A forked child that terminates must not close its parent's images (that would commit or
+    // abort the parent's uploads from here): what another process opened is forgotten, not
+    // dropped.
+    let (mine, foreign): (Vec<_>, Vec<_>) = all.into_iter().partition(|(_, (pid, _))| *pid == me);
+    std::mem::forget(foreign);
     // Children (images, lists) before servers, outside the table lock.
     let (servers, children): (Vec<_>, Vec<_>) =
-        all.into_iter().partition(|(_, o)| matches!(o, Object::Server(_)));
+        mine.into_iter().partition(|(_, (_, o))| matches!(o, Object::Server(_)));
     drop(children);
     drop(servers);
     n

@@ -96,3 +96,44 @@ fn child_uses_plugin_after_fork_while_parent_is_busy() {
     // The parent is still fine too.
     assert!(backup_and_verify("parent_1_C1_F1", 99));
 }
+
+/// A child may not write through its parent's image handle, and a child that terminates the
+/// plug-in does not close (commit or abort) the images its parent has open.
+#[test]
+fn child_leaves_parents_images_alone() {
+    let p = &fixture().plugin;
+    let s = p.open_server(SERVER, "u", "p").unwrap();
+    let l = lsu(s, "lsu1");
+    let def = image_def("parent_2_C1_F1", "1", "fork");
+    let h = p.create_image(&l, &def).unwrap();
+    let mut buf = vec![0u8; BLOCK];
+    pattern(3, 0, &mut buf);
+    p.write(h, &buf, 0).unwrap();
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let refused = p.write(h, &buf, BLOCK as u64) == Err(vast_ost_host::Status(STS_EHANDLE));
+        // Terminate until the plug-in is really down in the child (it inherited the count).
+        while p.terminate().is_ok() {}
+        unsafe { libc::_exit(if refused { 0 } else { 1 }) };
+    }
+    let mut st = 0;
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    assert!(
+        libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
+        "the child could use the parent's image handle"
+    );
+    // The parent's image is still open and intact.
+    pattern(3, BLOCK as u64, &mut buf);
+    p.write(h, &buf, BLOCK as u64).unwrap();
+    p.close_image(h, STS_CLOSEF_IH_COMPLETE).unwrap();
+    let r = p.open_image(&l, &def, STS_O_READ).unwrap();
+    let mut back = vec![0u8; 2 * BLOCK];
+    assert_eq!(p.read(r, &mut back, 0).unwrap(), 2 * BLOCK);
+    let mut want = vec![0u8; 2 * BLOCK];
+    pattern(3, 0, &mut want);
+    assert!(back == want);
+    p.close_image(r, 0).unwrap();
+    p.delete_image(&l, &def).unwrap();
+    p.close_server(s).unwrap();
+}
