@@ -72,6 +72,8 @@ fn config(tls: &TlsSettings, timeout: Duration) -> Result<ureq::config::Config> 
         .timeout_connect(Some(Duration::from_secs(10)))
         .timeout_global(Some(timeout))
         .max_idle_connections_per_host(16)
+        // Several streams × parts in flight × VIPs: keep their connections, not ureq's 10.
+        .max_idle_connections(256)
         .user_agent(concat!("vast-ost/", env!("CARGO_PKG_VERSION")))
         .build())
 }

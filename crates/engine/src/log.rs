@@ -53,7 +53,15 @@ fn open(path: &Path) -> Option<File> {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    OpenOptions::new().create(true).append(true).open(path).ok()
+    use std::os::unix::fs::OpenOptionsExt;
+    // Not through a symlink (the fallback is in /tmp), and not readable by everyone.
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .ok()
 }
 
 /// The file the log is written to now, if any.

@@ -164,6 +164,11 @@ impl Manifest {
         if self.version != VERSION {
             return bad(format!("version {} is not supported (this plug-in reads {VERSION})", self.version));
         }
+        let own = format!("{}/", self.def.basename);
+        if let Some(p) = self.pieces.iter().find(|p| p.owned && !p.key.starts_with(&own)) {
+            // Deleting this image deletes its owned pieces: they must be its own.
+            return bad(format!("owned piece {} is outside image '{}'", p.key, self.def.basename));
+        }
         let mut end = 0u64;
         for e in &self.extents {
             let Some(p) = self.pieces.get(e.piece as usize) else {

@@ -144,6 +144,23 @@ impl Vms {
         Ok(vms)
     }
 
+    /// The `next` link of a page as a URL on our own origin: credentials go nowhere else (a
+    /// proxy-built `http://` link, or another host, would get them otherwise).
+    fn same_origin(&self, next: &str) -> Result<String> {
+        let Some((_, rest)) = next.split_once("://") else {
+            return Ok(format!("{}{}", self.origin, next));
+        };
+        let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
+        let ours = self.origin.split_once("://").map_or(self.origin.as_str(), |(_, h)| h);
+        if !host.eq_ignore_ascii_case(ours) {
+            return Err(Error::new(
+                ErrorKind::Network,
+                format!("VMS pagination points at another host ({host}, not {ours}): not followed"),
+            ));
+        }
+        Ok(format!("{}/{path}", self.origin))
+    }
+
     /// Use `policy` for idempotent requests (`[server.retry]`).
     pub fn with_retry(mut self, policy: RetryPolicy) -> Vms {
         self.retry = policy;
@@ -337,7 +354,10 @@ impl Vms {
                     if let Some(Value::Array(items)) = o.remove("results") {
                         out.extend(items);
                     }
-                    next = o.get("next").and_then(Value::as_str).map(str::to_string);
+                    next = match o.get("next").and_then(Value::as_str) {
+                        Some(n) => Some(self.same_origin(n)?),
+                        None => None,
+                    };
                 }
                 Value::Null => {}
                 v => out.push(v),
