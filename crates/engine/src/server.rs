@@ -186,6 +186,10 @@ pub struct Server {
     control: Option<Control>,
     cluster: Option<Cluster>,
     endpoints: Vec<String>,
+    /// Image counts per LSU with when they were taken: NetBackup polls LSU properties every
+    /// few seconds, and counting lists every image.
+    counts: Mutex<std::collections::HashMap<String, (std::time::Instant, u64)>>,
+    ttl: Duration,
     /// Images and lists open on this server: close_server is refused while any are.
     open: AtomicUsize,
 }
@@ -264,7 +268,17 @@ impl Server {
             (Some(cfg), Some(creds)) => Some(Self::s3_store(name, sc, cfg, creds, &endpoints)?),
             _ => None,
         };
-        Ok(Server { name: name.to_string(), nfs, s3, control, cluster, endpoints, open: AtomicUsize::new(0) })
+        Ok(Server {
+            name: name.to_string(),
+            nfs,
+            s3,
+            control,
+            cluster,
+            endpoints,
+            counts: Mutex::new(Default::default()),
+            ttl: Duration::from_secs(sc.capacity_ttl_secs),
+            open: AtomicUsize::new(0),
+        })
     }
 
     /// The S3 store: endpoints from the config, else the data VIPs; keys from the config, else
@@ -467,7 +481,7 @@ impl Server {
             }
             None => (store.lsu_space(lsu)?, store.describe(lsu)),
         };
-        let images = store.list_images(lsu, "")?.len() as u64;
+        let images = self.image_count(store, lsu)?;
         let flags = abi::STS_LSUF_DISK
             | match store.kind() {
                 Kind::Nfs => abi::STS_LSUF_NFS,
@@ -486,11 +500,26 @@ impl Server {
         })
     }
 
-    /// Forget cached capacity of `lsu`: its bytes just changed.
+    /// Forget cached capacity and image count of `lsu`: they just changed.
     fn changed(&self, lsu: &str) {
         if let Some(c) = &self.control {
             c.invalidate_space(lsu);
         }
+        self.counts.lock().unwrap_or_else(|p| p.into_inner()).remove(lsu);
+    }
+
+    fn image_count(&self, store: &Arc<dyn PieceStore>, lsu: &str) -> Result<u64> {
+        if let Some((at, n)) = self.counts.lock().unwrap_or_else(|p| p.into_inner()).get(lsu) {
+            if at.elapsed() < self.ttl {
+                return Ok(*n);
+            }
+        }
+        let n = store.list_images(lsu, "")?.len() as u64;
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(lsu.to_string(), (std::time::Instant::now(), n));
+        Ok(n)
     }
 
     pub fn create_image(self: &Arc<Self>, lsu: &str, def: ImageDef) -> Result<OpenImage> {
