@@ -6,7 +6,7 @@
 //! 403 "Token is invalid or expired"; one refresh at a time across threads), an API token when
 //! NetBackup's password is `token:<api-token>`, or HTTP Basic when configured.
 
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -70,7 +70,12 @@ struct Jwt {
     /// Bumped on every new access token: a thread that saw an old one knows another thread
     /// has already renewed it.
     generation: u64,
+    /// The pid of the process renewing the token right now.
+    renewing: Option<u32>,
 }
+
+/// How long a thread waits for another thread's renewal before trying itself.
+const RENEW_WAIT: Duration = Duration::from_secs(60);
 
 pub struct Vms {
     http: http::Http,
@@ -80,6 +85,8 @@ pub struct Vms {
     tenant: Option<String>,
     auth: Auth,
     jwt: Mutex<Jwt>,
+    /// Signalled when a renewal ends.
+    renewed: Condvar,
     retry: RetryPolicy,
 }
 
@@ -136,6 +143,7 @@ impl Vms {
             tenant: s.tenant.clone(),
             auth,
             jwt: Mutex::new(Jwt::default()),
+            renewed: Condvar::new(),
             retry: RetryPolicy::default(),
         };
         if matches!(vms.auth, Auth::Jwt { .. }) {
@@ -225,24 +233,59 @@ impl Vms {
     /// log in again if that fails. The lock makes it one renewal at a time.
     fn renew(&self, seen: u64) -> Result<()> {
         let Auth::Jwt { user, password } = &self.auth else { return Ok(()) };
-        let mut j = self.jwt.lock().unwrap_or_else(|p| p.into_inner());
-        if j.generation != seen {
-            return Ok(());
+        let me = std::process::id();
+        let lock = || self.jwt.lock().unwrap_or_else(|p| p.into_inner());
+        let mut j = lock();
+        // One renewal at a time, without holding the lock over the network: the others wait
+        // for it. A renewal marked by another pid was in flight in a parent at fork: ignored.
+        loop {
+            if j.generation != seen {
+                return Ok(());
+            }
+            match j.renewing {
+                Some(pid) if pid == me => {
+                    j = self.renewed.wait_timeout(j, RENEW_WAIT).unwrap_or_else(|p| p.into_inner()).0;
+                }
+                _ => break,
+            }
         }
-        if let Some(refresh) = j.refresh.clone() {
+        j.renewing = Some(me);
+        let refresh = j.refresh.clone();
+        drop(j);
+        let res = self.fetch_tokens(user, password, refresh);
+        let mut j = lock();
+        j.renewing = None;
+        if let Ok((access, refresh)) = &res {
+            j.access = Some(access.clone());
+            if let Some(r) = refresh {
+                j.refresh = Some(r.clone());
+            }
+            j.generation += 1;
+        }
+        drop(j);
+        self.renewed.notify_all();
+        res.map(drop)
+    }
+
+    /// New tokens: refresh when there is a refresh token, else (or when refused) log in.
+    fn fetch_tokens(
+        &self,
+        user: &str,
+        password: &str,
+        refresh: Option<String>,
+    ) -> Result<(String, Option<String>)> {
+        let tokens = |body: &str| -> Option<(String, Option<String>)> {
+            let t: Value = serde_json::from_str(body).ok()?;
+            let access = t.get("access")?.as_str()?.to_string();
+            Some((access, t.get("refresh").and_then(Value::as_str).map(str::to_string)))
+        };
+        if let Some(refresh) = refresh {
             let url = format!("{}/api/token/refresh/", self.origin);
             match self.exchange("POST", &url, None, Some(&json!({ "refresh": refresh }))) {
                 Ok(r) if r.status == 200 => {
-                    if let Ok(t) = serde_json::from_str::<Value>(&r.body) {
-                        if let Some(a) = t.get("access").and_then(Value::as_str) {
-                            j.access = Some(a.to_string());
-                            if let Some(rf) = t.get("refresh").and_then(Value::as_str) {
-                                j.refresh = Some(rf.to_string());
-                            }
-                            j.generation += 1;
-                            debug!("VMS access token refreshed");
-                            return Ok(());
-                        }
+                    if let Some(t) = tokens(&r.body) {
+                        debug!("VMS access token refreshed");
+                        return Ok(t);
                     }
                 }
                 Ok(r) => debug!("VMS token refresh refused ({}), logging in again", r.status),
@@ -266,17 +309,10 @@ impl Vms {
             }
             s => return Err(status_error(&format!("VMS login at {url}"), s, &r)),
         }
-        let t: Value = serde_json::from_str(&r.body)
-            .map_err(|e| Error::new(ErrorKind::Network, format!("VMS login answer does not parse: {e}")))?;
-        let access = t
-            .get("access")
-            .and_then(Value::as_str)
+        let t = tokens(&r.body)
             .ok_or_else(|| Error::new(ErrorKind::Network, "VMS login answer has no access token"))?;
-        j.access = Some(access.to_string());
-        j.refresh = t.get("refresh").and_then(Value::as_str).map(str::to_string);
-        j.generation += 1;
         info!(vms = %self.origin, user = %user, "logged in to VMS");
-        Ok(())
+        Ok(t)
     }
 
     /// A request with auth handling (renew on expiry, up to 3 times) and, for idempotent
