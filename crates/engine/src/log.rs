@@ -5,7 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
@@ -19,7 +19,10 @@ use crate::config::LogLevel;
 const FALLBACK_LOG: &str = "/tmp/vast-ost.log";
 
 struct LogState {
-    file: Mutex<Option<(PathBuf, File)>>,
+    /// Read-locked only to clone the Arc: lines are written outside any lock (one `write` on
+    /// an O_APPEND file), so a thread writing at the moment of `fork` cannot leave the child
+    /// unable to log.
+    file: RwLock<Option<Arc<(PathBuf, File)>>>,
     level: reload::Handle<LevelFilter, tracing_subscriber::Registry>,
 }
 
@@ -37,16 +40,20 @@ pub fn init(path: &Path, level: LogLevel) {
             .with_writer(|| LogWriter);
         let _ =
             tracing::subscriber::set_global_default(tracing_subscriber::registry().with(filter).with(fmt));
-        LogState { file: Mutex::new(None), level: handle }
+        LogState { file: RwLock::new(None), level: handle }
     });
     let _ = state.level.modify(|f| *f = to_filter(level));
-    let mut file = lock(&state.file);
-    if file.as_ref().is_some_and(|(p, _)| p == path) {
+    if current_path().as_deref() == Some(path) {
         return;
     }
-    *file = open(path)
+    let opened = open(path)
         .map(|f| (path.to_path_buf(), f))
         .or_else(|| open(Path::new(FALLBACK_LOG)).map(|f| (PathBuf::from(FALLBACK_LOG), f)));
+    *state.file.write().unwrap_or_else(|p| p.into_inner()) = opened.map(Arc::new);
+}
+
+fn current() -> Option<Arc<(PathBuf, File)>> {
+    STATE.get().and_then(|s| s.file.read().unwrap_or_else(|p| p.into_inner()).clone())
 }
 
 fn open(path: &Path) -> Option<File> {
@@ -66,7 +73,7 @@ fn open(path: &Path) -> Option<File> {
 
 /// The file the log is written to now, if any.
 pub fn current_path() -> Option<PathBuf> {
-    STATE.get().and_then(|s| lock(&s.file).as_ref().map(|(p, _)| p.clone()))
+    current().map(|f| f.0.clone())
 }
 
 fn to_filter(level: LogLevel) -> LevelFilter {
@@ -77,10 +84,6 @@ fn to_filter(level: LogLevel) -> LevelFilter {
         LogLevel::Debug => LevelFilter::DEBUG,
         LogLevel::Trace => LevelFilter::TRACE,
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Timestamp plus pid: several processes share the file, and a child keeps writing after fork.
@@ -99,10 +102,8 @@ struct LogWriter;
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(state) = STATE.get() {
-            if let Some((_, f)) = lock(&state.file).as_mut() {
-                let _ = f.write_all(&one_line(buf));
-            }
+        if let Some(f) = current() {
+            let _ = (&f.1).write_all(&one_line(buf));
         }
         Ok(buf.len())
     }
