@@ -362,7 +362,10 @@ impl ImageWriter {
     /// Write the working manifest, unless another writer has committed since we last did.
     fn commit(&mut self) -> Result<()> {
         let name = &self.working.def.basename;
-        let on_disk = load(self.store.as_ref(), &self.lsu, &self.working.def)?;
+        let raw = self.store.read_manifest(&self.lsu, name)?.ok_or_else(|| {
+            Error::state(format!("image '{name}' in LSU '{}' was deleted while open for writing", self.lsu))
+        })?;
+        let on_disk = Manifest::decode(&raw).map_err(|e| e.context(format!("image '{name}'")))?;
         // Our own last attempt may have landed with its answer lost: then it is committed.
         if self.last_attempt.as_ref() == Some(&on_disk) {
             self.committed = on_disk.clone();
@@ -376,7 +379,8 @@ impl ImageWriter {
         self.working.generation = self.committed.generation + 1;
         self.working.updated = util::now_secs();
         self.last_attempt = Some(self.working.clone());
-        self.store.replace_manifest(&self.lsu, name, &self.working.encode())?;
+        // Compare-and-swap on what was just read: nobody's commit or delete is lost in between.
+        self.store.replace_manifest(&self.lsu, name, &self.working.encode(), &raw)?;
         self.committed = self.working.clone();
         Ok(())
     }

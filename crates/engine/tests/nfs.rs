@@ -138,8 +138,8 @@ impl PieceStore for Capped {
     fn create_manifest(&self, l: &str, i: &str, b: &[u8]) -> vast_ost_engine::Result<()> {
         self.0.create_manifest(l, i, b)
     }
-    fn replace_manifest(&self, l: &str, i: &str, b: &[u8]) -> vast_ost_engine::Result<()> {
-        self.0.replace_manifest(l, i, b)
+    fn replace_manifest(&self, l: &str, i: &str, b: &[u8], e: &[u8]) -> vast_ost_engine::Result<()> {
+        self.0.replace_manifest(l, i, b, e)
     }
     fn delete_image(&self, l: &str, i: &str, p: &[String]) -> vast_ost_engine::Result<()> {
         self.0.delete_image(l, i, p)

@@ -40,8 +40,10 @@ pub trait PieceStore: Send + Sync {
     fn read_manifest(&self, lsu: &str, image: &str) -> Result<Option<Vec<u8>>>;
     /// Store the first manifest of an image; `AlreadyExists` if it has one.
     fn create_manifest(&self, lsu: &str, image: &str, bytes: &[u8]) -> Result<()>;
-    /// Replace the manifest atomically and durably: readers see the old or the new one.
-    fn replace_manifest(&self, lsu: &str, image: &str, bytes: &[u8]) -> Result<()>;
+    /// Replace the manifest atomically and durably, only if the stored one is still exactly
+    /// `expected` (compare-and-swap: a takeover writer or a delete in between makes it a
+    /// `State` error, never a lost update). Readers see the old or the new one.
+    fn replace_manifest(&self, lsu: &str, image: &str, bytes: &[u8], expected: &[u8]) -> Result<()>;
     /// Remove the manifest first (the image vanishes at once), then the image's pieces and
     /// anything else stored under it. Succeeds if nothing is there.
     fn delete_image(&self, lsu: &str, image: &str, pieces: &[String]) -> Result<()>;

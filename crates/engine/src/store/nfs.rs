@@ -200,22 +200,44 @@ impl PieceStore for NfsStore {
         sync_dir(dir.parent().unwrap_or(&dir))
     }
 
-    fn replace_manifest(&self, lsu: &str, image: &str, bytes: &[u8]) -> Result<()> {
+    fn replace_manifest(&self, lsu: &str, image: &str, bytes: &[u8], expected: &[u8]) -> Result<()> {
         let dir = self.image_dir(lsu, image)?;
         let tmp = write_temp(&dir, bytes)?;
-        if let Err(e) = fs::rename(&tmp, dir.join(MANIFEST)) {
+        let res = with_manifest_lock(&dir, || {
+            let current = match fs::read(dir.join(MANIFEST)) {
+                Ok(b) => Some(b),
+                Err(e) if e.kind() == IoKind::NotFound => None,
+                Err(e) => return Err(Error::io(format!("reading manifest in {}", dir.display()), e)),
+            };
+            if current.as_deref() != Some(expected) {
+                return Err(Error::state(format!(
+                    "image '{image}' was changed or deleted by another writer since this one read it"
+                )));
+            }
+            fs::rename(&tmp, dir.join(MANIFEST))
+                .map_err(|e| Error::io(format!("committing manifest in {}", dir.display()), e))
+        });
+        if res.is_err() {
             let _ = fs::remove_file(&tmp);
-            return Err(Error::io(format!("committing manifest in {}", dir.display()), e));
         }
+        res?;
         sync_dir(&dir)
     }
 
     fn delete_image(&self, lsu: &str, image: &str, pieces: &[String]) -> Result<()> {
         let dir = self.image_dir(lsu, image)?;
-        match fs::remove_file(dir.join(MANIFEST)) {
-            Ok(()) => sync_dir(&dir)?,
-            Err(e) if e.kind() == IoKind::NotFound => {}
-            Err(e) => return Err(Error::io(format!("removing manifest in {}", dir.display()), e)),
+        // Under the manifest lock, so a commit in flight cannot bring the manifest back.
+        let removed = if dir.is_dir() {
+            with_manifest_lock(&dir, || match fs::remove_file(dir.join(MANIFEST)) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == IoKind::NotFound => Ok(false),
+                Err(e) => Err(Error::io(format!("removing manifest in {}", dir.display()), e)),
+            })?
+        } else {
+            false
+        };
+        if removed {
+            sync_dir(&dir)?;
         }
         for key in pieces {
             let path = self.piece_path(lsu, key)?;
@@ -362,6 +384,41 @@ fn copy_loop(src: &File, dst: &File, len: u64) -> std::io::Result<()> {
         off += n as u64;
     }
     Ok(())
+}
+
+/// The lock file that makes read-compare-rename of a manifest one step across media servers
+/// (O_EXCL create is atomic over NFS v3/v4 too).
+const LOCK: &str = ".manifest.lock";
+/// A lock older than this was left by a process that died holding it.
+const STALE_LOCK: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn with_manifest_lock<T>(dir: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let lock = dir.join(LOCK);
+    let start = std::time::Instant::now();
+    loop {
+        match OpenOptions::new().write(true).create_new(true).open(&lock) {
+            Ok(_) => break,
+            Err(e) if e.kind() == IoKind::AlreadyExists => {
+                let age =
+                    fs::metadata(&lock).ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+                if age.is_some_and(|a| a > STALE_LOCK) {
+                    let _ = fs::remove_file(&lock);
+                    continue;
+                }
+                if start.elapsed() > STALE_LOCK + std::time::Duration::from_secs(5) {
+                    return Err(Error::new(
+                        ErrorKind::Busy,
+                        format!("{} is held for too long", lock.display()),
+                    ));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(Error::io(format!("locking {}", lock.display()), e)),
+        }
+    }
+    let res = f();
+    let _ = fs::remove_file(&lock);
+    res
 }
 
 fn write_temp(dir: &Path, bytes: &[u8]) -> Result<PathBuf> {

@@ -18,6 +18,11 @@ pub trait Target {
     fn corrupt_piece(&self, lsu: &str, key: &str);
     /// Overwrite an image's stored manifest with `bytes`.
     fn put_raw_manifest(&self, lsu: &str, image: &str, bytes: &[u8]);
+    /// Whether the server makes a manifest replace conditional (S3 If-Match). radosgw 16
+    /// ignores If-Match on PUT: there the replace is check-then-write.
+    fn conditional_replace(&self) -> bool {
+        true
+    }
 }
 
 pub fn run_all(t: &dyn Target) {
@@ -36,6 +41,7 @@ pub fn run_all(t: &dyn Target) {
         ("metadata_roundtrip", metadata_roundtrip),
         ("date_must_match", date_must_match),
         ("orphans_found_and_removed", orphans_found_and_removed),
+        ("manifest_replace_is_compare_and_swap", manifest_replace_is_compare_and_swap),
     ];
     for (name, case) in cases {
         eprintln!("conformance: {name}");
@@ -397,4 +403,32 @@ fn orphans_found_and_removed(t: &dyn Target) {
     live.close(true).unwrap();
     image::delete(s.as_ref(), &lsu, &def("orph_C1_F3")).unwrap();
     assert!(s.list_images(&lsu, "orph_").unwrap().is_empty());
+}
+
+fn manifest_replace_is_compare_and_swap(t: &dyn Target) {
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    ImageWriter::create(s.clone(), &lsu, def("cas_C1_F1")).unwrap().close(false).unwrap();
+    let raw = s.read_manifest(&lsu, "cas_C1_F1").unwrap().unwrap();
+    let mut m = image::load(s.as_ref(), &lsu, &def("cas_C1_F1")).unwrap();
+    m.generation += 1;
+    let next = m.encode();
+    if t.conditional_replace() {
+        let e = s.replace_manifest(&lsu, "cas_C1_F1", &next, b"something else").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::State, "a replace on a manifest that changed is refused");
+    }
+    s.replace_manifest(&lsu, "cas_C1_F1", &next, &raw).unwrap();
+    m.generation += 1;
+    if t.conditional_replace() {
+        let stale = s.replace_manifest(&lsu, "cas_C1_F1", &m.encode(), &raw).unwrap_err();
+        assert_eq!(stale.kind(), ErrorKind::State, "the second writer working from the old manifest loses");
+        assert_eq!(s.read_manifest(&lsu, "cas_C1_F1").unwrap().unwrap(), next);
+    }
+    // A delete in between: the commit does not bring the image back.
+    image::delete(s.as_ref(), &lsu, &def("cas_C1_F1")).unwrap();
+    if t.conditional_replace() {
+        assert!(s.replace_manifest(&lsu, "cas_C1_F1", &m.encode(), &next).is_err());
+        assert!(s.read_manifest(&lsu, "cas_C1_F1").unwrap().is_none());
+    }
+    image::delete(s.as_ref(), &lsu, &def("cas_C1_F1")).unwrap();
 }

@@ -319,6 +319,8 @@ pub struct S3Store {
     create_mode: CreateMode,
     /// Set when the server answered 501 to `If-None-Match`.
     no_conditional_put: std::sync::atomic::AtomicBool,
+    /// Manifests are replaced with `If-Match` until the server shows it cannot take it.
+    if_match: std::sync::atomic::AtomicBool,
     copy_part_size: u64,
     nominal_capacity: u64,
     /// Buckets seen to exist, and when.
@@ -357,6 +359,7 @@ impl S3Store {
             buckets: RwLock::new(None),
             create_mode: settings.create_mode,
             no_conditional_put: Default::default(),
+            if_match: std::sync::atomic::AtomicBool::new(true),
             copy_part_size: settings.copy_part_size,
             nominal_capacity: settings.nominal_capacity,
             seen: Mutex::new(HashMap::new()),
@@ -588,8 +591,16 @@ impl S3Store {
         writer::head_size(&self.sh.client, self.sh.client.pick(), bucket, key)
     }
 
-    fn put_manifest(&self, bucket: &str, key: &str, bytes: &[u8], exclusive: bool) -> Result<()> {
-        self.sh.with_checksum(|mode| self.put_manifest_as(bucket, key, bytes, exclusive, mode))
+    /// PUT a manifest, with a condition header when given (`if-none-match: *` to create,
+    /// `if-match: <etag>` to replace).
+    fn put_manifest(
+        &self,
+        bucket: &str,
+        key: &str,
+        bytes: &[u8],
+        cond: Option<(&'static str, String)>,
+    ) -> Result<()> {
+        self.sh.with_checksum(|mode| self.put_manifest_as(bucket, key, bytes, cond.clone(), mode))
     }
 
     fn put_manifest_as(
@@ -597,9 +608,10 @@ impl S3Store {
         bucket: &str,
         key: &str,
         bytes: &[u8],
-        exclusive: bool,
+        cond: Option<(&'static str, String)>,
         mode: ChecksumMode,
     ) -> Result<()> {
+        let exclusive = cond.as_ref().is_some_and(|(h, _)| *h == "if-none-match");
         let c = &self.sh.client;
         let what = format!("PUT manifest {bucket}/{key}");
         let check = writer::checksum_headers(mode, bytes);
@@ -607,8 +619,8 @@ impl S3Store {
         c.run(|attempt| {
             let mut r = Req::new(Method::Put, bucket, Some(key)).body(bytes);
             r.headers.extend(check.iter().cloned());
-            if exclusive {
-                r = r.header("if-none-match", "*");
+            if let Some((h, v)) = &cond {
+                r = r.header(h, v.clone());
             }
             match c.send(ep, &r, &what) {
                 Ok(_) => Ok(()),
@@ -827,7 +839,7 @@ impl PieceStore for S3Store {
         let conditional =
             self.create_mode == CreateMode::IfNoneMatch && !self.no_conditional_put.load(Ordering::Relaxed);
         if conditional {
-            match self.put_manifest(&bucket, &key, bytes, true) {
+            match self.put_manifest(&bucket, &key, bytes, Some(("if-none-match", "*".to_string()))) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(exists()),
                 Err(e) if e.kind() == ErrorKind::NotSupported => {
@@ -841,13 +853,45 @@ impl PieceStore for S3Store {
         if self.object_size(&bucket, &key)?.is_some() {
             return Err(exists());
         }
-        self.put_manifest(&bucket, &key, bytes, false)
+        self.put_manifest(&bucket, &key, bytes, None)
     }
 
-    fn replace_manifest(&self, lsu: &str, image: &str, bytes: &[u8]) -> Result<()> {
+    fn replace_manifest(&self, lsu: &str, image: &str, bytes: &[u8], expected: &[u8]) -> Result<()> {
         let bucket = self.bucket(lsu)?;
         let key = self.image_key(image, MANIFEST)?;
-        self.put_manifest(&bucket, &key, bytes, false)
+        if self.if_match.load(Ordering::Relaxed) {
+            // A single PUT's ETag is the MD5 of its body: the replace lands only on `expected`.
+            use md5::Digest;
+            let etag: String = md5::Md5::digest(expected).iter().map(|b| format!("{b:02x}")).collect();
+            match self.put_manifest(&bucket, &key, bytes, Some(("if-match", format!("\"{etag}\"")))) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    let c = &self.sh.client;
+                    let now =
+                        writer::get_small(c, c.pick(), &bucket, &key, crate::manifest::MAX_MANIFEST as u64)?;
+                    match now.as_deref() {
+                        // Our own attempt landed with its answer lost.
+                        Some(b) if b == bytes => return Ok(()),
+                        // Unchanged, yet refused: this server's ETags are not MD5s.
+                        Some(b) if b == expected => {
+                            warn!("S3 {bucket}: If-Match on an unchanged manifest refused: replacing unconditionally");
+                            self.if_match.store(false, Ordering::Relaxed);
+                        }
+                        _ => {
+                            return Err(Error::state(format!(
+                            "image '{image}' was changed or deleted by another writer since this one read it"
+                        )))
+                        }
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::NotSupported => {
+                    warn!("S3 {bucket}: If-Match not supported: replacing manifests unconditionally");
+                    self.if_match.store(false, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.put_manifest(&bucket, &key, bytes, None)
     }
 
     fn delete_image(&self, lsu: &str, image: &str, pieces: &[String]) -> Result<()> {
