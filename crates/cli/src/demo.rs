@@ -121,10 +121,8 @@ fn start_cluster(root: &Path, size: u64) -> Result<(vast_sim::Sim, PathBuf, (Str
     let lsus = LSUS.iter().map(|l| (*l, false)).chain(BUCKETS.iter().map(|b| (*b, true)));
     for (name, s3) in lsus {
         let first = name == LSUS[0] || name == BUCKETS[0];
-        let k = crate::provision::run(&crate::provision::Provision {
+        let p = crate::provision::Provision {
             vms: sim.vms_url().to_string(),
-            user: sim.admin_user().to_string(),
-            password: sim.admin_password().to_string(),
             ca_file: Some(ca.clone()),
             insecure: false,
             api_version: "latest".into(),
@@ -135,8 +133,9 @@ fn start_cluster(root: &Path, size: u64) -> Result<(vast_sim::Sim, PathBuf, (Str
             policy: None,
             owner: s3.then(|| "nbu-s3".to_string()),
             access_key: s3 && keys.is_none(),
-        })
-        .map_err(|e| e.context(format!("provisioning LSU {name}")))?;
+        };
+        let k = crate::provision::run(&p, sim.admin_user(), sim.admin_password())
+            .map_err(|e| e.context(format!("provisioning LSU {name}")))?;
         keys = keys.or(k);
     }
     let keys = keys.context("provisioning gave no S3 key")?;

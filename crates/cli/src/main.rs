@@ -234,40 +234,7 @@ enum Cmd {
     /// What an admin does before `nbdevconfig -previewdv`. Uses --user/--password as the VMS
     /// credentials. Looks before it creates, so running it again changes nothing (except
     /// the quota, which is set to --quota).
-    Provision {
-        /// VMS address: host, host:port or https://host:port
-        #[arg(long, value_name = "ADDRESS", env = "VAST_OST_VMS")]
-        vms: String,
-        /// PEM file of the CA that signed the VMS certificate
-        #[arg(long, value_name = "PEM")]
-        ca_file: Option<PathBuf>,
-        /// Do not verify the VMS certificate
-        #[arg(long)]
-        insecure: bool,
-        /// VMS API version segment
-        #[arg(long, default_value = "latest")]
-        api_version: String,
-        /// LSU name: the view name (NFS) or bucket name (S3)
-        name: String,
-        /// Make an S3 bucket (default: an NFS view)
-        #[arg(long)]
-        s3: bool,
-        /// View path on the cluster [default: /<name>]
-        #[arg(long, value_name = "PATH")]
-        path: Option<String>,
-        /// Quota hard limit on the view's path (e.g. 10TiB)
-        #[arg(long, value_name = "SIZE", value_parser = fmt::parse_size)]
-        quota: Option<u64>,
-        /// View policy [default: default, or s3_default_policy with --s3]
-        #[arg(long)]
-        policy: Option<String>,
-        /// Bucket owner user (S3) [default: the LSU name]
-        #[arg(long)]
-        owner: Option<String>,
-        /// Also create an S3 access key for the owner and print it
-        #[arg(long)]
-        access_key: bool,
-    },
+    Provision(provision::Provision),
 
     /// The whole job with no setup: back up, list, restore, verify, copy, delete; throughput, RSS
     ///
@@ -363,13 +330,13 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
         // its working directory.
         std::env::set_var(CONFIG_ENV, std::path::absolute(c).unwrap_or_else(|_| c.clone()));
     }
-    let open = || -> Result<Session> {
-        let server =
-            g.server.as_deref().filter(|s| !s.is_empty()).context(
-                "no storage server given: pass --server VastData:<cluster> or set VAST_OST_SERVER",
-            )?;
-        Session::open(Loaded::new(plugin)?, server, &g.user, &g.password)
+    let server = || {
+        g.server
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .context("no storage server given: pass --server VastData:<cluster> or set VAST_OST_SERVER")
     };
+    let open = || -> Result<Session> { Session::open(Loaded::new(plugin)?, server()?, &g.user, &g.password) };
     match cli.cmd {
         Cmd::PluginInfo => commands::plugin_info(plugin),
         Cmd::ServerInfo => commands::server_info(&open()?),
@@ -401,41 +368,12 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
             commands::copy(&open()?, &from_lsu, &from_image, &to_lsu, &to_image)
         }
         Cmd::Delete { lsu, image, force } => commands::delete(&open()?, &lsu, &image, force),
-        Cmd::Provision {
-            vms,
-            ca_file,
-            insecure,
-            api_version,
-            name,
-            s3,
-            path,
-            quota,
-            policy,
-            owner,
-            access_key,
-        } => provision::run(&provision::Provision {
-            vms,
-            user: g.user.clone(),
-            password: g.password.clone(),
-            ca_file,
-            insecure,
-            api_version,
-            name,
-            s3,
-            path,
-            quota,
-            policy,
-            owner,
-            access_key,
-        })
-        .map(drop),
+        Cmd::Provision(p) => provision::run(&p, &g.user, &g.password).map(drop),
         Cmd::Bench { size, s3, access_key, secret_key, part_size, workers } => {
             bench::run(plugin, &bench::Bench { size, s3, access_key, secret_key, part_size, workers })
         }
         Cmd::Cleanup { lsu, older_than, remove, pending } => {
-            let server = g.server.as_deref().filter(|s| !s.is_empty()).context(
-                "no storage server given: pass --server VastData:<cluster> or set VAST_OST_SERVER",
-            )?;
+            let server = server()?;
             cleanup::run(&cleanup::Cleanup {
                 config: &session::config_path(plugin),
                 server,

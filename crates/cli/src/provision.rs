@@ -10,19 +10,41 @@ use vast_ost_engine::vms::{q, AuthScheme, Vms, VmsSettings};
 
 use crate::fmt::human;
 
+/// What to create: the `provision` command's arguments (the VMS credentials are the global
+/// --user/--password).
+#[derive(clap::Args)]
 pub struct Provision {
+    /// VMS address: host, host:port or https://host:port
+    #[arg(long, value_name = "ADDRESS", env = "VAST_OST_VMS")]
     pub vms: String,
-    pub user: String,
-    pub password: String,
+    /// PEM file of the CA that signed the VMS certificate
+    #[arg(long, value_name = "PEM")]
     pub ca_file: Option<std::path::PathBuf>,
+    /// Do not verify the VMS certificate
+    #[arg(long)]
     pub insecure: bool,
+    /// VMS API version segment
+    #[arg(long, default_value = "latest")]
     pub api_version: String,
+    /// LSU name: the view name (NFS) or bucket name (S3)
     pub name: String,
+    /// Make an S3 bucket (default: an NFS view)
+    #[arg(long)]
     pub s3: bool,
+    /// View path on the cluster [default: /<name>]
+    #[arg(long, value_name = "PATH")]
     pub path: Option<String>,
+    /// Quota hard limit on the view's path (e.g. 10TiB)
+    #[arg(long, value_name = "SIZE", value_parser = crate::fmt::parse_size)]
     pub quota: Option<u64>,
+    /// View policy [default: default, or s3_default_policy with --s3]
+    #[arg(long)]
     pub policy: Option<String>,
+    /// Bucket owner user (S3) [default: the LSU name]
+    #[arg(long)]
     pub owner: Option<String>,
+    /// Also create an S3 access key for the owner and print it
+    #[arg(long)]
     pub access_key: bool,
 }
 
@@ -31,7 +53,7 @@ fn id_of(v: &Value) -> Result<u64> {
 }
 
 /// Provision; returns the S3 key pair when one was created (`access_key`).
-pub fn run(p: &Provision) -> Result<Option<(String, String)>> {
+pub fn run(p: &Provision, user: &str, password: &str) -> Result<Option<(String, String)>> {
     vast_ost_engine::names::validate("LSU", &p.name)?;
     let settings = VmsSettings {
         address: p.vms.clone(),
@@ -41,7 +63,7 @@ pub fn run(p: &Provision) -> Result<Option<(String, String)>> {
         tls: vast_ost_engine::http::TlsSettings { ca_file: p.ca_file.clone(), insecure: p.insecure },
         timeout_secs: 30,
     };
-    let creds = Credentials { user: p.user.clone(), password: Secret::new(p.password.clone()) };
+    let creds = Credentials { user: user.to_string(), password: Secret::new(password) };
     let vms = Vms::connect(&settings, &creds).context("logging in to VMS")?;
     let path = p.path.clone().unwrap_or_else(|| format!("/{}", p.name));
     if !path.starts_with('/') || path.ends_with('/') {

@@ -74,10 +74,6 @@ impl Control {
         }
     }
 
-    pub fn vms(&self) -> &Vms {
-        &self.vms
-    }
-
     fn fresh(&self, at: Instant) -> bool {
         at.elapsed() < self.ttl
     }

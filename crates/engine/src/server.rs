@@ -111,10 +111,6 @@ impl Engine {
         Ok(Engine { config_path: config_path.to_path_buf(), config: Mutex::new((mtime, Arc::new(cfg))) })
     }
 
-    pub fn config_path(&self) -> &Path {
-        &self.config_path
-    }
-
     pub fn config(&self) -> Result<Arc<Config>> {
         let mtime = std::fs::metadata(&self.config_path).and_then(|m| m.modified()).ok();
         let mut cur = self.config.lock().unwrap_or_else(|p| p.into_inner());
@@ -441,11 +437,6 @@ impl Server {
             guid: self.cluster.as_ref().map(|c| c.guid.clone()).unwrap_or_default(),
             interfaces: self.endpoints.join(","),
         }
-    }
-
-    /// Data-path endpoints (VIPs) for spreading streams.
-    pub fn endpoints(&self) -> &[String] {
-        &self.endpoints
     }
 
     fn guard(self: &Arc<Self>) -> ChildGuard {

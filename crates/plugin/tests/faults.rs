@@ -29,9 +29,7 @@ use common::*;
 use proxy::{Dir, Proxy};
 use serde_json::json;
 use vast_ost_engine::config::LsuFilter;
-use vast_ost_engine::server::{Credentials, Secret};
 use vast_ost_engine::store::s3::{S3Settings, S3Store};
-use vast_ost_engine::vms::{AuthScheme, Vms, VmsSettings};
 use vast_ost_host::abi::*;
 use vast_ost_host::{get_str, image_def, lsu, Plugin, Status};
 use vast_sim::{FaultConfig, Plane, Sim, SimConfig};
@@ -81,19 +79,6 @@ struct World {
     s3: S3Store,
     done: Mutex<Vec<Done>>,
     excl: RwLock<()>,
-}
-
-fn admin(sim: &Sim, ca: &Path) -> Vms {
-    let s = VmsSettings {
-        address: sim.vms_url().to_string(),
-        api_version: "latest".into(),
-        tenant: None,
-        auth: AuthScheme::Jwt,
-        tls: vast_ost_engine::http::TlsSettings { ca_file: Some(ca.to_path_buf()), insecure: false },
-        timeout_secs: 10,
-    };
-    let c = Credentials { user: sim.admin_user().into(), password: Secret::new(sim.admin_password()) };
-    Vms::connect(&s, &c).unwrap()
 }
 
 /// The test directory (simulator data, config, log, the tmpfs mount point) goes when the
@@ -480,9 +465,7 @@ fn transient_stall_is_retried() {
 /// The server takes a piece's CreateMultipartUpload (the write after the first part is full)
 /// but answers it only after 2.5 s, past the 1 s request timeout. Expected: the backup
 /// completes (the create is retried) and no multipart upload is left open: an upload whose
-/// create answer was lost is found and aborted. Got: the retried CreateMultipartUpload (a POST, not
-/// idempotent) leaves one open upload per lost answer on the completed image, with nothing
-/// that will ever complete or abort it (only deleting the image aborts them).
+/// create answer was lost is found and aborted (the create is a POST, not idempotent).
 #[test]
 fn stall_on_create_multipart_upload_leaves_no_orphan() {
     let w = world();

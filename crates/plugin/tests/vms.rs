@@ -11,8 +11,6 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use vast_ost_engine::server::{Credentials, Secret};
-use vast_ost_engine::vms::{AuthScheme, Vms, VmsSettings};
 use vast_ost_host::abi::*;
 use vast_ost_host::{get_str, image_def, lsu, Plugin, Status};
 use vast_sim::{Sim, SimConfig};
@@ -25,19 +23,6 @@ struct World {
     log: std::path::PathBuf,
     plugin: Plugin,
     api_token: String,
-}
-
-fn admin(sim: &Sim, ca: &Path) -> Vms {
-    let s = VmsSettings {
-        address: sim.vms_url().to_string(),
-        api_version: "latest".into(),
-        tenant: None,
-        auth: AuthScheme::Jwt,
-        tls: vast_ost_engine::http::TlsSettings { ca_file: Some(ca.to_path_buf()), insecure: false },
-        timeout_secs: 10,
-    };
-    let c = Credentials { user: sim.admin_user().into(), password: Secret::new(sim.admin_password()) };
-    Vms::connect(&s, &c).unwrap()
 }
 
 fn world() -> &'static World {

@@ -152,3 +152,20 @@ pub fn read_verify(
     p.close_image(h, 0).unwrap();
     off
 }
+
+/// A VMS client logged in as the simulator's admin, trusting its CA: what an admin uses to
+/// provision views, quotas and keys before a test.
+pub fn admin(sim: &vast_sim::Sim, ca: &Path) -> vast_ost_engine::vms::Vms {
+    use vast_ost_engine::server::{Credentials, Secret};
+    use vast_ost_engine::vms::{AuthScheme, Vms, VmsSettings};
+    let s = VmsSettings {
+        address: sim.vms_url().to_string(),
+        api_version: "latest".into(),
+        tenant: None,
+        auth: AuthScheme::Jwt,
+        tls: vast_ost_engine::http::TlsSettings { ca_file: Some(ca.to_path_buf()), insecure: false },
+        timeout_secs: 10,
+    };
+    let c = Credentials { user: sim.admin_user().into(), password: Secret::new(sim.admin_password()) };
+    Vms::connect(&s, &c).unwrap()
+}
