@@ -9,11 +9,8 @@ use vast_ost_host::abi::*;
 use vast_ost_host::{get_str, image_def, Plugin, Status};
 
 /// Environment variables the plug-in reads at `stspi_init`.
-pub const CONFIG_ENV: &str = "VAST_OST_CONFIG";
-pub const LOG_ENV: &str = "VAST_OST_LOG";
-/// Where the plug-in logs when nobody says otherwise, and where it falls back to.
-const DEFAULT_LOG: &str = "/usr/openv/logs/vast-ost/vast-ost.log";
-const FALLBACK_LOG: &str = "/tmp/vast-ost.log";
+pub use vast_ost_engine::config::{CONFIG_ENV, LOG_ENV};
+use vast_ost_engine::log::FALLBACK_LOG;
 
 /// A loaded and initialised plug-in; dropping it terminates the plug-in.
 pub struct Loaded {
@@ -210,26 +207,18 @@ fn fits(what: &str, s: &str, size: usize) -> Result<()> {
     Ok(())
 }
 
-/// The config file the plug-in will read: `$VAST_OST_CONFIG`, else `vast-ost.toml` beside it.
+/// The config file the plug-in will read, found as it finds it.
 pub fn config_path(plugin: &Path) -> PathBuf {
-    match std::env::var_os(CONFIG_ENV) {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => plugin.parent().unwrap_or(Path::new(".")).join("vast-ost.toml"),
-    }
+    vast_ost_engine::config::config_path(plugin.parent())
 }
 
-/// Where the plug-in writes its log, worked out as it does: `$VAST_OST_LOG`, else `[log] path`
-/// of the config, else the NetBackup default, and `/tmp/vast-ost.log` when that is not
-/// writable. A hint for error messages, so best effort.
+/// Where the plug-in writes its log, worked out as it does (`$VAST_OST_LOG`, else `[log] path`
+/// of the config, else the NetBackup default), and `/tmp/vast-ost.log` when that is not
+/// writable. A hint for error messages, so best effort: a config that does not parse counts
+/// as empty.
 pub fn log_path(plugin: &Path) -> String {
-    if let Some(p) = std::env::var_os(LOG_ENV).filter(|p| !p.is_empty()) {
-        return PathBuf::from(p).display().to_string();
-    }
-    let configured = std::fs::read_to_string(config_path(plugin))
-        .ok()
-        .and_then(|t| t.parse::<toml::Table>().ok())
-        .and_then(|t| t.get("log")?.get("path")?.as_str().map(PathBuf::from));
-    let path = configured.unwrap_or_else(|| PathBuf::from(DEFAULT_LOG));
+    let cfg = vast_ost_engine::config::Config::load(&config_path(plugin)).unwrap_or_default();
+    let path = cfg.log_path();
     let writable = std::fs::OpenOptions::new().append(true).open(&path).is_ok();
     if writable || !Path::new(FALLBACK_LOG).exists() {
         path.display().to_string()

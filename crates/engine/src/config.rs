@@ -36,8 +36,25 @@ use crate::names;
 pub const CONFIG_ENV: &str = "VAST_OST_CONFIG";
 /// File name looked for beside the plug-in when the variable is unset.
 pub const CONFIG_FILE: &str = "vast-ost.toml";
+/// Environment variable naming the plug-in log (overrides `[log] path`).
+pub const LOG_ENV: &str = "VAST_OST_LOG";
 /// Default plug-in log.
 pub const DEFAULT_LOG: &str = "/usr/openv/logs/vast-ost/vast-ost.log";
+/// Where the plug-in is installed (the config is looked for here when the plug-in's own
+/// directory is unknown).
+pub const INSTALL_DIR: &str = "/usr/openv/lib/ost-plugins";
+
+/// An environment variable's value, with an empty value taken as unset.
+fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// The config file the plug-in reads: `$VAST_OST_CONFIG` when set and not empty, else
+/// `vast-ost.toml` in `plugin_dir` (the directory of the loaded plug-in), else in
+/// [`INSTALL_DIR`]. The plug-in and the CLI both use this, so they agree.
+pub fn config_path(plugin_dir: Option<&Path>) -> PathBuf {
+    env_path(CONFIG_ENV).unwrap_or_else(|| plugin_dir.unwrap_or(Path::new(INSTALL_DIR)).join(CONFIG_FILE))
+}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -241,6 +258,12 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The plug-in log: `$VAST_OST_LOG` when set and not empty, else `[log] path`, else
+    /// [`DEFAULT_LOG`] (the log falls back to `/tmp/vast-ost.log` when that cannot be opened).
+    pub fn log_path(&self) -> PathBuf {
+        env_path(LOG_ENV).or_else(|| self.log.path.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_LOG))
     }
 
     /// The `[[server]]` entry for a cluster name (case-insensitive, as host names are).

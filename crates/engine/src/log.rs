@@ -16,7 +16,7 @@ use tracing_subscriber::reload;
 use crate::config::LogLevel;
 
 /// Where log lines go when the configured file cannot be opened.
-const FALLBACK_LOG: &str = "/tmp/vast-ost.log";
+pub const FALLBACK_LOG: &str = "/tmp/vast-ost.log";
 
 struct LogState {
     /// Read-locked only to clone the Arc: lines are written outside any lock (one `write` on

@@ -167,11 +167,7 @@ fn read_config(path: &Path) -> Result<(Option<SystemTime>, Config)> {
 }
 
 fn init_log(cfg: &Config) {
-    let path = std::env::var_os("VAST_OST_LOG")
-        .map(PathBuf::from)
-        .or_else(|| cfg.log.path.clone())
-        .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_LOG));
-    crate::log::init(&path, cfg.log.level);
+    crate::log::init(&cfg.log_path(), cfg.log.level);
 }
 
 /// An open storage server.

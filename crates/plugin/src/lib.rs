@@ -35,21 +35,18 @@ fn engine() -> Result<Arc<Engine>> {
 }
 
 /// The config file: `$VAST_OST_CONFIG`, else `vast-ost.toml` beside this library (in
-/// `/usr/openv/lib/ost-plugins/` once installed).
+/// `/usr/openv/lib/ost-plugins/` once installed). The CLI finds it the same way.
 fn config_path() -> PathBuf {
-    if let Some(p) = std::env::var_os(vast_ost_engine::config::CONFIG_ENV) {
-        return PathBuf::from(p);
-    }
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     let here = stspi_init as *const c_void;
-    if unsafe { libc::dladdr(here, &mut info) } != 0 && !info.dli_fname.is_null() {
+    let dir = if unsafe { libc::dladdr(here, &mut info) } != 0 && !info.dli_fname.is_null() {
         let lib =
             PathBuf::from(unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned());
-        if let Some(dir) = lib.parent() {
-            return dir.join(vast_ost_engine::config::CONFIG_FILE);
-        }
-    }
-    PathBuf::from("/usr/openv/lib/ost-plugins").join(vast_ost_engine::config::CONFIG_FILE)
+        lib.parent().map(|d| d.to_path_buf())
+    } else {
+        None
+    };
+    vast_ost_engine::config::config_path(dir.as_deref())
 }
 
 fn fill_plugin_info(info: &mut sts_plugin_info_t) -> Result<()> {
