@@ -30,7 +30,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::filter::LsuFilter;
+use crate::log::LogLevel;
 use crate::names;
+use crate::retry::RetrySettings;
+use crate::store::nfs::NfsSettings;
+use crate::store::s3::S3Settings;
+use crate::vms::VmsSettings;
 
 /// Environment variable naming the config file.
 pub const CONFIG_ENV: &str = "VAST_OST_CONFIG";
@@ -73,17 +79,6 @@ pub struct LogConfig {
     pub level: LogLevel,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogLevel {
-    Error,
-    Warn,
-    #[default]
-    Info,
-    Debug,
-    Trace,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
@@ -93,12 +88,12 @@ pub struct ServerConfig {
     pub lsu_prefix: Option<String>,
     #[serde(default = "default_capacity_ttl")]
     pub capacity_ttl_secs: u64,
-    pub vms: Option<crate::vms::VmsSettings>,
-    pub nfs: Option<NfsConfig>,
-    pub s3: Option<crate::store::s3::S3Settings>,
+    pub vms: Option<VmsSettings>,
+    pub nfs: Option<NfsSettings>,
+    pub s3: Option<S3Settings>,
     /// Backoff and deadline of retried requests (VMS and S3).
     #[serde(default)]
-    pub retry: crate::retry::RetrySettings,
+    pub retry: RetrySettings,
     /// Data-path addresses (S3 endpoints); default: the VIPs of `vip_pool` from VMS.
     pub endpoints: Option<Vec<String>>,
     /// VIP pool whose addresses carry data (default: every enabled PROTOCOLS pool).
@@ -109,38 +104,6 @@ fn default_capacity_ttl() -> u64 {
     10
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NfsConfig {
-    pub mount: PathBuf,
-    /// The VAST path mounted at `mount` (with `[server.vms]`: view paths are found below it).
-    #[serde(default = "default_view_root")]
-    pub view_root: String,
-    #[serde(default)]
-    pub direct_io: DirectIo,
-    /// Smallest write sent with O_DIRECT (when aligned). Default 1 MiB.
-    #[serde(default = "default_direct_io_min")]
-    pub direct_io_min: u64,
-}
-
-fn default_view_root() -> String {
-    "/".into()
-}
-
-fn default_direct_io_min() -> u64 {
-    1 << 20
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DirectIo {
-    /// O_DIRECT for large aligned writes when the file system takes it.
-    #[default]
-    Auto,
-    Always,
-    Never,
-}
-
 impl ServerConfig {
     /// The cluster part of the name, without `VastData:`.
     pub fn cluster(&self) -> &str {
@@ -149,20 +112,6 @@ impl ServerConfig {
 
     pub fn filter(&self) -> LsuFilter {
         LsuFilter { names: self.lsus.clone(), prefix: self.lsu_prefix.clone() }
-    }
-}
-
-/// Which LSUs a server offers: the `lsus` list and the `lsu_prefix`, when given.
-#[derive(Debug, Clone, Default)]
-pub struct LsuFilter {
-    pub names: Option<Vec<String>>,
-    pub prefix: Option<String>,
-}
-
-impl LsuFilter {
-    pub fn matches(&self, lsu: &str) -> bool {
-        self.names.as_ref().is_none_or(|l| l.iter().any(|x| x == lsu))
-            && self.prefix.as_ref().is_none_or(|p| lsu.starts_with(p.as_str()))
     }
 }
 
@@ -305,7 +254,10 @@ mod tests {
             "[[server]]\nname = \"c1\"\n[server.nfs]\nmount = \"/m\"\n[server.retry]\nbogus = 1\n"
         )
         .is_err());
-        assert_eq!(c.server("C1").unwrap().nfs.as_ref().unwrap().direct_io, DirectIo::Auto);
+        assert_eq!(
+            c.server("C1").unwrap().nfs.as_ref().unwrap().direct_io,
+            crate::store::nfs::DirectIo::Auto
+        );
     }
 
     #[test]
@@ -317,7 +269,7 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let cfg = Config::load(&path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(cfg.secrets_exposed(&path).unwrap().contains("chmod 600"));
+        assert!(cfg.secrets_exposed(&path).unwrap().ends_with("chmod 600 it"));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(cfg.secrets_exposed(&path).is_none());
     }

@@ -8,14 +8,14 @@ use std::net::Ipv4Addr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tracing::debug;
 
-use crate::config::LsuFilter;
 use crate::error::{Error, ErrorKind, Result};
+use crate::filter::LsuFilter;
 use crate::names;
 use crate::store::{Kind, Space};
-use crate::vms::{q, Vms};
+use crate::vms::types::{ClusterRecord, QuotaRecord, VersionRecord, ViewRecord, VipPoolRecord};
+use crate::vms::{query_value, Vms};
 
 /// Most addresses taken from one VIP pool's ranges.
 const MAX_VIPS: usize = 1024;
@@ -50,18 +50,6 @@ pub struct Control {
     cluster: Mutex<Option<(Instant, Cluster)>>,
 }
 
-fn u64_of(v: &Value, key: &str) -> u64 {
-    match v.get(key) {
-        Some(Value::Number(n)) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)).unwrap_or(0),
-        Some(Value::String(s)) => s.parse().unwrap_or(0),
-        _ => 0,
-    }
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
 impl Control {
     pub fn new(vms: Vms, filter: LsuFilter, ttl: Duration) -> Control {
         Control {
@@ -86,23 +74,23 @@ impl Control {
                 return Ok(c.clone());
             }
         }
-        let clusters = self.vms.list("clusters/")?;
-        let c = clusters
-            .first()
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, "VMS lists no cluster (clusters/ is empty)"))?;
-        let mut version = str_of(c, "sw_version").to_string();
-        if let Ok(vs) = self.vms.list("versions/?status=success") {
-            if let Some(v) = vs.first().map(|v| str_of(v, "sys_version")).filter(|s| !s.is_empty()) {
-                version = v.to_string();
+        let c =
+            self.vms.list_as::<ClusterRecord>("clusters/")?.into_iter().next().ok_or_else(|| {
+                Error::new(ErrorKind::NotFound, "VMS lists no cluster (clusters/ is empty)")
+            })?;
+        let mut version = c.sw_version;
+        if let Ok(vs) = self.vms.list_as::<VersionRecord>("versions/?status=success") {
+            if let Some(v) = vs.into_iter().next().map(|v| v.sys_version).filter(|s| !s.is_empty()) {
+                version = v;
             }
         }
         let cluster = Cluster {
-            name: str_of(c, "name").to_string(),
-            guid: str_of(c, "guid").to_string(),
+            name: c.name,
+            guid: c.guid,
             version,
-            logical_space: u64_of(c, "logical_space"),
-            logical_space_in_use: u64_of(c, "logical_space_in_use"),
-            s3_enabled: c.get("enable_s3").and_then(Value::as_bool).unwrap_or(true),
+            logical_space: c.logical_space,
+            logical_space_in_use: c.logical_space_in_use,
+            s3_enabled: c.enable_s3.unwrap_or(true),
         };
         *self.cluster.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), cluster.clone()));
         Ok(cluster)
@@ -117,18 +105,13 @@ impl Control {
             }
         }
         let mut out = Vec::new();
-        for v in self.vms.list("views/")? {
-            let name = str_of(&v, "name");
-            let path = str_of(&v, "path");
-            let protocols: Vec<&str> = v
-                .get("protocols")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let bucket = Some(str_of(&v, "bucket")).filter(|b| !b.is_empty());
-            let kind = if protocols.contains(&"S3") && bucket.is_some() {
+        for v in self.vms.list_as::<ViewRecord>("views/")? {
+            let (name, path) = (v.name.as_str(), v.path.as_str());
+            let has = |p: &str| v.protocols.iter().any(|x| x == p);
+            let bucket = Some(v.bucket.as_str()).filter(|b| !b.is_empty());
+            let kind = if has("S3") && bucket.is_some() {
                 Kind::S3
-            } else if protocols.iter().any(|p| *p == "NFS" || *p == "NFS4") {
+            } else if has("NFS") || has("NFS4") {
                 Kind::Nfs
             } else {
                 continue;
@@ -168,11 +151,10 @@ impl Control {
                 return Ok(*s);
             }
         }
-        let quotas = self.vms.list(&format!("quotas/?path={}", q(&lsu.path)))?;
-        let quota =
-            quotas.iter().find(|x| str_of(x, "path").trim_end_matches('/') == lsu.path.trim_end_matches('/'));
-        let space = match quota.filter(|x| u64_of(x, "hard_limit") > 0) {
-            Some(x) => Space { capacity: u64_of(x, "hard_limit"), used: u64_of(x, "used_capacity") },
+        let quotas = self.vms.list_as::<QuotaRecord>(&format!("quotas/?path={}", query_value(&lsu.path)))?;
+        let quota = quotas.iter().find(|x| x.path.trim_end_matches('/') == lsu.path.trim_end_matches('/'));
+        let space = match quota.filter(|x| x.hard_limit > 0) {
+            Some(x) => Space { capacity: x.hard_limit, used: x.used_capacity },
             None => {
                 let c = self.cluster()?;
                 Space { capacity: c.logical_space, used: c.logical_space_in_use.min(c.logical_space) }
@@ -193,19 +175,17 @@ impl Control {
     /// Data-path addresses: the VIPs of `pool` (by name), else of every enabled PROTOCOLS pool.
     pub fn vips(&self, pool: Option<&str>) -> Result<Vec<String>> {
         let path = match pool {
-            Some(p) => format!("vippools/?name={}", q(p)),
+            Some(p) => format!("vippools/?name={}", query_value(p)),
             None => "vippools/".to_string(),
         };
         let mut out = Vec::new();
-        for p in self.vms.list(&path)? {
-            let enabled = p.get("enabled").and_then(Value::as_bool).unwrap_or(true);
-            let role = str_of(&p, "role");
-            if pool.is_none() && (!enabled || !(role.is_empty() || role == "PROTOCOLS")) {
+        for p in self.vms.list_as::<VipPoolRecord>(&path)? {
+            let enabled = p.enabled.unwrap_or(true);
+            if pool.is_none() && (!enabled || !(p.role.is_empty() || p.role == "PROTOCOLS")) {
                 continue;
             }
-            for r in p.get("ip_ranges").and_then(Value::as_array).into_iter().flatten() {
-                let ends: Vec<&str> = r.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-                if let [a, b] = ends[..] {
+            for r in &p.ip_ranges {
+                if let [a, b] = &r[..] {
                     expand(a, b, &mut out);
                 }
             }

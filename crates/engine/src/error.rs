@@ -1,4 +1,8 @@
 //! The engine's one error type, and the one place it maps to OST status codes.
+//!
+//! An error carries a kind (what NetBackup can act on), a message for the admin (what was
+//! wrong and what to fix), and, when a remote server answered, that answer's HTTP status and
+//! error code ([`Remote`]), so code decides on facts the server gave rather than on text.
 
 use std::fmt;
 use std::io;
@@ -64,18 +68,32 @@ impl ErrorKind {
     }
 }
 
+/// What a remote server (S3 or VMS) answered to a failed request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Remote {
+    /// The HTTP status.
+    pub status: u16,
+    /// The server's error code: S3's `<Code>` (`NoSuchBucket`, `SlowDown`, …), VMS's `code`
+    /// (`token_not_valid`, `permission_denied`, …). Empty when it gave none.
+    pub code: String,
+    /// The request header or argument the server named as the problem (S3's `<Header>` or
+    /// `<ArgumentName>`), when it named one.
+    pub argument: Option<String>,
+}
+
 /// An error with a message for the admin: what was wrong, in words that say what to fix.
 #[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
     msg: String,
+    remote: Option<Remote>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
-        Error { kind, msg: msg.into() }
+        Error { kind, msg: msg.into(), remote: None }
     }
     pub fn invalid(msg: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidArgument, msg)
@@ -94,6 +112,11 @@ impl Error {
     }
     pub fn internal(msg: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, msg)
+    }
+
+    /// An error a remote server answered with.
+    pub fn remote(kind: ErrorKind, msg: impl Into<String>, remote: Remote) -> Self {
+        Error { kind, msg: msg.into(), remote: Some(remote) }
     }
 
     /// An I/O error while doing `what`: the errno decides the kind (full disk and quota
@@ -121,6 +144,25 @@ impl Error {
     }
     pub fn message(&self) -> &str {
         &self.msg
+    }
+
+    /// What the remote server answered, when this error is its answer.
+    pub fn remote_answer(&self) -> Option<&Remote> {
+        self.remote.as_ref()
+    }
+    /// The remote HTTP status, when a server answered.
+    pub fn http_status(&self) -> Option<u16> {
+        self.remote.as_ref().map(|r| r.status)
+    }
+    /// The remote error code (`""` when there is none).
+    pub fn code(&self) -> &str {
+        self.remote.as_ref().map_or("", |r| r.code.as_str())
+    }
+
+    /// The same error as another kind (the remote answer is kept).
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// Prefix the message with where it happened.

@@ -86,8 +86,8 @@ pub fn transport_error(what: &str, e: ureq::Error) -> Error {
             ErrorKind::Connect
         }
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => ErrorKind::Connect,
-        // rustls reports a failed handshake through the socket's io::Error.
-        ureq::Error::Io(io) if io.get_ref().is_some_and(|e| e.to_string().contains("certificate")) => {
+        // rustls reports a failed handshake as a rustls::Error inside the socket's io::Error.
+        ureq::Error::Io(io) if io.get_ref().is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some()) => {
             ErrorKind::Tls
         }
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) | ureq::Error::TlsRequired => {

@@ -13,7 +13,19 @@ use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::reload;
 
-use crate::config::LogLevel;
+use serde::Deserialize;
+
+/// How much the plug-in logs (`[log] level`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
 
 /// Where log lines go when the configured file cannot be opened.
 pub const FALLBACK_LOG: &str = "/tmp/vast-ost.log";

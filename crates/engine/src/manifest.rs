@@ -14,11 +14,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::layout::MAX_MANIFEST;
 
 pub const FORMAT: &str = "vast-ost-image";
 pub const VERSION: u32 = 1;
-/// Largest manifest accepted when decoding (a corrupt length cannot make us allocate more).
-pub const MAX_MANIFEST: usize = 64 << 20;
 
 /// NetBackup's image definition, as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

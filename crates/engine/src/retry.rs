@@ -1,4 +1,4 @@
-//! One retry policy for every remote call (VMS now, S3 next): exponential backoff with
+//! One retry policy for every remote call (VMS and S3): exponential backoff with
 //! decorrelated jitter (each sleep is random between the base and three times the previous
 //! one, capped), within a total deadline per operation. Only what is safe to repeat is
 //! retried; the caller says which errors those are.
@@ -69,7 +69,7 @@ impl RetryPolicy {
     pub fn run<T>(
         &self,
         mut op: impl FnMut(u32) -> Result<T>,
-        retryable: impl Fn(&crate::Error) -> bool,
+        retryable: impl Fn(&crate::error::Error) -> bool,
     ) -> Result<T> {
         let start = Instant::now();
         let mut sleep = self.base;
@@ -108,7 +108,7 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Error, ErrorKind};
+    use crate::error::{Error, ErrorKind};
 
     fn fast() -> RetryPolicy {
         RetryPolicy {

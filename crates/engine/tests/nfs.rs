@@ -6,8 +6,8 @@ mod conformance;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use vast_ost_engine::config::{DirectIo, NfsConfig};
 use vast_ost_engine::store::nfs::NfsStore;
+use vast_ost_engine::store::nfs::{DirectIo, NfsSettings};
 use vast_ost_engine::store::PieceStore;
 
 struct Nfs {
@@ -22,7 +22,7 @@ impl Nfs {
             std::fs::create_dir(dir.path().join(l)).unwrap();
         }
         let cfg =
-            NfsConfig { mount: dir.path().into(), view_root: "/".into(), direct_io, direct_io_min: 4096 };
+            NfsSettings { mount: dir.path().into(), view_root: "/".into(), direct_io, direct_io_min: 4096 };
         Nfs { store: Arc::new(NfsStore::new(&cfg, Default::default())), dir }
     }
     fn path(&self, lsu: &str, rel: &str) -> PathBuf {

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rusty_s3::Method;
-use vast_ost_engine::config::LsuFilter;
+use vast_ost_engine::filter::LsuFilter;
 use vast_ost_engine::image::{self, ImageReader, ImageWriter};
 use vast_ost_engine::manifest::ImageDef;
 use vast_ost_engine::retry::RetryPolicy;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rusty_s3::Method;
-use vast_ost_engine::config::LsuFilter;
+use vast_ost_engine::filter::LsuFilter;
 use vast_ost_engine::image::{self, ImageReader, ImageWriter};
 use vast_ost_engine::manifest::ImageDef;
 use vast_ost_engine::retry::RetryPolicy;

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use proxy::{Dir, Proxy};
 use serde_json::json;
-use vast_ost_engine::config::LsuFilter;
+use vast_ost_engine::filter::LsuFilter;
 use vast_ost_engine::store::s3::{S3Settings, S3Store};
 use vast_ost_host::abi::*;
 use vast_ost_host::{get_str, image_def, lsu, Plugin, Status};

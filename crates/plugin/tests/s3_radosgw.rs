@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use vast_ost_engine::config::LsuFilter;
+use vast_ost_engine::filter::LsuFilter;
 use vast_ost_engine::store::s3::{S3Settings, S3Store};
 use vast_ost_host::{image_def, lsu, Plugin};
 

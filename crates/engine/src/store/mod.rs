@@ -4,6 +4,8 @@
 //! start to end, and one manifest per image with an atomic create and replace. Everything that
 //! makes an image (extent maps, state, checksums, checkpoint restart) lives above it in
 //! [`crate::image`], so every backend behaves the same and passes the same conformance suite.
+//! Each backend is a folder with its own settings: [`nfs`] (a directory per LSU on a mounted
+//! VAST view) and [`s3`] (a bucket per LSU).
 
 pub mod nfs;
 pub mod s3;

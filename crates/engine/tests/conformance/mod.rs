@@ -25,8 +25,11 @@ pub trait Target {
     }
 }
 
+/// One conformance case: its name and the check.
+type Case = (&'static str, fn(&dyn Target));
+
 pub fn run_all(t: &dyn Target) {
-    let cases: &[(&str, fn(&dyn Target))] = &[
+    let cases: &[Case] = &[
         ("sequential_roundtrip", sequential_roundtrip),
         ("create_existing_fails", create_existing_fails),
         ("checkpoint_restart", checkpoint_restart),

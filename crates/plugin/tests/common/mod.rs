@@ -156,8 +156,8 @@ pub fn read_verify(
 /// A VMS client logged in as the simulator's admin, trusting its CA: what an admin uses to
 /// provision views, quotas and keys before a test.
 pub fn admin(sim: &vast_sim::Sim, ca: &Path) -> vast_ost_engine::vms::Vms {
-    use vast_ost_engine::server::{Credentials, Secret};
     use vast_ost_engine::vms::{AuthScheme, Vms, VmsSettings};
+    use vast_ost_engine::{Credentials, Secret};
     let s = VmsSettings {
         address: sim.vms_url().to_string(),
         api_version: "latest".into(),

@@ -1,7 +1,8 @@
 //! One S3 request, signed and sent: rusty-s3 presigns (SigV4 in the query string, payload
 //! `UNSIGNED-PAYLOAD`, every header we send signed), the engine's one ureq agent carries it,
-//! and this file owns what rusty-s3 leaves to its user: endpoint choice, retries, status and
-//! error-body handling, body-size limits.
+//! and this file owns what rusty-s3 leaves to its user: retries, status and error-body
+//! handling (the server's answer is kept in the error), body-size limits. Which VIP a request
+//! goes to is [`super::endpoints`]' job.
 //!
 //! Every action goes through [`rusty_s3::signing::sign`], the primitive rusty-s3's own actions
 //! use, so actions rusty-s3 does not have (ListBuckets, ListMultipartUploads, CopyObject,
@@ -10,16 +11,18 @@
 
 use std::cell::Cell;
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use rusty_s3::{Bucket, Method, UrlStyle};
-use tracing::{info, warn};
+use tracing::warn;
 use ureq::http::HeaderMap;
 use ureq::Body;
 use url::Url;
 
-use crate::error::{Error, ErrorKind, Result};
+use super::endpoints::Endpoints;
+use super::xml::{self, ErrorDoc};
+use crate::error::{Error, ErrorKind, Remote, Result};
 use crate::http::{transport_error, TlsSettings};
 use crate::retry::RetryPolicy;
 
@@ -27,24 +30,11 @@ use crate::retry::RetryPolicy;
 const SIGN_EXPIRY_SECS: u64 = 3600;
 /// Error bodies are small XML documents; anything bigger is cut.
 const MAX_ERROR_BODY: u64 = 64 << 10;
-/// A failed endpoint is skipped by new requests for this long, then probed.
-const ENDPOINT_PENALTY: Duration = Duration::from_secs(15);
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-struct Endpoint {
-    url: Url,
-    /// Milliseconds since `Client::epoch` until which the endpoint is skipped.
-    bad_until: AtomicU64,
-    /// Failed, and not yet seen answering again: re-admitted only after a probe connects.
-    down: AtomicBool,
-}
 
 pub struct Client {
     /// Rebuilt in a forked child (see `http::Http`).
     http: crate::http::Http,
-    endpoints: Vec<Endpoint>,
-    next: AtomicUsize,
-    epoch: Instant,
+    endpoints: Endpoints,
     region: String,
     access_key: String,
     secret_key: String,
@@ -168,32 +158,13 @@ impl Client {
         timeout: Duration,
         retry: RetryPolicy,
     ) -> Result<Client> {
-        if endpoints.is_empty() {
-            return Err(Error::config(
-                "S3: no endpoint configured (endpoints = [\"http://host:port\", ...])",
-            ));
-        }
-        let mut eps = Vec::new();
-        for e in endpoints {
-            let url: Url = e.parse().map_err(|err| Error::config(format!("S3 endpoint '{e}': {err}")))?;
-            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                return Err(Error::config(format!("S3 endpoint '{e}' must be http(s)://host[:port]")));
-            }
-            if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
-                return Err(Error::config(format!(
-                    "S3 endpoint '{e}' must not carry a query or credentials (use access_key/secret_key)"
-                )));
-            }
-            eps.push(Endpoint { url, bad_until: AtomicU64::new(0), down: AtomicBool::new(false) });
-        }
-        if tls.insecure && eps.iter().any(|e| e.url.scheme() == "https") {
+        let endpoints = Endpoints::new(endpoints)?;
+        if tls.insecure && endpoints.any_https() {
             warn!("S3: TLS certificate verification is disabled (insecure = true)");
         }
         Ok(Client {
             http: crate::http::Http::new(tls, timeout)?,
-            endpoints: eps,
-            next: AtomicUsize::new(0),
-            epoch: Instant::now(),
+            endpoints,
             region: region.to_string(),
             access_key: access_key.to_string(),
             secret_key: secret_key.to_string(),
@@ -203,59 +174,15 @@ impl Client {
 
     /// The endpoint a new stream (one piece) starts on: round-robin over the endpoints.
     pub fn pick(&self) -> usize {
-        self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len()
+        self.endpoints.pick()
     }
 
     pub fn endpoint(&self, i: usize) -> &str {
-        self.endpoints[i % self.endpoints.len()].url.as_str()
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
-    /// `preferred`, unless it failed recently: then the next one that did not. An endpoint
-    /// whose penalty ran out comes back only when a probe reaches it.
-    fn usable(&self, preferred: usize) -> usize {
-        let n = self.endpoints.len();
-        for i in (0..n).map(|d| (preferred + d) % n) {
-            let ep = &self.endpoints[i];
-            if ep.bad_until.load(Ordering::Relaxed) > self.now_ms() {
-                continue;
-            }
-            if !ep.down.load(Ordering::Relaxed) || self.probe(i) {
-                return i;
-            }
-        }
-        preferred % n
-    }
-
-    /// A TCP connect to a down endpoint: re-admits it if it answers, else extends its penalty.
-    fn probe(&self, i: usize) -> bool {
-        let ep = &self.endpoints[i];
-        let addr = ep.url.socket_addrs(|| None).ok().and_then(|a| a.into_iter().next());
-        let ok = addr.is_some_and(|a| std::net::TcpStream::connect_timeout(&a, PROBE_TIMEOUT).is_ok());
-        if ok {
-            ep.down.store(false, Ordering::Relaxed);
-            info!("S3 endpoint {} answers again: back in use", ep.url);
-        } else {
-            self.penalize(i);
-        }
-        ok
-    }
-
-    fn penalize(&self, i: usize) {
-        let ep = &self.endpoints[i];
-        if self.endpoints.len() > 1 && !ep.down.swap(true, Ordering::Relaxed) {
-            warn!("S3 endpoint {} failed; its streams move to the others until a probe reaches it", ep.url);
-        }
-        ep.down.store(true, Ordering::Relaxed);
-        let until = self.now_ms() + ENDPOINT_PENALTY.as_millis() as u64;
-        ep.bad_until.store(until, Ordering::Relaxed);
+        self.endpoints.endpoint(i)
     }
 
     fn url(&self, ep: usize, req: &Req<'_>) -> Result<Url> {
-        let base = self.endpoints[ep].url.clone();
+        let base = self.endpoints.url(ep).clone();
         let Some(bucket) = req.bucket else { return Ok(base) };
         let b = Bucket::new(base, UrlStyle::Path, bucket.to_string(), self.region.clone())
             .map_err(|e| Error::invalid(format!("S3 bucket '{bucket}': {e}")))?;
@@ -267,7 +194,7 @@ impl Client {
 
     /// One attempt: sign, send, and turn a non-2xx answer into a [`Failure`].
     pub fn send(&self, preferred: usize, req: &Req<'_>, what: &str) -> Result<Resp, Failure> {
-        let ep = self.usable(preferred);
+        let ep = self.endpoints.usable(preferred);
         let url = self.url(ep, req)?;
         let mut query: Vec<(&str, &str)> = req.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         query.sort_unstable();
@@ -315,10 +242,10 @@ impl Client {
         let resp = match res {
             Ok(r) => r,
             Err(e) => {
-                let err = transport_error(&format!("{what} ({})", self.endpoints[ep].url), e);
+                let err = transport_error(&format!("{what} ({})", self.endpoints.url(ep)), e);
                 let retry = matches!(err.kind(), ErrorKind::Network | ErrorKind::Connect);
                 if retry {
-                    self.penalize(ep);
+                    self.endpoints.penalize(ep);
                 }
                 return Err(Failure { err, retry });
             }
@@ -332,9 +259,9 @@ impl Client {
         if req.method != Method::Head {
             let _ = body.as_reader().take(MAX_ERROR_BODY).read_to_string(&mut text);
         }
-        let code = xml_first(&text, "Code").map(unescape).unwrap_or_default();
-        let msg = xml_first(&text, "Message").map(unescape).unwrap_or_default();
-        Err(status_failure(what, status, &code, &msg, &parts.headers))
+        // A body that is not S3 XML (a proxy's HTML page) still fails by its status.
+        let doc: ErrorDoc = quick_xml::de::from_str(&text).unwrap_or_default();
+        Err(status_failure(what, status, doc, &parts.headers))
     }
 
     /// Run `attempt` under the retry policy: it sends the request (see [`Client::send`]) and
@@ -369,8 +296,9 @@ impl Client {
 }
 
 /// What an S3 error answer means, and whether it is worth another attempt.
-pub fn status_failure(what: &str, status: u16, code: &str, msg: &str, headers: &HeaderMap) -> Failure {
+pub fn status_failure(what: &str, status: u16, doc: ErrorDoc, headers: &HeaderMap) -> Failure {
     use ErrorKind::*;
+    let code = doc.code.as_str();
     let (kind, retry) = match (status, code) {
         (_, "SlowDown") | (429, _) | (503, _) => (Busy, true),
         (400, "RequestTimeout") | (400, "IncompleteBody") => (Network, true),
@@ -396,131 +324,36 @@ pub fn status_failure(what: &str, status: u16, code: &str, msg: &str, headers: &
         .and_then(|v| v.to_str().ok())
         .map(|s| format!(", server {s}"))
         .unwrap_or_default();
-    let detail = match (code.is_empty(), msg.is_empty()) {
+    let detail = match (code.is_empty(), doc.message.is_empty()) {
         (true, _) => String::new(),
         (false, true) => format!(" {code}"),
-        (false, false) => format!(" {code}: {msg}"),
+        (false, false) => format!(" {code}: {}", doc.message),
     };
     let hint = match kind {
         Auth => " (check access_key/secret_key and the clock)",
         Config if code == "EntityTooSmall" => " (part_size is below the server's minimum part size)",
         _ => "",
     };
-    Failure { err: Error::new(kind, format!("{what}: HTTP {status}{detail}{server}{hint}")), retry }
-}
-
-/// Inner text of the first `<tag>` element (not unescaped); `<tag/>` is "".
-pub fn xml_first<'a>(doc: &'a str, tag: &str) -> Option<&'a str> {
-    xml_all(doc, tag).next()
-}
-
-/// Inner text of every `<tag>` element, in order (same-name elements must not nest, which
-/// holds for every S3 response read here).
-pub fn xml_all<'a, 't>(doc: &'a str, tag: &'t str) -> impl Iterator<Item = &'a str> + 't
-where
-    'a: 't,
-{
-    let mut rest = doc;
-    std::iter::from_fn(move || loop {
-        let i = rest.find('<')?;
-        rest = &rest[i + 1..];
-        let Some(after) = rest.strip_prefix(tag) else { continue };
-        let c = after.chars().next()?;
-        if c == '/' && after[1..].starts_with('>') {
-            rest = &after[2..];
-            return Some("");
-        }
-        if c != '>' && !c.is_whitespace() {
-            continue; // a longer tag name with the same start
-        }
-        let gt = after.find('>')?;
-        if after[..gt].ends_with('/') {
-            rest = &after[gt + 1..];
-            return Some("");
-        }
-        let body = &after[gt + 1..];
-        let close = format!("</{tag}>");
-        let end = body.find(&close)?;
-        rest = &body[end + close.len()..];
-        return Some(&body[..end]);
-    })
-}
-
-/// XML text to a string: the five entities and numeric character references.
-pub fn unescape(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        let Some(semi) = rest.find(';') else { break };
-        let ent = &rest[1..semi];
-        let ch = match ent {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ if ent.starts_with("#x") => u32::from_str_radix(&ent[2..], 16).ok().and_then(char::from_u32),
-            _ if ent.starts_with('#') => ent[1..].parse().ok().and_then(char::from_u32),
-            _ => None,
-        };
-        match ch {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[semi + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Text for an XML element body.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
+    let msg = format!("{what}: HTTP {status}{detail}{server}{hint}");
+    let remote = Remote { status, code: doc.code, argument: doc.argument_name.or(doc.header) };
+    Failure { err: Error::remote(kind, msg, remote), retry }
 }
 
 /// A 200 answer can still carry an error (CompleteMultipartUpload, CopyObject, UploadPartCopy
 /// report failures found after the status line went out this way).
 pub fn embedded_error(what: &str, body: &str) -> Option<Failure> {
-    let start = body.trim_start_matches(|c: char| c.is_whitespace());
-    let start = match start.strip_prefix("<?xml") {
-        Some(r) => r.split_once("?>").map_or("", |(_, r)| r).trim_start(),
-        None => start,
-    };
-    if !start.starts_with("<Error>") && !start.starts_with("<Error ") {
+    if xml::root(body).as_deref() != Some("Error") {
         return None;
     }
-    let code = xml_first(body, "Code").map(unescape).unwrap_or_default();
-    let msg = xml_first(body, "Message").map(unescape).unwrap_or_default();
+    let doc: ErrorDoc = quick_xml::de::from_str(body).unwrap_or_default();
     // "InternalError" and "SlowDown" this way are as transient as their 5xx forms.
-    let status = match code.as_str() {
+    let status = match doc.code.as_str() {
         "InternalError" => 500,
         "SlowDown" | "ServiceUnavailable" => 503,
         "NoSuchUpload" | "NoSuchKey" | "NoSuchBucket" => 404,
         _ => 400,
     };
-    let mut f =
-        status_failure(&format!("{what} (error in a 200 answer)"), status, &code, &msg, &HeaderMap::new());
+    let mut f = status_failure(&format!("{what} (error in a 200 answer)"), status, doc, &HeaderMap::new());
     if status == 400 {
         f.retry = false;
     }
@@ -531,54 +364,6 @@ pub fn embedded_error(what: &str, body: &str) -> Option<Failure> {
 mod tests {
     use super::*;
 
-    /// A failed endpoint stays out until a probe reaches it, then comes back.
-    #[test]
-    fn down_endpoint_is_readmitted_after_a_probe() {
-        let live = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let eps = [live.local_addr().unwrap(), other.local_addr().unwrap()].map(|a| format!("http://{a}"));
-        let c = Client::new(
-            &eps,
-            "us-east-1",
-            "k",
-            "s",
-            &TlsSettings::default(),
-            Duration::from_secs(5),
-            RetryPolicy::default(),
-        )
-        .unwrap();
-        c.penalize(0);
-        assert_eq!(c.usable(0), 1, "skipped while penalized");
-        c.endpoints[0].bad_until.store(0, Ordering::Relaxed);
-        assert_eq!(c.usable(0), 0, "the probe connects: back in use");
-        assert!(!c.endpoints[0].down.load(Ordering::Relaxed));
-        drop(live);
-        c.penalize(0);
-        c.endpoints[0].bad_until.store(0, Ordering::Relaxed);
-        assert_eq!(c.usable(0), 1, "the probe fails: the streams stay on the other endpoint");
-        assert!(
-            c.endpoints[0].down.load(Ordering::Relaxed)
-                && c.endpoints[0].bad_until.load(Ordering::Relaxed) > 0
-        );
-    }
-
-    #[test]
-    fn xml_extraction() {
-        let doc = r#"<?xml version="1.0"?><ListBucketResult><Prefix>a</Prefix><KeyCount>2</KeyCount>
-            <Contents><Key>a/b&amp;c</Key><Size>3</Size></Contents><Contents><Key>x</Key></Contents>
-            <CommonPrefixes><Prefix>img/</Prefix></CommonPrefixes><Delimiter/><IsTruncated>false</IsTruncated></ListBucketResult>"#;
-        let keys: Vec<_> = xml_all(doc, "Contents").map(|c| unescape(xml_first(c, "Key").unwrap())).collect();
-        assert_eq!(keys, vec!["a/b&c", "x"]);
-        assert_eq!(xml_first(doc, "Key"), Some("a/b&amp;c"), "KeyCount is not Key");
-        assert_eq!(xml_first(doc, "Delimiter"), Some(""));
-        assert_eq!(xml_first(doc, "IsTruncated"), Some("false"));
-        assert_eq!(xml_first(doc, "Nope"), None);
-        let cp: Vec<_> = xml_all(doc, "CommonPrefixes").filter_map(|c| xml_first(c, "Prefix")).collect();
-        assert_eq!(cp, vec!["img/"]);
-        assert_eq!(unescape("&quot;e&#116;ag&#x21;&quot; &bogus; &"), "\"etag!\" &bogus; &");
-        assert_eq!(escape("<a&'\">"), "&lt;a&amp;&apos;&quot;&gt;");
-    }
-
     #[test]
     fn errors_in_200_answers() {
         assert!(embedded_error("x", "<?xml version=\"1.0\"?>\n<CompleteMultipartUploadResult/>").is_none());
@@ -587,14 +372,16 @@ mod tests {
         assert!(f.retry);
         let f = embedded_error("x", "<Error><Code>InvalidPart</Code><Message>m</Message></Error>").unwrap();
         assert!(!f.retry);
-        assert!(f.err.message().contains("InvalidPart: m"), "{}", f.err);
+        assert_eq!(f.err.code(), "InvalidPart");
+        assert!(f.err.message().ends_with("HTTP 400 InvalidPart: m"), "{}", f.err);
     }
 
     #[test]
     fn status_mapping() {
         let h = HeaderMap::new();
-        let k = |s, c| {
-            let f = status_failure("w", s, c, "", &h);
+        let k = |s, c: &str| {
+            let f = status_failure("w", s, ErrorDoc { code: c.into(), ..Default::default() }, &h);
+            assert_eq!((f.err.http_status(), f.err.code()), (Some(s), c), "the answer is kept");
             (f.err.kind(), f.retry)
         };
         assert_eq!(k(503, "SlowDown"), (ErrorKind::Busy, true));

@@ -64,7 +64,7 @@ impl State {
 impl S3PieceReader {
     pub(crate) fn open(sh: Arc<Shared>, bucket: String, key: String) -> Result<S3PieceReader> {
         let ep = sh.client.pick();
-        let size = super::writer::head_size(&sh.client, ep, &bucket, &key)?
+        let size = super::api::head_size(&sh.client, ep, &bucket, &key)?
             .ok_or_else(|| Error::not_found(format!("piece {bucket}/{key} does not exist")))?;
         let chunk = sh.part_size.max(1);
         Ok(S3PieceReader {

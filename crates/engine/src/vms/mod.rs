@@ -1,81 +1,28 @@
-//! The VAST management (VMS) REST client: authentication, requests, list pagination, and the
-//! few resources the plug-in reads (clusters, versions, views, quotas, VIP pools).
-//!
-//! Auth, as VAST's own tools do it (reference §2): JWT by default (`POST /api/token/`, refresh
-//! via `/api/token/refresh/`, a fresh login when refresh fails or the server answers 401, or
-//! 403 "Token is invalid or expired"; one refresh at a time across threads), an API token when
-//! NetBackup's password is `token:<api-token>`, or HTTP Basic when configured.
+//! The VAST management (VMS) REST client: requests with authentication ([`auth`]), retries,
+//! list pagination, and typed reads of the records the plug-in uses ([`types`]).
 
-use std::sync::{Condvar, Mutex};
+mod auth;
+mod settings;
+pub mod types;
+
+pub use settings::{AuthScheme, VmsSettings, TOKEN_PREFIX};
+
 use std::time::Duration;
 
-use base64::Engine as _;
-use serde::Deserialize;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::http::{self, TlsSettings};
+use self::auth::Auth;
+use self::types::{ErrorBody, Tokens};
+use crate::credentials::{Credentials, Secret};
+use crate::error::{Error, ErrorKind, Remote, Result};
+use crate::http;
 use crate::retry::RetryPolicy;
-use crate::server::Credentials;
 
-/// `[server.vms]` in the config.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VmsSettings {
-    /// `host`, `host:port` or `https://host:port`.
-    pub address: String,
-    /// The `<version>` segment: `latest` (default), `v1`, `v5`, …
-    #[serde(default = "default_version")]
-    pub api_version: String,
-    /// Sent as `X-Tenant-Name` on every request.
-    pub tenant: Option<String>,
-    #[serde(default)]
-    pub auth: AuthScheme,
-    #[serde(flatten)]
-    pub tls: TlsSettings,
-    /// Per-request timeout, seconds.
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
-}
-
-fn default_version() -> String {
-    "latest".into()
-}
-fn default_timeout() -> u64 {
-    30
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthScheme {
-    #[default]
-    Jwt,
-    Basic,
-}
-
-/// The password prefix that selects API-token auth.
-pub const TOKEN_PREFIX: &str = "token:";
-
-enum Auth {
-    Jwt { user: String, password: String },
-    Basic(String),
-    ApiToken(String),
-}
-
-#[derive(Default)]
-struct Jwt {
-    access: Option<String>,
-    refresh: Option<String>,
-    /// Bumped on every new access token: a thread that saw an old one knows another thread
-    /// has already renewed it.
-    generation: u64,
-    /// The pid of the process renewing the token right now.
-    renewing: Option<u32>,
-}
-
-/// How long a thread waits for another thread's renewal before trying itself.
-const RENEW_WAIT: Duration = Duration::from_secs(60);
+/// Most pages one list may take.
+const MAX_PAGES: usize = 10_000;
 
 pub struct Vms {
     http: http::Http,
@@ -84,32 +31,44 @@ pub struct Vms {
     version: String,
     tenant: Option<String>,
     auth: Auth,
-    jwt: Mutex<Jwt>,
-    /// Signalled when a renewal ends.
-    renewed: Condvar,
     retry: RetryPolicy,
 }
 
-/// A response that is not a success, with the server's `detail` when it gave one.
+/// An answer with any HTTP status.
 struct Reply {
     status: u16,
     body: String,
 }
 
 impl Reply {
+    fn error(&self) -> ErrorBody {
+        ErrorBody::parse(&self.body)
+    }
+    /// The server's words for a failure: its `detail`, else the start of the body.
     fn detail(&self) -> String {
-        serde_json::from_str::<Value>(&self.body)
-            .ok()
-            .and_then(|v| match v {
-                Value::Object(ref o) => o.get("detail").and_then(Value::as_str).map(str::to_string),
-                Value::String(s) => Some(s),
-                _ => None,
-            })
-            .unwrap_or_else(|| self.body.chars().take(300).collect())
+        self.error().detail.unwrap_or_else(|| self.body.chars().take(300).collect())
     }
+    fn code(&self) -> String {
+        self.error().code.unwrap_or_default()
+    }
+    /// An RBAC refusal: the user is known but not allowed.
+    fn permission_denied(&self) -> bool {
+        self.code() == "permission_denied"
+    }
+    /// The access token is missing, expired or invalid (simplejwt's `token_not_valid`, which
+    /// VMS sends with 403; some versions answer 401).
     fn token_expired(&self) -> bool {
-        self.status == 401 || (self.status == 403 && self.body.contains("Token is invalid or expired"))
+        self.status == 401 || (self.status == 403 && self.code() == "token_not_valid")
     }
+}
+
+/// Characters a query value keeps as they are (RFC 3986 unreserved, and `/` for paths).
+const QUERY_KEEP: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
+/// Percent-encode a query value.
+pub fn query_value(v: &str) -> String {
+    utf8_percent_encode(v, QUERY_KEEP).to_string()
 }
 
 impl Vms {
@@ -117,39 +76,30 @@ impl Vms {
         if s.tls.insecure {
             warn!(vms = %s.address, "TLS verification of VMS is switched off (insecure = true)");
         }
-        let origin = if s.address.contains("://") {
-            s.address.trim_end_matches('/').to_string()
-        } else {
-            format!("https://{}", s.address.trim_end_matches('/'))
+        let address = s.address.trim_end_matches('/');
+        // A bare host (or host:port) is HTTPS, as VMS always is.
+        let origin = match address.split_once("://") {
+            Some(_) => address.to_string(),
+            None => format!("https://{address}"),
         };
-        let password = creds.password.expose();
-        let auth = if let Some(t) = password.strip_prefix(TOKEN_PREFIX) {
-            Auth::ApiToken(t.to_string())
-        } else {
-            match s.auth {
-                AuthScheme::Jwt => Auth::Jwt { user: creds.user.clone(), password: password.to_string() },
-                AuthScheme::Basic => Auth::Basic(
-                    base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", creds.user)),
-                ),
-            }
-        };
-        if creds.user.is_empty() && !matches!(auth, Auth::ApiToken(_)) {
-            return Err(Error::new(ErrorKind::Auth, "no user name given (tpconfig -sts_user_id)"));
-        }
         let vms = Vms {
             http: http::Http::new(&s.tls, Duration::from_secs(s.timeout_secs.max(1)))?,
             origin,
             version: s.api_version.trim_matches('/').to_string(),
             tenant: s.tenant.clone(),
-            auth,
-            jwt: Mutex::new(Jwt::default()),
-            renewed: Condvar::new(),
+            auth: Auth::new(s.auth, creds)?,
             retry: RetryPolicy::default(),
         };
-        if matches!(vms.auth, Auth::Jwt { .. }) {
+        if vms.auth.is_jwt() {
             vms.renew(0)?;
         }
         Ok(vms)
+    }
+
+    /// Use `policy` for idempotent requests (`[server.retry]`).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Vms {
+        self.retry = policy;
+        self
     }
 
     /// The `next` link of a page as a URL on our own origin: credentials go nowhere else (a
@@ -167,12 +117,6 @@ impl Vms {
             ));
         }
         Ok(format!("{}/{path}", self.origin))
-    }
-
-    /// Use `policy` for idempotent requests (`[server.retry]`).
-    pub fn with_retry(mut self, policy: RetryPolicy) -> Vms {
-        self.retry = policy;
-        self
     }
 
     fn url(&self, path: &str) -> String {
@@ -217,68 +161,14 @@ impl Vms {
         Ok(Reply { status, body })
     }
 
-    /// The Authorization header now, and the token generation it belongs to.
-    fn auth_header(&self) -> (Option<String>, u64) {
-        match &self.auth {
-            Auth::Basic(b) => (Some(format!("Basic {b}")), 0),
-            Auth::ApiToken(t) => (Some(format!("Api-Token {t}")), 0),
-            Auth::Jwt { .. } => {
-                let j = self.jwt.lock().unwrap_or_else(|p| p.into_inner());
-                (j.access.as_ref().map(|a| format!("Bearer {a}")), j.generation)
-            }
-        }
-    }
-
-    /// Get a new access token unless another thread already did since `seen`. Refresh first,
-    /// log in again if that fails. The lock makes it one renewal at a time.
+    /// Get a new access token unless another thread already did since `seen`.
     fn renew(&self, seen: u64) -> Result<()> {
-        let Auth::Jwt { user, password } = &self.auth else { return Ok(()) };
-        let me = std::process::id();
-        let lock = || self.jwt.lock().unwrap_or_else(|p| p.into_inner());
-        let mut j = lock();
-        // One renewal at a time, without holding the lock over the network: the others wait
-        // for it. A renewal marked by another pid was in flight in a parent at fork: ignored.
-        loop {
-            if j.generation != seen {
-                return Ok(());
-            }
-            match j.renewing {
-                Some(pid) if pid == me => {
-                    j = self.renewed.wait_timeout(j, RENEW_WAIT).unwrap_or_else(|p| p.into_inner()).0;
-                }
-                _ => break,
-            }
-        }
-        j.renewing = Some(me);
-        let refresh = j.refresh.clone();
-        drop(j);
-        let res = self.fetch_tokens(user, password, refresh);
-        let mut j = lock();
-        j.renewing = None;
-        if let Ok((access, refresh)) = &res {
-            j.access = Some(access.clone());
-            if let Some(r) = refresh {
-                j.refresh = Some(r.clone());
-            }
-            j.generation += 1;
-        }
-        drop(j);
-        self.renewed.notify_all();
-        res.map(drop)
+        self.auth.renew(seen, |user, password, refresh| self.fetch_tokens(user, password, refresh))
     }
 
     /// New tokens: refresh when there is a refresh token, else (or when refused) log in.
-    fn fetch_tokens(
-        &self,
-        user: &str,
-        password: &str,
-        refresh: Option<String>,
-    ) -> Result<(String, Option<String>)> {
-        let tokens = |body: &str| -> Option<(String, Option<String>)> {
-            let t: Value = serde_json::from_str(body).ok()?;
-            let access = t.get("access")?.as_str()?.to_string();
-            Some((access, t.get("refresh").and_then(Value::as_str).map(str::to_string)))
-        };
+    fn fetch_tokens(&self, user: &str, password: &Secret, refresh: Option<String>) -> Result<Tokens> {
+        let tokens = |body: &str| serde_json::from_str::<Tokens>(body).ok();
         if let Some(refresh) = refresh {
             let url = format!("{}/api/token/refresh/", self.origin);
             match self.exchange("POST", &url, None, Some(&json!({ "refresh": refresh }))) {
@@ -293,21 +183,26 @@ impl Vms {
             }
         }
         let url = format!("{}/api/token/", self.origin);
-        let r =
-            self.exchange("POST", &url, None, Some(&json!({ "username": user, "password": password })))?;
+        let r = self.exchange(
+            "POST",
+            &url,
+            None,
+            Some(&json!({ "username": user, "password": password.expose() })),
+        )?;
         match r.status {
             200 | 201 => {}
             401 | 403 => {
-                return Err(Error::new(
-                    ErrorKind::Auth,
-                    format!(
+                return Err(status_error(
+                    &format!(
                         "VMS {} refused user '{user}': {} (check the credentials given to tpconfig)",
                         self.origin,
                         r.detail()
                     ),
+                    ErrorKind::Auth,
+                    &r,
                 ))
             }
-            s => return Err(status_error(&format!("VMS login at {url}"), s, &r)),
+            _ => return Err(reply_error(&format!("VMS login at {url}"), &r)),
         }
         let t = tokens(&r.body)
             .ok_or_else(|| Error::new(ErrorKind::Network, "VMS login answer has no access token"))?;
@@ -324,7 +219,7 @@ impl Vms {
         let what = format!("VMS {method} {url}");
         let attempt = |_: u32| -> Result<Value> {
             for _ in 0..3 {
-                let (auth, generation) = self.auth_header();
+                let (auth, generation) = self.auth.header();
                 let r = self.exchange(method, &url, auth.as_deref(), body)?;
                 match r.status {
                     200..=299 => {
@@ -336,14 +231,11 @@ impl Vms {
                             })
                         };
                     }
-                    _ if r.token_expired()
-                        && matches!(self.auth, Auth::Jwt { .. })
-                        && !r.body.contains("permission_denied") =>
-                    {
+                    _ if r.token_expired() && self.auth.is_jwt() && !r.permission_denied() => {
                         debug!("{what}: token expired or invalid ({}), renewing", r.status);
                         self.renew(generation)?;
                     }
-                    s => return Err(status_error(&what, s, &r)),
+                    _ => return Err(reply_error(&what, &r)),
                 }
             }
             Err(Error::new(
@@ -378,10 +270,10 @@ impl Vms {
         let mut pages = 0;
         while let Some(p) = next.take() {
             pages += 1;
-            if pages > 10_000 {
+            if pages > MAX_PAGES {
                 return Err(Error::new(
                     ErrorKind::Network,
-                    format!("VMS list {path}: more than 10000 pages"),
+                    format!("VMS list {path}: more than {MAX_PAGES} pages"),
                 ));
             }
             match self.get(&p)? {
@@ -401,29 +293,71 @@ impl Vms {
         }
         Ok(out)
     }
+
+    /// Every item of a list resource, as `T` (see [`types`]).
+    pub fn list_as<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        self.list(path)?
+            .into_iter()
+            .map(|v| {
+                serde_json::from_value(v).map_err(|e| {
+                    Error::new(ErrorKind::Network, format!("VMS {path}: an item does not parse: {e}"))
+                })
+            })
+            .collect()
+    }
 }
 
-fn status_error(what: &str, status: u16, r: &Reply) -> Error {
-    let kind = match status {
+/// A failed answer as an error of `kind`, keeping the status and the server's code.
+fn status_error(msg: &str, kind: ErrorKind, r: &Reply) -> Error {
+    Error::remote(kind, msg, Remote { status: r.status, code: r.code(), argument: None })
+}
+
+/// What a failed answer means.
+fn reply_error(what: &str, r: &Reply) -> Error {
+    let kind = match r.status {
         401 => ErrorKind::Auth,
-        403 if r.body.contains("permission_denied") => ErrorKind::Access,
+        403 if r.permission_denied() => ErrorKind::Access,
         403 => ErrorKind::Auth,
         404 => ErrorKind::NotFound,
         409 => ErrorKind::AlreadyExists,
         400..=499 => ErrorKind::InvalidArgument,
         _ => ErrorKind::Network,
     };
-    Error::new(kind, format!("{what}: HTTP {status}: {}", r.detail()))
+    status_error(&format!("{what}: HTTP {}: {}", r.status, r.detail()), kind, r)
 }
 
-/// Percent-encode a query value.
-pub fn q(v: &str) -> String {
-    let mut out = String::new();
-    for b in v.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, body: &str) -> Reply {
+        Reply { status, body: body.into() }
     }
-    out
+
+    #[test]
+    fn answers_are_judged_by_status_and_code() {
+        let jwt = r#"{"detail":"Given token not valid for any token type","code":"token_not_valid","messages":[{"message":"Token is invalid or expired"}]}"#;
+        assert!(reply(403, jwt).token_expired());
+        assert!(reply(401, "{}").token_expired());
+        assert!(!reply(403, r#"{"detail":"You do not have permission","code":"permission_denied"}"#)
+            .token_expired());
+        let denied = reply(403, r#"{"detail":"You do not have permission","code":"permission_denied"}"#);
+        assert!(denied.permission_denied());
+        let e = reply_error("w", &denied);
+        assert_eq!(
+            (e.kind(), e.http_status(), e.code()),
+            (ErrorKind::Access, Some(403), "permission_denied")
+        );
+        assert_eq!(reply_error("w", &reply(403, jwt)).kind(), ErrorKind::Auth);
+        assert_eq!(reply_error("w", &reply(404, r#"{"detail":"Not found."}"#)).kind(), ErrorKind::NotFound);
+        assert_eq!(reply_error("w", &reply(503, r#""busy""#)).kind(), ErrorKind::Network);
+        assert!(reply_error("w", &reply(400, r#"{"path":["bad"]}"#))
+            .message()
+            .ends_with(r#"{"path":["bad"]}"#));
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(query_value("/nbu/lsu 1&x"), "/nbu/lsu%201%26x");
+    }
 }

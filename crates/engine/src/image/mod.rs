@@ -1,0 +1,132 @@
+//! Images over any [`PieceStore`]: load, list, delete and copy here; writing
+//! ([`writer`]: create, write, checkpoint, append, commit), reading ([`reader`]) and the scan
+//! for what crashed writers left ([`orphans`]) in their own rooms.
+
+mod orphans;
+mod reader;
+mod writer;
+
+pub use orphans::{find_orphans, remove_orphans, Orphans};
+pub use reader::ImageReader;
+pub use writer::ImageWriter;
+
+use std::sync::Arc;
+
+use tracing::warn;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::manifest::{ImageDef, Manifest, State};
+use crate::names;
+use crate::store::PieceStore;
+
+/// Read and decode an image's manifest. `NotFound` when there is none, or when `def.date` is
+/// set and differs from the stored date.
+pub fn load(store: &dyn PieceStore, lsu: &str, def: &ImageDef) -> Result<Manifest> {
+    names::validate("image", &def.basename)?;
+    let bytes = store
+        .read_manifest(lsu, &def.basename)?
+        .ok_or_else(|| Error::not_found(format!("image '{}' not found in LSU '{lsu}'", def.basename)))?;
+    let m = Manifest::decode(&bytes)
+        .map_err(|e| e.context(format!("image '{}' in LSU '{lsu}'", def.basename)))?;
+    if m.def.basename != def.basename {
+        return Err(Error::corrupt(format!(
+            "manifest of image '{}' names image '{}'",
+            def.basename, m.def.basename
+        )));
+    }
+    if !def.date.is_empty() && def.date != m.def.date {
+        return Err(Error::not_found(format!(
+            "image '{}' in LSU '{lsu}' has date '{}', not '{}'",
+            def.basename, m.def.date, def.date
+        )));
+    }
+    Ok(m)
+}
+
+/// Every image in the LSU whose name starts with `prefix`. Images without a manifest (a create
+/// in progress, or a writer that died before its first commit) are not images yet; a corrupt
+/// manifest is logged and skipped so one bad image does not hide the others.
+pub fn list(store: &dyn PieceStore, lsu: &str, prefix: &str) -> Result<Vec<Manifest>> {
+    let mut out = Vec::new();
+    for name in store.list_images(lsu, prefix)? {
+        let def = ImageDef { basename: name, ..Default::default() };
+        match load(store, lsu, &def) {
+            Ok(m) => out.push(m),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => warn!(lsu, image = %def.basename, "skipping image in listing: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+/// Delete an image and everything stored for it. Deleting what is not there succeeds.
+pub fn delete(store: &dyn PieceStore, lsu: &str, def: &ImageDef) -> Result<()> {
+    let pieces = match load(store, lsu, def) {
+        Ok(m) => m.pieces.into_iter().filter(|p| p.owned).map(|p| p.key).collect(),
+        Err(e) if e.kind() == ErrorKind::Corrupt => {
+            warn!(lsu, image = %def.basename, "deleting image with a corrupt manifest: {e}");
+            Vec::new()
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound && !def.date.is_empty() => {
+            // A date mismatch means another image of that name: the one asked for is not
+            // there (deleted, as far as the caller is concerned) and the other one stays.
+            if store.read_manifest(lsu, &def.basename)?.is_some() {
+                warn!(lsu, image = %def.basename, "delete of date '{}' leaves the stored image of another date alone: {e}", def.date);
+                return Ok(());
+            }
+            Vec::new()
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    store.delete_image(lsu, &def.basename, &pieces)
+}
+
+/// Copy a complete image to `to_def` in `to_lsu`, inside the storage when source and target
+/// share a store, else streamed through bounded buffers.
+pub fn copy(
+    from_store: &Arc<dyn PieceStore>,
+    from_lsu: &str,
+    from_def: &ImageDef,
+    to_store: &Arc<dyn PieceStore>,
+    to_lsu: &str,
+    to_def: &ImageDef,
+) -> Result<Manifest> {
+    let src = load(from_store.as_ref(), from_lsu, from_def)?;
+    if src.state != State::Complete {
+        return Err(Error::state(format!(
+            "image '{}' in LSU '{from_lsu}' is not complete and cannot be copied",
+            from_def.basename
+        )));
+    }
+    let mut def = to_def.clone();
+    if def.date.is_empty() {
+        def.date = src.def.date.clone();
+    }
+    let mut w = ImageWriter::create(to_store.clone(), to_lsu, def)?;
+    let res = if Arc::ptr_eq(from_store, to_store) {
+        w.adopt_copies(from_lsu, &src)
+    } else {
+        stream_copy(ImageReader::from_manifest(from_store.clone(), from_lsu, src), &mut w)
+    };
+    match res.and_then(|()| w.close(true)) {
+        Ok(m) => Ok(m),
+        Err(e) => {
+            let _ = delete(to_store.as_ref(), to_lsu, to_def);
+            Err(e.context(format!("copying to image '{}' in LSU '{to_lsu}'", to_def.basename)))
+        }
+    }
+}
+
+fn stream_copy(mut r: ImageReader, w: &mut ImageWriter) -> Result<()> {
+    let mut buf = vec![0u8; 4 << 20];
+    let mut off = 0;
+    let size = r.manifest().size;
+    while off < size {
+        let n = r.read_at(&mut buf, off)?;
+        w.write_at(&buf[..n], off)?;
+        off += n as u64;
+    }
+    w.set_meta(r.manifest().meta.data.clone());
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! What crashed writers leave in an LSU (pieces no manifest names, image directories without a
+//! manifest, pending images whose writer is gone), found and removed for `vast-ost cleanup`.
+
+use tracing::warn;
+
+use super::{delete, load, writer::REMOTE_SILENCE};
+use crate::error::{ErrorKind, Result};
+use crate::layout;
+use crate::manifest::{ImageDef, Manifest, State};
+use crate::store::PieceStore;
+use crate::util;
+
+/// What a writer that died left behind in one LSU.
+#[derive(Debug, Default)]
+pub struct Orphans {
+    /// Stored under an image name with no manifest (a crash before the first commit, or during
+    /// a delete): never an image, safe to remove.
+    pub without_manifest: Vec<(String, Vec<String>)>,
+    /// Keys of committed images that their manifest does not name (pieces of a writer that
+    /// died between writing and committing them, temp files).
+    pub unreferenced: Vec<(String, Vec<String>)>,
+    /// Pending images whose writer is gone (dead on this host, or silent for longer than the
+    /// threshold on another): checkpoints NetBackup may still resume, removed only on request.
+    pub stale_pending: Vec<(String, String)>,
+    /// Manifest generation of each image above when it was scanned.
+    pub generations: std::collections::HashMap<String, u64>,
+}
+
+impl Orphans {
+    pub fn is_empty(&self) -> bool {
+        self.without_manifest.is_empty() && self.unreferenced.is_empty() && self.stale_pending.is_empty()
+    }
+}
+
+/// Is the writer recorded in a manifest gone? On this host the pid tells; elsewhere only
+/// silence longer than `older_than` since the last commit does.
+fn writer_gone(m: &Manifest, older_than: std::time::Duration) -> bool {
+    let Some(w) = &m.writer else { return true };
+    if w.host == util::hostname() {
+        return !util::process_alive(w.pid);
+    }
+    util::now_secs().saturating_sub(m.updated) > older_than.max(REMOTE_SILENCE).as_secs()
+}
+
+/// Scan one LSU for what crashed writers left. Images held by a live writer are skipped, and
+/// so is anything younger than `older_than` (a create in progress looks like an orphan for a
+/// moment; a writer on another host is only known gone by its silence).
+pub fn find_orphans(store: &dyn PieceStore, lsu: &str, older_than: std::time::Duration) -> Result<Orphans> {
+    let mut out = Orphans::default();
+    for name in store.list_images(lsu, "")? {
+        let keys = store.list_image_keys(lsu, &name)?;
+        if keys.is_empty() {
+            continue;
+        }
+        let def = ImageDef { basename: name.clone(), ..Default::default() };
+        let m = match load(store, lsu, &def) {
+            Ok(m) => m,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if keys.iter().all(|(_, age)| age.is_some_and(|a| a < older_than)) {
+                    continue;
+                }
+                out.without_manifest.push((name, keys.into_iter().map(|(k, _)| k).collect()));
+                continue;
+            }
+            // A corrupt manifest is an image NetBackup knows: reported, not touched.
+            Err(e) => {
+                warn!(lsu, image = %name, "orphan scan skips an unreadable image: {e}");
+                continue;
+            }
+        };
+        out.generations.insert(name.clone(), m.generation);
+        let gone = writer_gone(&m, older_than);
+        if m.state == State::Pending && m.writer.is_some() && gone {
+            let w = m.writer.as_ref().map(|w| format!("{}:{}", w.host, w.pid)).unwrap_or_default();
+            out.stale_pending.push((name.clone(), w));
+        }
+        if !gone {
+            continue;
+        }
+        let manifest_key = layout::manifest_key(&name);
+        let stray: Vec<String> = keys
+            .into_iter()
+            .filter(|(k, age)| {
+                *k != manifest_key
+                    && !m.pieces.iter().any(|p| p.key == *k)
+                    && !age.is_some_and(|a| a < older_than)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        if !stray.is_empty() {
+            out.unreferenced.push((name, stray));
+        }
+    }
+    Ok(out)
+}
+
+/// Remove what [`find_orphans`] found; stale pending images only with `pending`. Returns how
+/// many keys and images went.
+pub fn remove_orphans(store: &dyn PieceStore, lsu: &str, o: &Orphans, pending: bool) -> Result<usize> {
+    let mut n = 0;
+    for (image, keys) in &o.without_manifest {
+        // A create since the scan makes it an image: leave it.
+        if store.read_manifest(lsu, image)?.is_some() {
+            continue;
+        }
+        store.remove_keys(lsu, image, keys)?;
+        n += keys.len();
+    }
+    for (image, keys) in &o.unreferenced {
+        // A commit since the scan may name these keys now, or show the writer alive.
+        let def = ImageDef { basename: image.clone(), ..Default::default() };
+        let Ok(m) = load(store, lsu, &def) else { continue };
+        if o.generations.get(image) != Some(&m.generation) {
+            continue;
+        }
+        store.remove_keys(lsu, image, keys)?;
+        n += keys.len();
+    }
+    if pending {
+        for (image, _) in &o.stale_pending {
+            let def = ImageDef { basename: image.clone(), ..Default::default() };
+            if load(store, lsu, &def).is_ok_and(|m| o.generations.get(image) == Some(&m.generation)) {
+                delete(store, lsu, &def)?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}

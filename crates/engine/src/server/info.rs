@@ -1,0 +1,148 @@
+//! What NetBackup is told about servers, LSUs and images: the info records, the `STS_SRV_*`,
+//! `STS_LSUF_*` and `STS_II_*` flags, and the per-LSU caches that keep polling cheap.
+
+use std::sync::Arc;
+
+use super::Server;
+use crate::error::Result;
+use crate::manifest::{ImageDef, Manifest, State};
+use crate::store::{Kind, PieceStore};
+use ost_abi as abi;
+
+#[derive(Debug, Clone, Default)]
+pub struct ServerInfo {
+    pub name: String,
+    pub flags: u64,
+    pub max_connect: u32,
+    pub connections: u32,
+    pub version: String,
+    pub guid: String,
+    pub interfaces: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LsuInfo {
+    pub server: String,
+    pub name: String,
+    pub description: String,
+    pub flags: u64,
+    pub capacity: u64,
+    pub used: u64,
+    pub images: u64,
+    pub max_transfer: u64,
+    pub block_size: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImageInfo {
+    pub def: ImageDef,
+    pub server: String,
+    pub lsu: String,
+    pub size: u64,
+    pub flags: u32,
+    pub meta_size: u64,
+    pub created: u64,
+    pub updated: u64,
+}
+
+/// Preferred write size reported to NetBackup.
+const MAX_TRANSFER: u64 = 1 << 20;
+
+impl Server {
+    pub fn info(&self) -> ServerInfo {
+        let version = match &self.cluster {
+            Some(c) => {
+                format!("VAST {} (cluster {}), vast-ost {}", c.version, c.name, env!("CARGO_PKG_VERSION"))
+            }
+            None => format!("vast-ost {} ({})", env!("CARGO_PKG_VERSION"), self.describe()),
+        };
+        ServerInfo {
+            name: self.name.clone(),
+            flags: abi::STS_SRV_DISK
+                | abi::STS_SRV_CRED
+                | abi::STS_SRV_COPY_IMAGE
+                | abi::STS_SRV_WRITE_RANDOM
+                | abi::STS_SRV_IMAGE_META
+                | if self.nfs.is_some() { abi::STS_SRV_NFS } else { 0 }
+                | if self.s3.is_some() { abi::STS_SRV_S3 } else { 0 },
+            max_connect: 0,
+            connections: self.open_children() as u32,
+            version,
+            guid: self.cluster.as_ref().map(|c| c.guid.clone()).unwrap_or_default(),
+            interfaces: self.endpoints.join(","),
+        }
+    }
+
+    pub fn lsu_info(&self, lsu: &str) -> Result<LsuInfo> {
+        let store = self.store_for(lsu)?;
+        let (space, description) = match &self.control {
+            Some(c) => {
+                let v = c.lsu(lsu)?;
+                (c.space(&v)?, format!("VAST view {} ({})", v.path, store.describe(lsu)))
+            }
+            None => (store.lsu_space(lsu)?, store.describe(lsu)),
+        };
+        let images = self.image_count(store, lsu)?;
+        let flags = abi::STS_LSUF_DISK
+            | match store.kind() {
+                Kind::Nfs => abi::STS_LSUF_NFS,
+                Kind::S3 => abi::STS_LSUF_S3,
+            };
+        Ok(LsuInfo {
+            server: self.name.clone(),
+            name: lsu.to_string(),
+            description,
+            flags,
+            capacity: space.capacity,
+            used: space.used,
+            images,
+            max_transfer: MAX_TRANSFER,
+            block_size: abi::STS_BLOCK_SIZE,
+        })
+    }
+
+    /// Forget cached capacity and image count of `lsu`: they just changed.
+    pub(super) fn changed(&self, lsu: &str) {
+        if let Some(c) = &self.control {
+            c.invalidate_space(lsu);
+        }
+        self.counts.lock().unwrap_or_else(|p| p.into_inner()).remove(lsu);
+    }
+
+    fn image_count(&self, store: &Arc<dyn PieceStore>, lsu: &str) -> Result<u64> {
+        if let Some((at, n)) = self.counts.lock().unwrap_or_else(|p| p.into_inner()).get(lsu) {
+            if at.elapsed() < self.ttl {
+                return Ok(*n);
+            }
+        }
+        let n = store.list_images(lsu, "")?.len() as u64;
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(lsu.to_string(), (std::time::Instant::now(), n));
+        Ok(n)
+    }
+}
+
+pub(super) fn image_info(server: &str, lsu: &str, m: &Manifest, reading: bool) -> ImageInfo {
+    let mut flags = match m.state {
+        State::Pending => abi::STS_II_IMAGE_PENDING,
+        State::Complete => abi::STS_II_IMAGE_CREATED,
+    };
+    if m.writer.is_some() {
+        flags |= abi::STS_II_BUSY_WRITE;
+    }
+    if reading {
+        flags |= abi::STS_II_BUSY_READ;
+    }
+    ImageInfo {
+        def: m.def.clone(),
+        server: server.to_string(),
+        lsu: lsu.to_string(),
+        size: m.size,
+        flags,
+        meta_size: m.meta.data.len() as u64,
+        created: m.created,
+        updated: m.updated,
+    }
+}

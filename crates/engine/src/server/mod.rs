@@ -1,0 +1,100 @@
+//! The plug-in's model, what the C layer drives: the [`Engine`] (config and log), open
+//! storage [`Server`]s, LSUs, [`OpenImage`]s and list [`Cursor`]s. Rooms: [`engine`] (config
+//! reload, opening servers), [`connect`] (reaching data paths and VMS), [`routing`] (which
+//! store holds an LSU), [`info`] (what NetBackup is told, flags, caches), [`ops`] (image
+//! operations), [`open_image`] (open images and cursors).
+
+mod connect;
+mod engine;
+mod info;
+mod open_image;
+mod ops;
+mod routing;
+
+pub use engine::Engine;
+pub use info::{ImageInfo, LsuInfo, ServerInfo};
+pub use open_image::{Cursor, OpenImage};
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::control::{Cluster, Control};
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::nfs::NfsStore;
+use crate::store::s3::S3Store;
+use crate::store::PieceStore;
+
+/// An open storage server.
+pub struct Server {
+    name: String,
+    nfs: Option<Nfs>,
+    s3: Option<S3>,
+    control: Option<Control>,
+    cluster: Option<Cluster>,
+    endpoints: Vec<String>,
+    /// Image counts per LSU with when they were taken: NetBackup polls LSU properties every
+    /// few seconds, and counting lists every image.
+    counts: Mutex<std::collections::HashMap<String, (Instant, u64)>>,
+    ttl: Duration,
+    /// Images and lists open on this server: close_server is refused while any are.
+    open: AtomicUsize,
+}
+
+/// The NFS data path: the store, and where VAST is mounted on this media server.
+struct Nfs {
+    store: Arc<NfsStore>,
+    /// The same store as the trait object images are written through.
+    dyn_store: Arc<dyn PieceStore>,
+    mount: PathBuf,
+    view_root: String,
+}
+
+struct S3 {
+    store: Arc<S3Store>,
+    dyn_store: Arc<dyn PieceStore>,
+}
+
+impl Server {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The data paths, for the log.
+    pub(super) fn describe(&self) -> String {
+        let nfs = self.nfs.as_ref().map(|n| n.dyn_store.describe(""));
+        let s3 = self.s3.as_ref().map(|s| s.dyn_store.describe(""));
+        nfs.into_iter().chain(s3).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Images and lists still open.
+    pub fn open_children(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Refuse to close while anything is open on the server.
+    pub fn check_closable(&self) -> Result<()> {
+        match self.open_children() {
+            0 => Ok(()),
+            n => Err(Error::new(
+                ErrorKind::Busy,
+                format!("{n} image or list handle(s) still open on server '{}'", self.name),
+            )),
+        }
+    }
+
+    pub(super) fn guard(self: &Arc<Self>) -> ChildGuard {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        ChildGuard(self.clone())
+    }
+}
+
+/// Counts an open child of a server for as long as it lives.
+pub(super) struct ChildGuard(Arc<Server>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,252 @@
+//! The S3 object and bucket operations the store uses, one function each: the request, the
+//! answer's XML as typed structs, and what a lost answer or a retry means for each. Multipart
+//! uploads are in [`super::multipart`]. No image logic here.
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use rusty_s3::Method;
+
+use super::client::{embedded_error, Client, Failure, Req};
+use super::xml;
+use crate::error::{Error, ErrorKind, Result};
+
+/// List answers (1000 keys of at most 1 KiB each, and XML around them).
+pub const MAX_LIST_BODY: u64 = 8 << 20;
+
+/// A ListObjectsV2 result: (key, size) of each object, and the common prefixes.
+pub type Listing = (Vec<(String, u64)>, Vec<String>);
+
+/// One object, and the endpoint its requests start on.
+#[derive(Debug, Clone, Copy)]
+pub struct Obj<'a> {
+    pub ep: usize,
+    pub bucket: &'a str,
+    pub key: &'a str,
+}
+
+/// An error answered for a missing key (not a missing bucket: that one is real).
+fn missing_key(e: &Error) -> bool {
+    e.kind() == ErrorKind::NotFound && e.code() != "NoSuchBucket"
+}
+
+/// ListBuckets: the names of the buckets this user sees.
+pub fn list_buckets(c: &Client) -> Result<Vec<String>> {
+    let what = "ListBuckets";
+    let doc = c.call(
+        c.pick(),
+        what,
+        || Req {
+            method: Method::Get,
+            bucket: None,
+            key: None,
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: &[],
+        },
+        |mut r| Ok(r.text(what, MAX_LIST_BODY)?),
+    )?;
+    let l: xml::ListAllMyBucketsResult = xml::parse(what, &doc)?;
+    Ok(l.buckets.list.into_iter().map(|b| b.name).collect())
+}
+
+/// HeadBucket: `NotFound` when the bucket does not exist.
+pub fn head_bucket(c: &Client, bucket: &str) -> Result<()> {
+    let what = format!("HeadBucket {bucket}");
+    c.call(c.pick(), &what, || Req::new(Method::Head, bucket, None), |_| Ok(()))
+}
+
+/// CreateBucket. A bucket this user already owns is fine.
+pub fn create_bucket(c: &Client, bucket: &str) -> Result<()> {
+    let what = format!("CreateBucket {bucket}");
+    match c.call(c.pick(), &what, || Req::new(Method::Put, bucket, None), |_| Ok(())) {
+        Err(e) if e.code() == "BucketAlreadyOwnedByYou" => Ok(()),
+        r => r,
+    }
+}
+
+/// HeadObject: `Some(size)`, or `None` when there is no such object.
+pub fn head_size(c: &Client, ep: usize, bucket: &str, key: &str) -> Result<Option<u64>> {
+    let what = format!("HeadObject {bucket}/{key}");
+    let r = c.call(
+        ep,
+        &what,
+        || Req::new(Method::Head, bucket, Some(key)),
+        |r| {
+            r.header("content-length")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| Failure::from(Error::new(ErrorKind::Io, format!("{what}: no Content-Length"))))
+        },
+    );
+    match r {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// GetObject of a small object (at most `limit` bytes, or a `TooLong` error): `None` if it is
+/// absent.
+pub fn get_small(c: &Client, ep: usize, bucket: &str, key: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+    let what = format!("GetObject {bucket}/{key}");
+    let r =
+        c.call(ep, &what, || Req::new(Method::Get, bucket, Some(key)), |mut r| Ok(r.bytes(&what, limit)?));
+    match r {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if missing_key(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// PutObject of `data` with `headers` (checksums, conditions), retried as the policy says.
+/// `on_retry_refusal` decides what a refusal of a retried attempt means (an earlier attempt
+/// whose answer was lost may have landed): `Ok(())` when that attempt is known to have landed.
+pub fn put_object(
+    c: &Client,
+    o: Obj<'_>,
+    what: &str,
+    data: &[u8],
+    headers: &[(&'static str, String)],
+    on_retry_refusal: impl Fn(&Failure) -> bool,
+) -> Result<()> {
+    let Obj { ep, bucket, key } = o;
+    c.run(|attempt| {
+        let mut r = Req::new(Method::Put, bucket, Some(key)).body(data);
+        r.headers.extend(headers.iter().cloned());
+        match c.send(ep, &r, what) {
+            Ok(_) => Ok(()),
+            Err(f) if attempt > 1 && on_retry_refusal(&f) => Ok(()),
+            Err(f) => Err(f),
+        }
+    })
+}
+
+/// DeleteObject. A key already gone is fine; a missing bucket is not.
+pub fn delete_object(c: &Client, bucket: &str, key: &str) -> Result<()> {
+    let what = format!("DeleteObject {bucket}/{key}");
+    match c.call(c.pick(), &what, || Req::new(Method::Delete, bucket, Some(key)), |_| Ok(())) {
+        Err(e) if missing_key(&e) => Ok(()),
+        r => r,
+    }
+}
+
+/// DeleteObjects in batches of 1000 (quiet: only failures come back). A key that is already
+/// gone is not a failure.
+pub fn delete_objects(c: &Client, bucket: &str, keys: &[String]) -> Result<()> {
+    use base64::Engine as _;
+    let ep = c.pick();
+    for batch in keys.chunks(1000) {
+        let what = format!("DeleteObjects {bucket} ({} keys from {})", batch.len(), batch[0]);
+        let body = xml::body(
+            "Delete",
+            &xml::Delete { quiet: true, objects: batch.iter().map(|k| xml::DeleteKey { key: k }).collect() },
+        );
+        // AWS requires an integrity header on DeleteObjects; MD5 of a few KiB is nothing.
+        let md5 = base64::engine::general_purpose::STANDARD.encode(super::checksum::md5(body.as_bytes()));
+        let doc = c.call(
+            ep,
+            &what,
+            || {
+                Req::new(Method::Post, bucket, None)
+                    .query("delete", "")
+                    .header("content-md5", md5.clone())
+                    .header("content-type", "application/xml")
+                    .body(body.as_bytes())
+            },
+            |mut r| Ok(r.text(&what, MAX_LIST_BODY)?),
+        )?;
+        let result: xml::DeleteResult = xml::parse(&what, &doc)?;
+        let failed: Vec<_> = result.errors.iter().filter(|e| e.code != "NoSuchKey").collect();
+        if !failed.is_empty() {
+            let kind = if failed.iter().any(|f| f.code == "AccessDenied") {
+                ErrorKind::Access
+            } else {
+                ErrorKind::Io
+            };
+            let list: Vec<String> =
+                failed.iter().map(|f| format!("{}: {} {}", f.key, f.code, f.message)).collect();
+            return Err(Error::new(
+                kind,
+                format!("{what}: {} not deleted: {}", failed.len(), list.join("; ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// ListObjectsV2 of `prefix`, every page: keys (and sizes), and common prefixes when a
+/// delimiter is given.
+pub fn list_objects(c: &Client, bucket: &str, prefix: &str, delimiter: Option<&str>) -> Result<Listing> {
+    let ep = c.pick();
+    let what = format!("ListObjectsV2 {bucket}/{prefix}");
+    let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
+    let mut token: Option<String> = None;
+    loop {
+        let req = || {
+            let mut r = Req::new(Method::Get, bucket, None).query("list-type", "2").query("prefix", prefix);
+            if let Some(d) = delimiter {
+                r = r.query("delimiter", d);
+            }
+            if let Some(t) = &token {
+                r = r.query("continuation-token", t.clone());
+            }
+            r
+        };
+        let doc = c.call(ep, &what, req, |mut r| Ok(r.text(&what, MAX_LIST_BODY)?))?;
+        let page: xml::ListBucketResult = xml::parse(&what, &doc)?;
+        keys.extend(page.contents.into_iter().map(|o| (o.key, o.size)));
+        prefixes.extend(page.common_prefixes.into_iter().map(|p| p.prefix));
+        match page.next_continuation_token.filter(|t| !t.is_empty()) {
+            Some(t) if page.is_truncated => token = Some(t),
+            _ if page.is_truncated => {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!("{what}: truncated answer without a continuation token"),
+                ))
+            }
+            _ => break,
+        }
+    }
+    Ok((keys, prefixes))
+}
+
+/// Characters of a key that `x-amz-copy-source` keeps as they are (RFC 3986 unreserved, and
+/// the `/` between key segments).
+const COPY_SOURCE_KEEP: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
+/// `x-amz-copy-source`: `/bucket/key`, the key URL-encoded (slashes kept).
+pub fn copy_source(bucket: &str, key: &str) -> String {
+    format!("/{bucket}/{}", utf8_percent_encode(key, COPY_SOURCE_KEEP))
+}
+
+/// CopyObject of a whole object inside the storage.
+pub fn copy_object(
+    c: &Client,
+    from_bucket: &str,
+    from_key: &str,
+    to_bucket: &str,
+    to_key: &str,
+) -> Result<()> {
+    let what = format!("CopyObject {from_bucket}/{from_key} to {to_bucket}/{to_key}");
+    let src = copy_source(from_bucket, from_key);
+    c.call(
+        c.pick(),
+        &what,
+        || Req::new(Method::Put, to_bucket, Some(to_key)).header("x-amz-copy-source", src.clone()),
+        |mut r| {
+            let doc = r.text(&what, MAX_LIST_BODY)?;
+            match embedded_error(&what, &doc) {
+                Some(f) => Err(f),
+                None => Ok(()),
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn copy_source_encoding() {
+        assert_eq!(super::copy_source("b", "img_C1/ab-01.piece"), "/b/img_C1/ab-01.piece");
+        assert_eq!(super::copy_source("b", "a b+c"), "/b/a%20b%2Bc");
+    }
+}
