@@ -7,9 +7,13 @@
 //! before the manifest that names it is written.
 //!
 //! Format: JSON, then a newline, then `crc32c=<8 hex digits>` over the JSON bytes, so a torn or
-//! corrupted manifest is detected rather than half-parsed. `version` lets later formats add
-//! shared pieces (optimized synthetics, deduplication: a piece not `owned` by this image is a
-//! reference to another image's piece and outlives this image's deletion).
+//! corrupted manifest is detected rather than half-parsed. Versions (every one stays readable):
+//! - 1: pieces carry the CRC32C of their whole data, checked when a read walks a piece from
+//!   its start to its end.
+//! - 2: a piece may also carry a block table ([`Piece::block_size`]): the CRC32C of every
+//!   block of its data, stored after the data in the piece itself (big-endian `u32`s) and
+//!   checked on every read before the bytes are handed out; the manifest holds the table's
+//!   own CRC32C. Pieces without a table (written by version 1) read as before.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +21,12 @@ use crate::error::{Error, Result};
 use crate::layout::MAX_MANIFEST;
 
 pub const FORMAT: &str = "vast-ost-image";
-pub const VERSION: u32 = 1;
+/// The version written.
+pub const VERSION: u32 = 2;
+/// The oldest version still read.
+pub const OLDEST: u32 = 1;
+/// Bytes of data each block-table entry covers (version 2).
+pub const BLOCK_SIZE: u32 = 256 << 10;
 
 /// NetBackup's image definition, as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,8 +69,29 @@ pub struct Piece {
     pub key: String,
     pub len: u64,
     pub crc32c: u32,
-    /// Deleted with this image. Always true in version 1.
+    /// Deleted with this image. Always true in versions 1 and 2.
     pub owned: bool,
+    /// Bytes per entry of the piece's block table; 0 when the piece has none (version 1).
+    #[serde(default)]
+    pub block_size: u32,
+    /// CRC32C of the block table's bytes (with `block_size`).
+    #[serde(default)]
+    pub table_crc32c: u32,
+}
+
+impl Piece {
+    /// Blocks in the piece's block table (0 without one).
+    pub fn blocks(&self) -> u64 {
+        match self.block_size {
+            0 => 0,
+            b => self.len.div_ceil(b as u64),
+        }
+    }
+
+    /// Bytes of the block table stored after the data.
+    pub fn table_len(&self) -> u64 {
+        self.blocks() * 4
+    }
 }
 
 /// `len` bytes of the image at `off` are bytes `piece_off..` of `pieces[piece]`.
@@ -138,7 +168,7 @@ impl Manifest {
         let want = std::str::from_utf8(&trailer[1..trailer.len() - 1])
             .ok()
             .and_then(|t| t.strip_prefix("crc32c="))
-            .filter(|h| h.len() == 8)
+            .filter(|h| h.len() == 8 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
             .and_then(|h| u32::from_str_radix(h, 16).ok())
             .ok_or_else(|| Error::corrupt("manifest checksum line is malformed"))?;
         let got = crc32c::crc32c(body);
@@ -160,8 +190,17 @@ impl Manifest {
         if self.format != FORMAT {
             return bad(format!("format is '{}', expected '{FORMAT}'", self.format));
         }
-        if self.version != VERSION {
-            return bad(format!("version {} is not supported (this plug-in reads {VERSION})", self.version));
+        if !(OLDEST..=VERSION).contains(&self.version) {
+            return bad(format!(
+                "version {} is not supported (this plug-in reads {OLDEST} to {VERSION})",
+                self.version
+            ));
+        }
+        if let Some(p) = self.pieces.iter().find(|p| self.version < 2 && p.block_size != 0) {
+            return bad(format!("piece {} has a block table in a version {} manifest", p.key, self.version));
+        }
+        if let Some(p) = self.pieces.iter().find(|p| p.block_size != 0 && p.block_size % 512 != 0) {
+            return bad(format!("piece {} has block size {}", p.key, p.block_size));
         }
         let own = format!("{}/", self.def.basename);
         if let Some(p) = self.pieces.iter().find(|p| p.owned && !p.key.starts_with(&own)) {
@@ -276,7 +315,14 @@ mod tests {
     #[test]
     fn roundtrip_and_corruption() {
         let mut m = Manifest::new(ImageDef { basename: "c_1_C1_F1".into(), ..Default::default() }, 7);
-        m.pieces.push(Piece { key: "c_1_C1_F1/p".into(), len: 10, crc32c: 1, owned: true });
+        m.pieces.push(Piece {
+            key: "c_1_C1_F1/p".into(),
+            len: 10,
+            crc32c: 1,
+            owned: true,
+            block_size: BLOCK_SIZE,
+            table_crc32c: 7,
+        });
         m.extents.push(ext(0, 10, 0, 0));
         m.size = 10;
         m.meta.data = vec![1, 2, 3];
@@ -292,5 +338,24 @@ mod tests {
         let mut bad = m.clone();
         bad.extents[0].len = 11;
         assert!(Manifest::decode(&bad.encode()).is_err());
+    }
+
+    /// A manifest exactly as version 1 of the plug-in wrote it still decodes.
+    #[test]
+    fn version_1_stays_readable() {
+        let body = r#"{"format":"vast-ost-image","version":1,"def":{"basename":"c_1_C1_F1","date":"1","policy":"p","client":"c","copy_number":1,"flags":0,"master_server":""},"state":"complete","size":10,"created":5,"updated":6,"generation":3,"writer":null,"pieces":[{"key":"c_1_C1_F1/a-00001.piece","len":10,"crc32c":12345,"owned":true}],"extents":[{"off":0,"len":10,"piece":0,"piece_off":0}],"meta":{"data":"AQID"}}"#;
+        let mut bytes = body.as_bytes().to_vec();
+        bytes.extend_from_slice(format!("\ncrc32c={:08x}\n", crc32c::crc32c(body.as_bytes())).as_bytes());
+        let m = Manifest::decode(&bytes).unwrap();
+        assert_eq!((m.version, m.state, m.size), (1, State::Complete, 10));
+        assert_eq!((m.pieces[0].block_size, m.pieces[0].blocks()), (0, 0), "no block table");
+        assert_eq!(m.meta.data, [1, 2, 3]);
+        // A block table in a version 1 manifest, or a version from the future, is refused.
+        let mut bad = m.clone();
+        bad.pieces[0].block_size = BLOCK_SIZE;
+        assert!(Manifest::decode(&bad.encode()).is_err());
+        let mut future = m;
+        future.version = VERSION + 1;
+        assert!(Manifest::decode(&future.encode()).is_err());
     }
 }

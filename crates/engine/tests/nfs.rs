@@ -37,11 +37,10 @@ impl conformance::Target for Nfs {
     fn lsus(&self) -> (String, String) {
         ("lsu1".into(), "lsu2".into())
     }
-    fn corrupt_piece(&self, lsu: &str, key: &str) {
+    fn flip_bit(&self, lsu: &str, key: &str, at: u64) {
         let p = self.path(lsu, key);
         let mut b = std::fs::read(&p).unwrap();
-        let mid = b.len() / 2;
-        b[mid] ^= 1;
+        b[at as usize] ^= 1;
         std::fs::write(&p, b).unwrap();
     }
     fn put_raw_manifest(&self, lsu: &str, image: &str, bytes: &[u8]) {

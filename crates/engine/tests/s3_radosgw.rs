@@ -229,10 +229,9 @@ impl conformance::Target for S3Target {
     fn lsus(&self) -> (String, String) {
         (self.b.names[0].clone(), self.b.names[1].clone())
     }
-    fn corrupt_piece(&self, lsu: &str, key: &str) {
+    fn flip_bit(&self, lsu: &str, key: &str, at: u64) {
         let (mut bytes, _) = raw(&self.store, Method::Get, lsu, Some(key), &[], &[]).unwrap();
-        let mid = bytes.len() / 2;
-        bytes[mid] ^= 1;
+        bytes[at as usize] ^= 1;
         raw(&self.store, Method::Put, lsu, Some(key), &[], &bytes).unwrap();
     }
     fn put_raw_manifest(&self, lsu: &str, image: &str, bytes: &[u8]) {

@@ -79,10 +79,9 @@ impl conformance::Target for Target {
     fn lsus(&self) -> (String, String) {
         ("lsu1".into(), "lsu2".into())
     }
-    fn corrupt_piece(&self, lsu: &str, key: &str) {
+    fn flip_bit(&self, lsu: &str, key: &str, at: u64) {
         let mut b = self.raw(Method::Get, lsu, key, &[]);
-        let mid = b.len() / 2;
-        b[mid] ^= 1;
+        b[at as usize] ^= 1;
         self.raw(Method::Put, lsu, key, &b);
     }
     fn put_raw_manifest(&self, lsu: &str, image: &str, bytes: &[u8]) {

@@ -2,6 +2,7 @@
 //! ([`writer`]: create, write, checkpoint, append, commit), reading ([`reader`]) and the scan
 //! for what crashed writers left ([`orphans`]) in their own rooms.
 
+mod blocks;
 mod orphans;
 mod reader;
 mod writer;

@@ -1,16 +1,26 @@
-//! An image open for reading: each read walks the extent map, reads the pieces it names
-//! (holes read as zeros) and checks a piece's CRC32C when a read has walked it from its start
-//! to its end.
+//! An image open for reading: each read walks the extent map and reads the pieces it names
+//! (holes read as zeros). Every block a read touches is checked against the piece's block
+//! table before its bytes are handed out ([`super::blocks`]); a piece written without a table
+//! (manifest version 1) is checked as a whole when a read has walked it from its start to its
+//! end.
 
 use std::sync::Arc;
 
+use super::blocks;
 use super::load;
 use crate::error::{Error, Result};
-use crate::manifest::{find_extent, ImageDef, Manifest};
+use crate::manifest::{find_extent, ImageDef, Manifest, Piece};
 use crate::store::{PieceReader, PieceStore};
 
 /// Piece readers an image reader keeps open at once.
 const MAX_OPEN_READERS: usize = 4;
+
+/// The last block read whole to serve part of it, kept for the next read of the same block.
+struct CachedBlock {
+    piece: usize,
+    block: u64,
+    data: Vec<u8>,
+}
 
 /// Per-piece progress of the CRC check done while a reader walks a piece from its start.
 #[derive(Clone, Copy, Default)]
@@ -25,7 +35,10 @@ pub struct ImageReader {
     lsu: String,
     manifest: Manifest,
     readers: Vec<Option<Box<dyn PieceReader>>>,
+    /// Block tables of the pieces with an open reader (loaded with it).
+    tables: Vec<Option<Arc<Vec<u32>>>>,
     verify: Vec<Verify>,
+    cached: Option<CachedBlock>,
 }
 
 impl ImageReader {
@@ -41,7 +54,9 @@ impl ImageReader {
             lsu: lsu.to_string(),
             manifest: m,
             readers: (0..n).map(|_| None).collect(),
+            tables: vec![None; n],
             verify: vec![Verify::default(); n],
+            cached: None,
         }
     }
 
@@ -87,24 +102,80 @@ impl ImageReader {
         Ok(n)
     }
 
-    fn read_piece(&mut self, idx: usize, buf: &mut [u8], off: u64) -> Result<()> {
-        let piece = &self.manifest.pieces[idx];
+    /// Open the reader of piece `idx` (and load its block table) if it is not open.
+    fn piece_reader(&mut self, idx: usize) -> Result<()> {
         if self.readers[idx].is_none() {
-            // Each open reader holds a file descriptor (NFS) or read-ahead buffers (S3): keep
-            // a few, not one per piece of a long image.
+            // Each open reader holds a file descriptor (NFS) or read-ahead buffers (S3), and its
+            // table: keep a few, not one per piece of a long image.
             if self.readers.iter().filter(|r| r.is_some()).count() >= MAX_OPEN_READERS {
                 self.readers.iter_mut().for_each(|r| *r = None);
+                self.tables.iter_mut().for_each(|t| *t = None);
             }
-            self.readers[idx] = Some(self.store.open_piece(&self.lsu, &piece.key)?);
+            let piece = &self.manifest.pieces[idx];
+            let r = self.store.open_piece(&self.lsu, &piece.key)?;
+            if piece.block_size != 0 {
+                let mut bytes = vec![0u8; piece.table_len() as usize];
+                read_exact(r.as_ref(), piece, &mut bytes, piece.len)?;
+                self.tables[idx] = Some(Arc::new(blocks::decode_table(piece, &bytes)?));
+            }
+            self.readers[idx] = Some(r);
         }
-        let got = self.readers[idx].as_ref().expect("opened above").read_at(buf, off)?;
-        if got != buf.len() {
-            return Err(Error::corrupt(format!(
-                "piece {} is shorter than its manifest says ({} bytes at {off} missing)",
-                piece.key,
-                buf.len() - got
-            )));
+        Ok(())
+    }
+
+    fn read_piece(&mut self, idx: usize, buf: &mut [u8], off: u64) -> Result<()> {
+        if self.manifest.pieces[idx].block_size == 0 {
+            return self.read_piece_v1(idx, buf, off);
         }
+        self.piece_reader(idx)?;
+        let piece = &self.manifest.pieces[idx];
+        let table = self.tables[idx].clone().expect("loaded with the reader");
+        let reader = self.readers[idx].as_deref().expect("opened above");
+        let bs = piece.block_size as u64;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = off + done as u64;
+            let b = pos / bs;
+            let start = b * bs;
+            let end = (start + bs).min(piece.len);
+            let left = (buf.len() - done) as u64;
+            if pos == start && left >= end - start {
+                // Whole blocks straight into the caller's buffer, checked there.
+                let last = (pos + left).min(piece.len);
+                let upto = if last == piece.len { last } else { last / bs * bs };
+                let n = (upto - pos) as usize;
+                let dst = &mut buf[done..done + n];
+                read_exact(reader, piece, dst, pos)?;
+                for (i, chunk) in dst.chunks(bs as usize).enumerate() {
+                    blocks::check_block(piece, &table, b + i as u64, chunk)?;
+                }
+                done += n;
+            } else {
+                // Part of a block: read it whole, check it, keep it for the next read.
+                let hit = self.cached.as_ref().is_some_and(|c| c.piece == idx && c.block == b);
+                if !hit {
+                    let mut data = self.cached.take().map(|c| c.data).unwrap_or_default();
+                    data.resize((end - start) as usize, 0);
+                    read_exact(reader, piece, &mut data, start)?;
+                    blocks::check_block(piece, &table, b, &data)?;
+                    self.cached = Some(CachedBlock { piece: idx, block: b, data });
+                }
+                let data = &self.cached.as_ref().expect("cached above").data;
+                let from = (pos - start) as usize;
+                let n = (data.len() - from).min(buf.len() - done);
+                buf[done..done + n].copy_from_slice(&data[from..from + n]);
+                done += n;
+            }
+        }
+        Ok(())
+    }
+
+    /// A piece without a block table: its CRC32C is checked when reads walk it from its start
+    /// to its end.
+    fn read_piece_v1(&mut self, idx: usize, buf: &mut [u8], off: u64) -> Result<()> {
+        self.piece_reader(idx)?;
+        let piece = &self.manifest.pieces[idx];
+        read_exact(self.readers[idx].as_deref().expect("opened above"), piece, buf, off)?;
         let v = &mut self.verify[idx];
         if v.next == off {
             v.crc = crc32c::crc32c_append(v.crc, buf);
@@ -122,4 +193,17 @@ impl ImageReader {
         }
         Ok(())
     }
+}
+
+/// Fill `buf` from `off` of the piece, or fail as corrupt when the piece is shorter.
+fn read_exact(r: &dyn PieceReader, piece: &Piece, buf: &mut [u8], off: u64) -> Result<()> {
+    let got = r.read_at(buf, off)?;
+    if got != buf.len() {
+        return Err(Error::corrupt(format!(
+            "piece {} is shorter than its manifest says ({} bytes at {off} missing)",
+            piece.key,
+            buf.len() - got
+        )));
+    }
+    Ok(())
 }

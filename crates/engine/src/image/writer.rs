@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use tracing::warn;
 
+use super::blocks::TableBuilder;
 use super::load;
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::manifest::{insert_extent, Extent, ImageDef, Manifest, Piece, State, Writer};
+use crate::manifest::{insert_extent, Extent, ImageDef, Manifest, Piece, State, Writer, BLOCK_SIZE};
 use crate::names;
 use crate::store::{PieceStore, PieceWriter};
 use crate::util;
@@ -24,7 +25,8 @@ struct OpenPiece {
     /// Image offset of the piece's first byte.
     start: u64,
     len: u64,
-    crc: u32,
+    /// The block table and the piece's CRC32C, built as the bytes go by.
+    table: TableBuilder,
 }
 
 /// An image open for writing (created, or reopened for append).
@@ -133,11 +135,12 @@ impl ImageWriter {
             let key = layout::piece_key(&self.working.def.basename, &self.session, self.piece_seq);
             let writer = self.store.create_piece(&self.lsu, &key)?;
             let index = self.working.pieces.len() as u32;
-            self.current = Some(OpenPiece { writer, key, index, start: off, len: 0, crc: 0 });
+            let table = TableBuilder::new(BLOCK_SIZE);
+            self.current = Some(OpenPiece { writer, key, index, start: off, len: 0, table });
         }
         let p = self.current.as_mut().expect("piece was just opened");
         p.writer.append(buf)?;
-        p.crc = crc32c::crc32c_append(p.crc, buf);
+        p.table.update(buf);
         insert_extent(
             &mut self.working.extents,
             Extent { off, len: buf.len() as u64, piece: p.index, piece_off: p.len },
@@ -146,12 +149,26 @@ impl ImageWriter {
         Ok(())
     }
 
-    /// Make the current piece durable and record it (the next write starts a new piece).
+    /// Store the block table after the current piece's data, make the piece durable and
+    /// record it (the next write starts a new piece).
     fn finish_piece(&mut self) -> Result<()> {
-        if let Some(p) = self.current.take() {
+        if let Some(mut p) = self.current.take() {
+            let (crc32c, table, table_crc32c) = p.table.finish();
+            let res = p.writer.append(&table);
+            if let Err(e) = res {
+                p.writer.abort();
+                return Err(e);
+            }
             p.writer.finish()?;
             debug_assert_eq!(p.index as usize, self.working.pieces.len());
-            self.working.pieces.push(Piece { key: p.key, len: p.len, crc32c: p.crc, owned: true });
+            self.working.pieces.push(Piece {
+                key: p.key,
+                len: p.len,
+                crc32c,
+                owned: true,
+                block_size: BLOCK_SIZE,
+                table_crc32c,
+            });
         }
         Ok(())
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use vast_ost_engine::image::{self, ImageReader, ImageWriter};
-use vast_ost_engine::manifest::{ImageDef, State, Writer};
+use vast_ost_engine::manifest::{ImageDef, State, Writer, BLOCK_SIZE};
 use vast_ost_engine::store::PieceStore;
 use vast_ost_engine::ErrorKind;
 
@@ -14,8 +14,9 @@ pub trait Target {
     fn store(&self) -> Arc<dyn PieceStore>;
     /// Two existing, empty LSUs.
     fn lsus(&self) -> (String, String);
-    /// Change one byte of a stored piece behind the plug-in's back.
-    fn corrupt_piece(&self, lsu: &str, key: &str);
+    /// Flip one bit of byte `at` of a stored piece behind the plug-in's back (flipping it
+    /// again restores the piece).
+    fn flip_bit(&self, lsu: &str, key: &str, at: u64);
     /// Overwrite an image's stored manifest with `bytes`.
     fn put_raw_manifest(&self, lsu: &str, image: &str, bytes: &[u8]);
     /// Whether the server makes a manifest replace conditional (S3 If-Match). radosgw 16
@@ -37,9 +38,11 @@ pub fn run_all(t: &dyn Target) {
         ("read_bounds", read_bounds),
         ("list_prefix_and_states", list_prefix_and_states),
         ("delete_is_complete_and_idempotent", delete_is_complete_and_idempotent),
+        ("concurrent_deletes_all_succeed", concurrent_deletes_all_succeed),
         ("copy_same_store", copy_same_store),
         ("corrupt_manifest", corrupt_manifest),
         ("corrupt_piece_detected", corrupt_piece_detected),
+        ("every_read_of_a_corrupt_block_fails", every_read_of_a_corrupt_block_fails),
         ("second_writer_detected", second_writer_detected),
         ("metadata_roundtrip", metadata_roundtrip),
         ("date_must_match", date_must_match),
@@ -232,6 +235,34 @@ fn delete_is_complete_and_idempotent(t: &dyn Target) {
     assert!(s.list_images(&lsu, "del_").unwrap().is_empty());
 }
 
+/// Expiry may run several times at once (media servers, retries): every delete of one image
+/// succeeds, and nothing of it is left.
+fn concurrent_deletes_all_succeed(t: &dyn Target) {
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    for round in 0..5 {
+        let name = format!("exp{round}_C1_F1");
+        let mut w = ImageWriter::create(s.clone(), &lsu, def(&name)).unwrap();
+        write_seq(&mut w, 30 + round, 0, 300_000, 100_000);
+        w.close(true).unwrap();
+        let results: Vec<_> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    let (s, lsu, name) = (s.clone(), lsu.clone(), name.clone());
+                    sc.spawn(move || image::delete(s.as_ref(), &lsu, &def(&name)))
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in &results {
+            assert!(r.is_ok(), "round {round}: a concurrent delete failed: {r:?}");
+        }
+        assert!(s.read_manifest(&lsu, &name).unwrap().is_none());
+        assert!(s.list_image_keys(&lsu, &name).unwrap().is_empty(), "round {round}: something was left");
+        assert!(!s.list_images(&lsu, "exp").unwrap().contains(&name));
+    }
+}
+
 fn copy_same_store(t: &dyn Target) {
     let (a, b) = t.lsus();
     let s = t.store();
@@ -290,7 +321,7 @@ fn corrupt_piece_detected(t: &dyn Target) {
     let mut w = ImageWriter::create(s.clone(), &lsu, def("rot_C1_F1")).unwrap();
     write_seq(&mut w, 12, 0, 300_000, 65_536);
     let m = w.close(true).unwrap();
-    t.corrupt_piece(&lsu, &m.pieces[0].key);
+    t.flip_bit(&lsu, &m.pieces[0].key, 150_000);
     let mut r = ImageReader::open(s.clone(), &lsu, &def("rot_C1_F1")).unwrap();
     let mut buf = vec![0u8; 65_536];
     let mut off = 0;
@@ -303,6 +334,96 @@ fn corrupt_piece_detected(t: &dyn Target) {
     };
     assert_eq!(err.kind(), ErrorKind::Corrupt);
     image::delete(s.as_ref(), &lsu, &def("rot_C1_F1")).unwrap();
+}
+
+/// Read `len` bytes at `off` with a fresh reader: the bytes, or the error's kind.
+fn read_fresh(
+    s: &Arc<dyn PieceStore>,
+    lsu: &str,
+    name: &str,
+    off: u64,
+    len: usize,
+) -> Result<Vec<u8>, ErrorKind> {
+    let mut r = ImageReader::open(s.clone(), lsu, &def(name)).unwrap();
+    let mut buf = vec![0u8; len];
+    let n = r.read_at(&mut buf, off).map_err(|e| e.kind())?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// A bit flipped anywhere in a stored piece (data or block table) fails every read that
+/// touches its block, sequential or random, and never hands out wrong bytes; reads of other
+/// blocks go on.
+fn every_read_of_a_corrupt_block_fails(t: &dyn Target) {
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    let bs = BLOCK_SIZE as u64;
+    let size = 5 * bs + 1000;
+    let name = "blk_C1_F1";
+    let mut w = ImageWriter::create(s.clone(), &lsu, def(name)).unwrap();
+    write_seq(&mut w, 21, 0, size, 100_000);
+    let m = w.close(true).unwrap();
+    assert_eq!(m.pieces.len(), 1);
+    let key = m.pieces[0].key.clone();
+    let expect = |off: u64, len: usize| {
+        let mut b = vec![0u8; len];
+        pattern(21, off, &mut b);
+        b
+    };
+    // Data bytes: the middle of block 2, the first byte of block 0, the last byte of the short
+    // last block.
+    for at in [2 * bs + 1234, 0, size - 1] {
+        let b = at / bs;
+        t.flip_bit(&lsu, &key, at);
+        // Sequentially: every read before the block is right, the one that reaches it fails.
+        let mut r = ImageReader::open(s.clone(), &lsu, &def(name)).unwrap();
+        let mut buf = vec![0u8; 65_536];
+        let mut off = 0;
+        let err = loop {
+            match r.read_at(&mut buf, off) {
+                Ok(0) => panic!("a sequential read of a piece with a flipped bit at {at} passed"),
+                Ok(n) => {
+                    assert!(off + (n as u64) <= b * bs, "read at {off} touched block {b} and passed");
+                    assert_eq!(buf[..n], expect(off, n)[..], "bytes at {off}");
+                    off += n as u64;
+                }
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), ErrorKind::Corrupt);
+        assert_eq!(off, b * bs / 65_536 * 65_536, "the error came at the read reaching block {b}");
+        // At random: inside the block, across its start, the whole block; all fail.
+        for (off, len) in
+            [(at, 1), (b * bs + 10, 500), (b * bs, bs as usize), ((b * bs).saturating_sub(100), 300)]
+        {
+            if off < b * bs + bs && off + len as u64 > b * bs && off + (len as u64) <= size {
+                assert_eq!(
+                    read_fresh(&s, &lsu, name, off, len),
+                    Err(ErrorKind::Corrupt),
+                    "read {len} at {off}"
+                );
+            }
+        }
+        // Other blocks read right.
+        for other in (0..=5).filter(|&o| o != b) {
+            let len = (bs.min(size - other * bs)) as usize;
+            assert_eq!(
+                read_fresh(&s, &lsu, name, other * bs, len).unwrap(),
+                expect(other * bs, len),
+                "block {other}"
+            );
+        }
+        t.flip_bit(&lsu, &key, at);
+        assert_eq!(read_fresh(&s, &lsu, name, b * bs, 10).unwrap(), expect(b * bs, 10), "restored");
+    }
+    // The block table, stored after the data: every read of the piece fails.
+    t.flip_bit(&lsu, &key, size + 6);
+    for (off, len) in [(0, 10), (3 * bs, 100), (size - 5, 5)] {
+        assert_eq!(read_fresh(&s, &lsu, name, off, len), Err(ErrorKind::Corrupt), "read {len} at {off}");
+    }
+    t.flip_bit(&lsu, &key, size + 6);
+    assert_eq!(read_fresh(&s, &lsu, name, 0, size as usize).unwrap(), expect(0, size as usize));
+    image::delete(s.as_ref(), &lsu, &def(name)).unwrap();
 }
 
 fn second_writer_detected(t: &dyn Target) {

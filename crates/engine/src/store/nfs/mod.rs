@@ -30,6 +30,9 @@ use crate::filter::LsuFilter;
 use crate::layout::{self, MANIFEST};
 use crate::names;
 
+/// Longest piece written: a longer write sequence continues in a new piece.
+const MAX_PIECE: u64 = 64 << 30;
+
 pub struct NfsStore {
     mount: PathBuf,
     filter: LsuFilter,
@@ -88,6 +91,24 @@ impl NfsStore {
     fn piece_path(&self, lsu: &str, key: &str) -> Result<PathBuf> {
         let (image, piece) = layout::split_piece_key(key)?;
         Ok(self.image_dir(lsu, image)?.join(piece))
+    }
+}
+
+/// Remove an image directory and whatever is left in it (pieces of a writer that died before
+/// committing them). A concurrent deleter may remove entries first, or briefly create its lock
+/// file in it: a few more tries, then what is there is an error.
+fn remove_image_dir(dir: &std::path::Path) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        match fs::remove_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == IoKind::NotFound => return Ok(()),
+            Err(_) if tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(Error::io(format!("removing image directory {}", dir.display()), e)),
+        }
     }
 }
 
@@ -219,18 +240,23 @@ impl PieceStore for NfsStore {
 
     fn delete_image(&self, lsu: &str, image: &str, pieces: &[String]) -> Result<()> {
         let dir = self.image_dir(lsu, image)?;
-        // Under the manifest lock, so a commit in flight cannot bring the manifest back.
-        let removed = if dir.is_dir() {
-            with_manifest_lock(&dir, || match fs::remove_file(dir.join(MANIFEST)) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == IoKind::NotFound => Ok(false),
-                Err(e) => Err(Error::io(format!("removing manifest in {}", dir.display()), e)),
-            })?
-        } else {
-            false
+        // Under the manifest lock, so a commit in flight cannot bring the manifest back. Other
+        // deleters may be at it too (expiry can run twice, on several media servers): whatever
+        // they removed first is gone, which is what was asked.
+        let removed = with_manifest_lock(&dir, || match fs::remove_file(dir.join(MANIFEST)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == IoKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(format!("removing manifest in {}", dir.display()), e)),
+        });
+        let removed = match removed {
+            Err(e) if e.kind() == ErrorKind::NotFound => false,
+            r => r?,
         };
         if removed {
-            sync_dir(&dir)?;
+            match sync_dir(&dir) {
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                r => r?,
+            }
         }
         for key in pieces {
             let path = self.piece_path(lsu, key)?;
@@ -240,12 +266,7 @@ impl PieceStore for NfsStore {
                 Err(e) => return Err(Error::io(format!("removing piece {}", path.display()), e)),
             }
         }
-        // Whatever else is left (pieces of a writer that died before committing them).
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == IoKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(format!("removing image directory {}", dir.display()), e)),
-        }
+        remove_image_dir(&dir)
     }
 
     fn list_image_keys(&self, lsu: &str, image: &str) -> Result<Vec<(String, Option<std::time::Duration>)>> {
@@ -282,6 +303,11 @@ impl PieceStore for NfsStore {
         // An image directory left empty goes too.
         let _ = fs::remove_dir(&dir);
         Ok(())
+    }
+
+    fn max_piece_len(&self) -> u64 {
+        // Bounds a piece's block table (1 MiB at 64 GiB), which readers load whole.
+        MAX_PIECE
     }
 
     fn create_piece(&self, lsu: &str, key: &str) -> Result<Box<dyn PieceWriter>> {
