@@ -5,6 +5,10 @@
 //! ```text
 //! <image>/manifest          the commit record
 //! <image>/<piece>           immutable data pieces (`<writer session>-<n>.piece`)
+//! <image>/.claim.<id>       S3 without conditional writes: a creator's claim on the name
+//! <image>/.lock.<id>        S3 without conditional writes: a committer's lease on the manifest
+//! .vast-ost/                the plug-in's own keys in an LSU (never an image name: names
+//!                           do not start with '.'), e.g. the S3 feature probe
 //! ```
 
 use crate::error::{Error, Result};
@@ -15,6 +19,24 @@ pub const MANIFEST: &str = "manifest";
 
 /// Largest manifest accepted when reading one (a corrupt length cannot make us allocate more).
 pub const MAX_MANIFEST: usize = 64 << 20;
+
+/// Where the plug-in keeps its own records in an LSU.
+pub const RESERVED_PREFIX: &str = ".vast-ost/";
+
+/// The prefix of the keys the S3 feature probe writes (and removes) in a bucket.
+pub fn probe_prefix() -> String {
+    format!("{RESERVED_PREFIX}probe/")
+}
+
+/// The prefix of every creator's claim on `image`.
+pub fn claim_prefix(image: &str) -> String {
+    format!("{image}/.claim.")
+}
+
+/// The prefix of every committer's lease on `image`'s manifest.
+pub fn lock_prefix(image: &str) -> String {
+    format!("{image}/.lock.")
+}
 
 /// The key of an image's manifest.
 pub fn manifest_key(image: &str) -> String {

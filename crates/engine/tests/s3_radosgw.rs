@@ -237,9 +237,6 @@ impl conformance::Target for S3Target {
     fn put_raw_manifest(&self, lsu: &str, image: &str, bytes: &[u8]) {
         raw(&self.store, Method::Put, lsu, Some(&format!("{image}/manifest")), &[], bytes).unwrap();
     }
-    fn conditional_replace(&self) -> bool {
-        false
-    }
 }
 
 fn no_leftovers(t: &S3Target) {
@@ -259,11 +256,13 @@ fn conformance_radosgw() {
     no_leftovers(&t);
 }
 
-/// Every piece multipart (256 KiB parts), every copy UploadPartCopy, Content-MD5 checks.
+/// Every piece multipart (256 KiB parts), every copy UploadPartCopy, Content-MD5 checks, and
+/// the claim protocol for every create and replace.
 #[test]
 fn conformance_radosgw_small_parts_md5() {
     let Some((_g, e)) = setup("conformance_radosgw_small_parts_md5") else { return };
     let mut s = settings(&e);
+    s.create_mode = vast_ost_engine::store::s3::CreateMode::Claim;
     s.allow_small_parts = true;
     s.part_size = 256 << 10;
     s.copy_part_size = 256 << 10;
@@ -685,12 +684,38 @@ fn refused_crc32c_headers_fall_back_to_none() {
     let st = store(&s);
     write_piece(&st, lsu, "ck_C1_F1/multi.piece", 1, 12 * MIB + 3, 1 << 20);
     write_piece(&st, lsu, "ck_C1_F1/single.piece", 2, 1000, 1000);
-    st.create_manifest(lsu, "ck_C1_F1", b"m").unwrap();
     assert_eq!(proxy.hits.load(Ordering::Relaxed), 1, "refused once, then no more CRC32C headers");
+    // The bucket's probe (on the first commit) sends a wrong and a right checksum, both
+    // refused, and finds CRC32C not supported.
+    st.create_manifest(lsu, "ck_C1_F1", b"m").unwrap();
+    assert_eq!(proxy.hits.load(Ordering::Relaxed), 3);
+    assert_eq!(
+        st.features(lsu).unwrap().unwrap().crc32c,
+        vast_ost_engine::store::s3::probe::Support::Refused
+    );
     let r = st.open_piece(lsu, "ck_C1_F1/multi.piece").unwrap();
     let mut back = vec![0u8; 12 * MIB + 3];
     assert_eq!(r.read_at(&mut back, 0).unwrap(), back.len());
     check_range(1, 0, &back);
+}
+
+/// What radosgw 16 does with the features the store relies on, as the probe finds it: it
+/// enforces If-None-Match, answers 412 to every If-Match on PutObject (even the right one), and
+/// takes x-amz-checksum-crc32c without checking it.
+#[test]
+fn probe_finds_what_radosgw_honours() {
+    use vast_ost_engine::store::s3::probe::Support::*;
+    let Some((_g, e)) = setup("probe_finds_what_radosgw_honours") else { return };
+    let b = Buckets::new(&e, 1);
+    let st = store(&settings(&e));
+    let f = st.features(&b.names[0]).unwrap().expect("auto mode probes");
+    eprintln!("radosgw: {f}");
+    // If-Match is refused even with the MD5 of what is stored: unusable, so manifests are
+    // replaced under the claim protocol's lease there.
+    assert_eq!((f.if_none_match, f.if_match), (Honoured, Refused), "{f}");
+    assert!(matches!(f.crc32c, Ignored | Honoured), "{f}");
+    let (objs, _) = st.list_objects(&b.names[0], "", None).unwrap();
+    assert!(objs.is_empty(), "the probe removes its keys: {objs:?}");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use vast_ost_engine::image::{self, ImageReader, ImageWriter};
 use vast_ost_engine::manifest::ImageDef;
 use vast_ost_engine::retry::RetryPolicy;
 use vast_ost_engine::store::s3::client::Req;
-use vast_ost_engine::store::s3::{ChecksumMode, S3Settings, S3Store};
+use vast_ost_engine::store::s3::{ChecksumMode, CreateMode, S3Settings, S3Store};
 use vast_ost_engine::store::PieceStore;
 use vast_sim::{FaultConfig, Plane, Sim, SimConfig};
 
@@ -116,6 +116,8 @@ fn conformance_vast_sim_small_parts() {
     s.copy_part_size = 128 << 10;
     s.checksum = ChecksumMode::Md5;
     s.read_ahead = 3;
+    // The claim protocol on a server that would honour the conditional headers.
+    s.create_mode = CreateMode::Claim;
     run(&s);
 }
 

@@ -19,11 +19,6 @@ pub trait Target {
     fn flip_bit(&self, lsu: &str, key: &str, at: u64);
     /// Overwrite an image's stored manifest with `bytes`.
     fn put_raw_manifest(&self, lsu: &str, image: &str, bytes: &[u8]);
-    /// Whether the server makes a manifest replace conditional (S3 If-Match). radosgw 16
-    /// ignores If-Match on PUT: there the replace is check-then-write.
-    fn conditional_replace(&self) -> bool {
-        true
-    }
 }
 
 /// One conformance case: its name and the check.
@@ -33,6 +28,7 @@ pub fn run_all(t: &dyn Target) {
     let cases: &[Case] = &[
         ("sequential_roundtrip", sequential_roundtrip),
         ("create_existing_fails", create_existing_fails),
+        ("racing_creators", racing_creators),
         ("checkpoint_restart", checkpoint_restart),
         ("random_writes_overwrites_holes", random_writes_overwrites_holes),
         ("read_bounds", read_bounds),
@@ -128,6 +124,55 @@ fn create_existing_fails(t: &dyn Target) {
     let e = ImageWriter::create(s.clone(), &lsu, def("dup_C1_HDR")).err().unwrap();
     assert_eq!(e.kind(), ErrorKind::AlreadyExists);
     image::delete(s.as_ref(), &lsu, &def("dup_C1_HDR")).unwrap();
+}
+
+/// Eight writers create one name at once: at most one succeeds, the others get
+/// `AlreadyExists`, and a complete image of that name is never replaced.
+fn racing_creators(t: &dyn Target) {
+    let (lsu, _) = t.lsus();
+    let s = t.store();
+    let race = |name: &str, seed: u64| -> Vec<Result<(), ErrorKind>> {
+        std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..8u64)
+                .map(|i| {
+                    let (s, lsu) = (s.clone(), lsu.clone());
+                    sc.spawn(move || {
+                        let mut w = ImageWriter::create(s, &lsu, def(name)).map_err(|e| e.kind())?;
+                        write_seq(&mut w, seed + i, 0, 100_000, 50_000);
+                        w.close(true).map(drop).map_err(|e| e.kind())
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    };
+    // A complete image: nobody replaces it.
+    let mut w = ImageWriter::create(s.clone(), &lsu, def("race_C1_F1")).unwrap();
+    write_seq(&mut w, 40, 0, 70_000, 70_000);
+    w.close(true).unwrap();
+    for r in race("race_C1_F1", 100) {
+        assert_eq!(r, Err(ErrorKind::AlreadyExists));
+    }
+    assert_eq!(read_all(&s, &lsu, "race_C1_F1"), expected(40, 70_000), "the complete image is untouched");
+    // A new name: at most one winner, whose image is whole; the others were told it exists.
+    let results = race("race_C1_F2", 200);
+    let won: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(i, _)| i).collect();
+    eprintln!("conformance: racing_creators: {} winner(s) of 8", won.len());
+    assert!(won.len() <= 1, "{results:?}");
+    for r in results.iter().filter(|r| r.is_err()) {
+        assert_eq!(*r, Err(ErrorKind::AlreadyExists), "{results:?}");
+    }
+    if let [i] = won[..] {
+        assert_eq!(read_all(&s, &lsu, "race_C1_F2"), expected(200 + i as u64, 100_000));
+    }
+    image::delete(s.as_ref(), &lsu, &def("race_C1_F1")).unwrap();
+    image::delete(s.as_ref(), &lsu, &def("race_C1_F2")).unwrap();
+}
+
+fn expected(seed: u64, len: u64) -> Vec<u8> {
+    let mut b = vec![0u8; len as usize];
+    pattern(seed, 0, &mut b);
+    b
 }
 
 fn checkpoint_restart(t: &dyn Target) {
@@ -537,22 +582,16 @@ fn manifest_replace_is_compare_and_swap(t: &dyn Target) {
     let mut m = image::load(s.as_ref(), &lsu, &def("cas_C1_F1")).unwrap();
     m.generation += 1;
     let next = m.encode();
-    if t.conditional_replace() {
-        let e = s.replace_manifest(&lsu, "cas_C1_F1", &next, b"something else").unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::State, "a replace on a manifest that changed is refused");
-    }
+    let e = s.replace_manifest(&lsu, "cas_C1_F1", &next, b"something else").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::State, "a replace on a manifest that changed is refused");
     s.replace_manifest(&lsu, "cas_C1_F1", &next, &raw).unwrap();
     m.generation += 1;
-    if t.conditional_replace() {
-        let stale = s.replace_manifest(&lsu, "cas_C1_F1", &m.encode(), &raw).unwrap_err();
-        assert_eq!(stale.kind(), ErrorKind::State, "the second writer working from the old manifest loses");
-        assert_eq!(s.read_manifest(&lsu, "cas_C1_F1").unwrap().unwrap(), next);
-    }
+    let stale = s.replace_manifest(&lsu, "cas_C1_F1", &m.encode(), &raw).unwrap_err();
+    assert_eq!(stale.kind(), ErrorKind::State, "the second writer working from the old manifest loses");
+    assert_eq!(s.read_manifest(&lsu, "cas_C1_F1").unwrap().unwrap(), next);
     // A delete in between: the commit does not bring the image back.
     image::delete(s.as_ref(), &lsu, &def("cas_C1_F1")).unwrap();
-    if t.conditional_replace() {
-        assert!(s.replace_manifest(&lsu, "cas_C1_F1", &m.encode(), &next).is_err());
-        assert!(s.read_manifest(&lsu, "cas_C1_F1").unwrap().is_none());
-    }
+    assert!(s.replace_manifest(&lsu, "cas_C1_F1", &m.encode(), &next).is_err());
+    assert!(s.read_manifest(&lsu, "cas_C1_F1").unwrap().is_none());
     image::delete(s.as_ref(), &lsu, &def("cas_C1_F1")).unwrap();
 }

@@ -2,6 +2,8 @@
 //! answer's XML as typed structs, and what a lost answer or a retry means for each. Multipart
 //! uploads are in [`super::multipart`]. No image logic here.
 
+use jiff::fmt::rfc2822::DateTimeParser;
+use jiff::Timestamp;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rusty_s3::Method;
 
@@ -31,19 +33,8 @@ fn missing_key(e: &Error) -> bool {
 /// ListBuckets: the names of the buckets this user sees.
 pub fn list_buckets(c: &Client) -> Result<Vec<String>> {
     let what = "ListBuckets";
-    let doc = c.call(
-        c.pick(),
-        what,
-        || Req {
-            method: Method::Get,
-            bucket: None,
-            key: None,
-            query: Vec::new(),
-            headers: Vec::new(),
-            body: &[],
-        },
-        |mut r| Ok(r.text(what, MAX_LIST_BODY)?),
-    )?;
+    let doc =
+        c.call(c.pick(), what, || Req::service(Method::Get), |mut r| Ok(r.text(what, MAX_LIST_BODY)?))?;
     let l: xml::ListAllMyBucketsResult = xml::parse(what, &doc)?;
     Ok(l.buckets.list.into_iter().map(|b| b.name).collect())
 }
@@ -96,7 +87,8 @@ pub fn get_small(c: &Client, ep: usize, bucket: &str, key: &str, limit: u64) -> 
     }
 }
 
-/// PutObject of `data` with `headers` (checksums, conditions), retried as the policy says.
+/// PutObject of `data` with `headers` (checksums) and `conditions` (`if-none-match`,
+/// `if-match`), retried as the policy says.
 /// `on_retry_refusal` decides what a refusal of a retried attempt means (an earlier attempt
 /// whose answer was lost may have landed): `Ok(())` when that attempt is known to have landed.
 pub fn put_object(
@@ -105,12 +97,14 @@ pub fn put_object(
     what: &str,
     data: &[u8],
     headers: &[(&'static str, String)],
+    conditions: &[(&'static str, String)],
     on_retry_refusal: impl Fn(&Failure) -> bool,
 ) -> Result<()> {
     let Obj { ep, bucket, key } = o;
     c.run(|attempt| {
         let mut r = Req::new(Method::Put, bucket, Some(key)).body(data);
         r.headers.extend(headers.iter().cloned());
+        r.conditions.extend(conditions.iter().cloned());
         match c.send(ep, &r, what) {
             Ok(_) => Ok(()),
             Err(f) if attempt > 1 && on_retry_refusal(&f) => Ok(()),
@@ -129,45 +123,49 @@ pub fn delete_object(c: &Client, bucket: &str, key: &str) -> Result<()> {
 }
 
 /// DeleteObjects in batches of 1000 (quiet: only failures come back). A key that is already
-/// gone is not a failure.
+/// gone is not a failure; keys the server failed to delete for a passing reason (a per-key
+/// `InternalError` or `SlowDown`) are sent again as the retry policy allows.
 pub fn delete_objects(c: &Client, bucket: &str, keys: &[String]) -> Result<()> {
     use base64::Engine as _;
     let ep = c.pick();
     for batch in keys.chunks(1000) {
-        let what = format!("DeleteObjects {bucket} ({} keys from {})", batch.len(), batch[0]);
-        let body = xml::body(
-            "Delete",
-            &xml::Delete { quiet: true, objects: batch.iter().map(|k| xml::DeleteKey { key: k }).collect() },
-        );
-        // AWS requires an integrity header on DeleteObjects; MD5 of a few KiB is nothing.
-        let md5 = base64::engine::general_purpose::STANDARD.encode(super::checksum::md5(body.as_bytes()));
-        let doc = c.call(
-            ep,
-            &what,
-            || {
-                Req::new(Method::Post, bucket, None)
-                    .query("delete", "")
-                    .header("content-md5", md5.clone())
-                    .header("content-type", "application/xml")
-                    .body(body.as_bytes())
-            },
-            |mut r| Ok(r.text(&what, MAX_LIST_BODY)?),
-        )?;
-        let result: xml::DeleteResult = xml::parse(&what, &doc)?;
-        let failed: Vec<_> = result.errors.iter().filter(|e| e.code != "NoSuchKey").collect();
-        if !failed.is_empty() {
+        let mut left: Vec<&String> = batch.iter().collect();
+        c.run(|_| {
+            let what = format!("DeleteObjects {bucket} ({} keys from {})", left.len(), left[0]);
+            let body = xml::body(
+                "Delete",
+                &xml::Delete {
+                    quiet: true,
+                    objects: left.iter().map(|k| xml::DeleteKey { key: k }).collect(),
+                },
+            );
+            // AWS requires an integrity header on DeleteObjects; MD5 of a few KiB is nothing.
+            let md5 = base64::engine::general_purpose::STANDARD.encode(super::checksum::md5(body.as_bytes()));
+            let r = Req::new(Method::Post, bucket, None)
+                .query("delete", "")
+                .header("content-md5", md5)
+                .header("content-type", "application/xml")
+                .body(body.as_bytes());
+            let doc = c.send(ep, &r, &what)?.text(&what, MAX_LIST_BODY)?;
+            let result: xml::DeleteResult = xml::parse(&what, &doc)?;
+            let failed: Vec<_> = result.errors.into_iter().filter(|e| e.code != "NoSuchKey").collect();
+            if failed.is_empty() {
+                return Ok(());
+            }
             let kind = if failed.iter().any(|f| f.code == "AccessDenied") {
                 ErrorKind::Access
             } else {
                 ErrorKind::Io
             };
+            let passing = failed
+                .iter()
+                .all(|f| matches!(f.code.as_str(), "InternalError" | "SlowDown" | "ServiceUnavailable"));
             let list: Vec<String> =
                 failed.iter().map(|f| format!("{}: {} {}", f.key, f.code, f.message)).collect();
-            return Err(Error::new(
-                kind,
-                format!("{what}: {} not deleted: {}", failed.len(), list.join("; ")),
-            ));
-        }
+            let err = Error::new(kind, format!("{what}: {} not deleted: {}", failed.len(), list.join("; ")));
+            left.retain(|k| failed.iter().any(|f| &f.key == *k));
+            Err(Failure { err, retry: passing && !left.is_empty() })
+        })?;
     }
     Ok(())
 }
@@ -175,9 +173,47 @@ pub fn delete_objects(c: &Client, bucket: &str, keys: &[String]) -> Result<()> {
 /// ListObjectsV2 of `prefix`, every page: keys (and sizes), and common prefixes when a
 /// delimiter is given.
 pub fn list_objects(c: &Client, bucket: &str, prefix: &str, delimiter: Option<&str>) -> Result<Listing> {
+    let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
+    list_pages(c, bucket, prefix, delimiter, |page, _| {
+        keys.extend(page.contents.into_iter().map(|o| (o.key, o.size)));
+        prefixes.extend(page.common_prefixes.into_iter().map(|p| p.prefix));
+    })?;
+    Ok((keys, prefixes))
+}
+
+/// An object in a listing, with when it was last written (server time).
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub key: String,
+    pub modified: Option<Timestamp>,
+}
+
+/// ListObjectsV2 of `prefix`, every page, with each object's modification time, and the
+/// server's clock when it answered the last page (its `Date` header): ages measured on the
+/// server's clock alone, whatever this host's clock says.
+pub fn list_timed(c: &Client, bucket: &str, prefix: &str) -> Result<(Vec<Listed>, Option<Timestamp>)> {
+    let (mut out, mut now) = (Vec::new(), None);
+    list_pages(c, bucket, prefix, None, |page, date| {
+        now = date;
+        out.extend(
+            page.contents
+                .into_iter()
+                .map(|o| Listed { key: o.key, modified: o.last_modified.and_then(|t| t.parse().ok()) }),
+        );
+    })?;
+    Ok((out, now))
+}
+
+/// Every page of a ListObjectsV2, handed to `on_page` with the answer's `Date`.
+fn list_pages(
+    c: &Client,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    mut on_page: impl FnMut(xml::ListBucketResult, Option<Timestamp>),
+) -> Result<()> {
     let ep = c.pick();
     let what = format!("ListObjectsV2 {bucket}/{prefix}");
-    let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
     let mut token: Option<String> = None;
     loop {
         let req = || {
@@ -190,22 +226,25 @@ pub fn list_objects(c: &Client, bucket: &str, prefix: &str, delimiter: Option<&s
             }
             r
         };
-        let doc = c.call(ep, &what, req, |mut r| Ok(r.text(&what, MAX_LIST_BODY)?))?;
-        let page: xml::ListBucketResult = xml::parse(&what, &doc)?;
-        keys.extend(page.contents.into_iter().map(|o| (o.key, o.size)));
-        prefixes.extend(page.common_prefixes.into_iter().map(|p| p.prefix));
-        match page.next_continuation_token.filter(|t| !t.is_empty()) {
-            Some(t) if page.is_truncated => token = Some(t),
-            _ if page.is_truncated => {
+        let (doc, date) = c.call(ep, &what, req, |mut r| {
+            let date = r.header("date").and_then(|d| DateTimeParser::new().parse_timestamp(d.trim()).ok());
+            Ok((r.text(&what, MAX_LIST_BODY)?, date))
+        })?;
+        let mut page: xml::ListBucketResult = xml::parse(&what, &doc)?;
+        let next = page.next_continuation_token.take().filter(|t| !t.is_empty());
+        let truncated = page.is_truncated;
+        on_page(page, date);
+        match next {
+            Some(t) if truncated => token = Some(t),
+            _ if truncated => {
                 return Err(Error::new(
                     ErrorKind::Io,
                     format!("{what}: truncated answer without a continuation token"),
                 ))
             }
-            _ => break,
+            _ => return Ok(()),
         }
     }
-    Ok((keys, prefixes))
 }
 
 /// Characters of a key that `x-amz-copy-source` keeps as they are (RFC 3986 unreserved, and

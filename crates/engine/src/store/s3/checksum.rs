@@ -56,6 +56,13 @@ impl Checksums {
         }
     }
 
+    /// Send no checksum from now on (logged once, with `why`).
+    pub fn disable(&self, why: &str) {
+        if self.0.swap(2, Ordering::Relaxed) == 0 {
+            warn!("S3: {why}; sending data without a per-request checksum from now on");
+        }
+    }
+
     /// Run `op` (a request that carries a checksum) in the mode in force. When the server
     /// refuses it in a way that may be about the CRC32C headers, `op` runs once more without
     /// them: if that succeeds, the server does not take them and the store goes on without

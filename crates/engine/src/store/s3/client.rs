@@ -50,12 +50,31 @@ pub struct Req<'a> {
     pub query: Vec<(&'static str, String)>,
     /// Header names in lowercase; all of them are signed.
     pub headers: Vec<(&'static str, String)>,
+    /// Conditions (`if-none-match`, `if-match`), sent unsigned: SigV4 does not require it, the
+    /// payload is unsigned anyway, and a test proxy can then take them away to act as a server
+    /// that ignores them.
+    pub conditions: Vec<(&'static str, String)>,
     pub body: &'a [u8],
+    /// A limit for this request shorter than the client's.
+    pub timeout: Option<Duration>,
 }
 
 impl<'a> Req<'a> {
     pub fn new(method: Method, bucket: &'a str, key: Option<&'a str>) -> Req<'a> {
-        Req { method, bucket: Some(bucket), key, query: Vec::new(), headers: Vec::new(), body: &[] }
+        Req { bucket: Some(bucket), key, ..Req::service(method) }
+    }
+    /// A request to the service itself (ListBuckets).
+    pub fn service(method: Method) -> Req<'a> {
+        Req {
+            method,
+            bucket: None,
+            key: None,
+            query: Vec::new(),
+            headers: Vec::new(),
+            conditions: Vec::new(),
+            body: &[],
+            timeout: None,
+        }
     }
     pub fn query(mut self, k: &'static str, v: impl Into<String>) -> Self {
         self.query.push((k, v.into()));
@@ -220,8 +239,13 @@ impl Client {
                     Method::Head => self.http.agent().head(uri),
                     _ => self.http.agent().delete(uri),
                 };
-                for (k, v) in &headers {
-                    b = b.header(*k, *v);
+                for (k, v) in
+                    headers.iter().copied().chain(req.conditions.iter().map(|(k, v)| (*k, v.as_str())))
+                {
+                    b = b.header(k, v);
+                }
+                if let Some(t) = req.timeout {
+                    b = b.config().timeout_global(Some(t)).build();
                 }
                 b.call()
             }
@@ -231,8 +255,13 @@ impl Client {
                 } else {
                     self.http.agent().post(uri)
                 };
-                for (k, v) in &headers {
-                    b = b.header(*k, *v);
+                for (k, v) in
+                    headers.iter().copied().chain(req.conditions.iter().map(|(k, v)| (*k, v.as_str())))
+                {
+                    b = b.header(k, v);
+                }
+                if let Some(t) = req.timeout {
+                    b = b.config().timeout_global(Some(t)).build();
                 }
                 // A slice body always gets its Content-Length, 0 included (radosgw answers
                 // 411 to UploadPartCopy and CompleteMultipartUpload without one).

@@ -17,7 +17,9 @@
 //! - [`xml`]: the XML documents, as typed structs.
 //! - [`api`], [`multipart`]: the S3 operations the store uses, one function each.
 //! - [`checksum`]: per-request checksums and the fallback when a server refuses them.
-//! - [`precondition`]: manifest create and replace (conditional writes).
+//! - [`probe`]: what a bucket's server really does with conditional writes and CRC32C.
+//! - [`precondition`]: manifest create, replace and delete, with the conditional headers the
+//!   server honours, else the claim protocol ([`claim`], `docs/commit-protocol.md`).
 //! - [`copy`]: server-side piece copy.
 //! - [`writer`], [`reader`]: one piece's multipart upload pipeline and ranged read-ahead.
 //! - [`store`]: the [`S3Store`] that puts these together behind [`crate::store::PieceStore`].
@@ -49,11 +51,13 @@
 
 pub mod api;
 mod checksum;
+mod claim;
 pub mod client;
 mod copy;
 mod endpoints;
 pub mod multipart;
 mod precondition;
+pub mod probe;
 mod reader;
 mod settings;
 mod store;

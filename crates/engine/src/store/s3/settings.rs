@@ -30,18 +30,21 @@ pub enum ChecksumMode {
     None,
 }
 
-/// How `create_manifest` makes sure it does not replace another writer's manifest.
+/// How manifests are created and replaced so that no writer replaces another's (`create_mode`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CreateMode {
-    /// `PUT` with `If-None-Match: *`: atomic (AWS since 2024, radosgw, MinIO). A server that
-    /// answers 501 to it makes the store fall back to `head-then-put` by itself.
+    /// Probe each bucket once (`If-None-Match`, `If-Match`, CRC32C) and use the conditional
+    /// headers the server is seen to honour, the claim protocol for what it does not.
     #[default]
-    IfNoneMatch,
-    /// `HEAD`, then `PUT` if there was nothing: two writers creating the same image within
-    /// one round trip can both succeed, and the later manifest wins; the loser finds out at its
-    /// next commit (its generation no longer matches) with a State error.
-    HeadThenPut,
+    Auto,
+    /// Trust the server's conditional headers without probing (for buckets where the probe
+    /// cannot write). A 501 still moves that bucket to the claim protocol.
+    #[serde(alias = "if-none-match")]
+    Conditional,
+    /// The claim protocol always, whatever the server honours.
+    #[serde(alias = "head-then-put")]
+    Claim,
 }
 
 /// `[server.s3]`-style settings of the S3 data path.
@@ -196,7 +199,7 @@ mod tests {
         assert_eq!((s.part_size, s.upload_workers, s.read_ahead), (16 << 20, 4, 4));
         assert_eq!(
             (s.region.as_str(), s.checksum, s.create_mode),
-            ("us-east-1", ChecksumMode::Crc32c, CreateMode::IfNoneMatch)
+            ("us-east-1", ChecksumMode::Crc32c, CreateMode::Auto)
         );
         s.validate().unwrap();
         let dbg = format!("{s:?}");
@@ -208,9 +211,6 @@ mod tests {
         small.allow_small_parts = true;
         small.validate().unwrap();
         let s = parse("endpoints = [\"https://a\"]\naccess_key = \"a\"\nsecret_key = \"b\"\nchecksum = \"md5\"\ncreate_mode = \"head-then-put\"\n[tls]\ninsecure = true\n").unwrap();
-        assert_eq!(
-            (s.checksum, s.create_mode, s.tls.insecure),
-            (ChecksumMode::Md5, CreateMode::HeadThenPut, true)
-        );
+        assert_eq!((s.checksum, s.create_mode, s.tls.insecure), (ChecksumMode::Md5, CreateMode::Claim, true));
     }
 }

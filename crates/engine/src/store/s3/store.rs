@@ -135,6 +135,12 @@ impl S3Store {
         api::head_size(&self.sh.client, self.sh.client.pick(), bucket, key)
     }
 
+    /// What `lsu`'s server does with conditional writes and CRC32C (probed on first use;
+    /// `None` when `create_mode` does not probe).
+    pub fn features(&self, lsu: &str) -> Result<Option<super::probe::Features>> {
+        self.preconditions.features(&self.sh, &self.bucket(lsu)?)
+    }
+
     /// Abort the open uploads under `prefix` whose key `abort` accepts.
     fn abort_uploads(&self, bucket: &str, prefix: &str, abort: impl Fn(&str) -> bool) -> Result<()> {
         let c = &self.sh.client;
@@ -155,9 +161,11 @@ impl PieceStore for S3Store {
 
     fn describe(&self, lsu: &str) -> String {
         let ep = self.sh.client.endpoint(0).trim_end_matches('/').to_string();
-        match self.bucket(lsu) {
-            Ok(b) => format!("S3 bucket {b} at {ep}"),
-            Err(_) => format!("S3 {ep}"),
+        let Ok(b) = self.bucket(lsu) else { return format!("S3 {ep}") };
+        match self.preconditions.features(&self.sh, &b) {
+            Ok(Some(f)) => format!("S3 bucket {b} at {ep}; {f}"),
+            Ok(None) => format!("S3 bucket {b} at {ep}"),
+            Err(e) => format!("S3 bucket {b} at {ep}; features not probed ({e})"),
         }
     }
 
@@ -220,8 +228,8 @@ impl PieceStore for S3Store {
     fn delete_image(&self, lsu: &str, image: &str, pieces: &[String]) -> Result<()> {
         let bucket = self.bucket(lsu)?;
         let manifest = self.manifest_key(image)?;
-        // The image vanishes first.
-        api::delete_object(&self.sh.client, &bucket, &manifest)?;
+        // The image vanishes first, in a way no commit in flight can undo.
+        self.preconditions.delete(&self.sh, &bucket, &manifest, image)?;
         let prefix = layout::image_prefix(image);
         // Uploads of writers that died or are still going: nothing may stay open.
         self.abort_uploads(&bucket, &prefix, |_| true)?;
@@ -248,9 +256,16 @@ impl PieceStore for S3Store {
     fn list_image_keys(&self, lsu: &str, image: &str) -> Result<Vec<(String, Option<Duration>)>> {
         let bucket = self.bucket(lsu)?;
         let prefix = layout::image_prefix(image);
-        let (objects, _) = self.list_objects(&bucket, &prefix, None)?;
-        let mut out: Vec<(String, Option<Duration>)> =
-            objects.into_iter().map(|(k, _)| (k, None)).filter(|(k, _)| k.starts_with(&prefix)).collect();
+        // Ages on the server's clock: LastModified against the listing's Date.
+        let (objects, now) = api::list_timed(&self.sh.client, &bucket, &prefix)?;
+        let mut out: Vec<(String, Option<Duration>)> = objects
+            .into_iter()
+            .filter(|o| o.key.starts_with(&prefix))
+            .map(|o| {
+                let age = o.modified.zip(now).and_then(|(m, n)| Duration::try_from(n.duration_since(m)).ok());
+                (o.key, age)
+            })
+            .collect();
         for (key, _) in self.list_uploads(&bucket, &prefix)? {
             if key.starts_with(&prefix) && !out.iter().any(|(k, _)| *k == key) {
                 out.push((key, None));

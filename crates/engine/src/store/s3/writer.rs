@@ -227,7 +227,7 @@ impl S3PieceWriter {
             return self.sh.checksums.with(|mode| {
                 let headers = checksum::headers(mode, &data);
                 let o = api::Obj { ep: self.ep, bucket: &self.bucket, key: &self.key };
-                api::put_object(c, o, &what, &data, &headers, |_| false)
+                api::put_object(c, o, &what, &data, &headers, &[], |_| false)
             });
         }
         if self.cur.as_ref().is_some_and(|b| !b.is_empty()) {

@@ -63,6 +63,8 @@ pub struct ObjectEntry {
     pub key: String,
     #[serde(default)]
     pub size: u64,
+    /// RFC 3339, server time.
+    pub last_modified: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
