@@ -88,6 +88,10 @@ pub struct ServerConfig {
     pub lsu_prefix: Option<String>,
     #[serde(default = "default_capacity_ttl")]
     pub capacity_ttl_secs: u64,
+    /// A writer on another media server is judged gone after this long without a commit
+    /// (writers recommit every third of it); orphan cleanup waits at least this long.
+    #[serde(default = "default_writer_silence")]
+    pub writer_silence_secs: u64,
     pub vms: Option<VmsSettings>,
     pub nfs: Option<NfsSettings>,
     pub s3: Option<S3Settings>,
@@ -102,6 +106,10 @@ pub struct ServerConfig {
 
 fn default_capacity_ttl() -> u64 {
     10
+}
+
+fn default_writer_silence() -> u64 {
+    900
 }
 
 impl ServerConfig {
@@ -158,6 +166,9 @@ impl Config {
             }
             if !seen.insert(cluster.to_ascii_lowercase()) {
                 return bad(format!("[[server]] '{cluster}' appears twice"));
+            }
+            if s.writer_silence_secs < 3 {
+                return bad(format!("[[server]] writer_silence_secs of '{cluster}' must be at least 3"));
             }
             if s.nfs.is_none() && s.s3.is_none() {
                 return bad(format!(

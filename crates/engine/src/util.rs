@@ -19,8 +19,16 @@ pub fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
+/// Environment variable that overrides the host name recorded for writers (tests that play
+/// several media servers on one machine; hosts that share a name).
+pub const HOSTNAME_ENV: &str = "VAST_OST_HOSTNAME";
+
+/// This media server's name, as recorded in the manifests of images it writes.
 pub fn hostname() -> String {
-    rustix::system::uname().nodename().to_string_lossy().into_owned()
+    match std::env::var(HOSTNAME_ENV) {
+        Ok(h) if !h.is_empty() => h,
+        _ => rustix::system::uname().nodename().to_string_lossy().into_owned(),
+    }
 }
 
 /// Is process `pid` of this host alive? (Signal 0 checks without sending anything.)

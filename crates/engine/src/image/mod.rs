@@ -9,7 +9,7 @@ mod writer;
 
 pub use orphans::{find_orphans, remove_orphans, Orphans};
 pub use reader::ImageReader;
-pub use writer::ImageWriter;
+pub use writer::{ImageWriter, Liveness};
 
 use std::sync::Arc;
 

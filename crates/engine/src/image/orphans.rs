@@ -3,7 +3,7 @@
 
 use tracing::warn;
 
-use super::{delete, load, writer::REMOTE_SILENCE};
+use super::{delete, load, Liveness};
 use crate::error::{ErrorKind, Result};
 use crate::layout;
 use crate::manifest::{ImageDef, Manifest, State};
@@ -34,18 +34,23 @@ impl Orphans {
 
 /// Is the writer recorded in a manifest gone? On this host the pid tells; elsewhere only
 /// silence longer than `older_than` since the last commit does.
-fn writer_gone(m: &Manifest, older_than: std::time::Duration) -> bool {
+fn writer_gone(m: &Manifest, older_than: std::time::Duration, silence: std::time::Duration) -> bool {
     let Some(w) = &m.writer else { return true };
     if w.host == util::hostname() {
         return !util::process_alive(w.pid);
     }
-    util::now_secs().saturating_sub(m.updated) > older_than.max(REMOTE_SILENCE).as_secs()
+    util::now_secs().saturating_sub(m.updated) > older_than.max(silence).as_secs()
 }
 
 /// Scan one LSU for what crashed writers left. Images held by a live writer are skipped, and
 /// so is anything younger than `older_than` (a create in progress looks like an orphan for a
 /// moment; a writer on another host is only known gone by its silence).
-pub fn find_orphans(store: &dyn PieceStore, lsu: &str, older_than: std::time::Duration) -> Result<Orphans> {
+pub fn find_orphans(
+    store: &dyn PieceStore,
+    lsu: &str,
+    older_than: std::time::Duration,
+    liveness: Liveness,
+) -> Result<Orphans> {
     let mut out = Orphans::default();
     for name in store.list_images(lsu, "")? {
         let keys = store.list_image_keys(lsu, &name)?;
@@ -69,7 +74,7 @@ pub fn find_orphans(store: &dyn PieceStore, lsu: &str, older_than: std::time::Du
             }
         };
         out.generations.insert(name.clone(), m.generation);
-        let gone = writer_gone(&m, older_than);
+        let gone = writer_gone(&m, older_than, liveness.silence);
         if m.state == State::Pending && m.writer.is_some() && gone {
             let w = m.writer.as_ref().map(|w| format!("{}:{}", w.host, w.pid)).unwrap_or_default();
             out.stale_pending.push((name.clone(), w));

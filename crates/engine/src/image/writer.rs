@@ -43,13 +43,30 @@ pub struct ImageWriter {
     failed: Option<Error>,
     /// The manifest of the last commit sent, in case its answer was lost.
     last_attempt: Option<Manifest>,
+    liveness: Liveness,
 }
 
-/// How often a writer recommits to show it is alive (see [`ImageWriter::heartbeat`]).
-const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(300);
-/// A writer on another host is judged gone only after this much silence, whatever the
-/// cleanup's `older_than`: several missed heartbeats.
-pub(super) const REMOTE_SILENCE: std::time::Duration = std::time::Duration::from_secs(3 * 300);
+/// How a writer shows other media servers it is alive: it recommits every `heartbeat` (see
+/// [`ImageWriter::heartbeat`]), and a writer on another host is judged gone only after
+/// `silence` without a commit, several missed heartbeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    pub heartbeat: std::time::Duration,
+    pub silence: std::time::Duration,
+}
+
+impl Liveness {
+    /// A silence window, with a heartbeat a third of it.
+    pub fn with_silence(silence: std::time::Duration) -> Liveness {
+        Liveness { heartbeat: silence / 3, silence }
+    }
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness::with_silence(std::time::Duration::from_secs(900))
+    }
+}
 
 impl ImageWriter {
     /// Create a new image: its first manifest (pending, busy) claims the name on storage.
@@ -93,11 +110,17 @@ impl ImageWriter {
             current: None,
             failed: None,
             last_attempt: None,
+            liveness: Liveness::default(),
         }
     }
 
     pub fn manifest(&self) -> &Manifest {
         &self.working
+    }
+
+    /// Recommit at `liveness.heartbeat` intervals (the server's `writer_silence_secs`).
+    pub fn set_liveness(&mut self, liveness: Liveness) {
+        self.liveness = liveness;
     }
 
     /// Write `buf` at image offset `off`.
@@ -249,9 +272,9 @@ impl ImageWriter {
 
     /// A long write between commits still shows the writer alive to other media servers
     /// (the orphan scan judges a remote writer by the age of its last commit): recommit the
-    /// last committed state with a fresh time every HEARTBEAT.
+    /// last committed state with a fresh time every `liveness.heartbeat`.
     fn heartbeat(&mut self) -> Result<()> {
-        if util::now_secs().saturating_sub(self.committed.updated) < HEARTBEAT.as_secs() {
+        if util::now_secs().saturating_sub(self.committed.updated) < self.liveness.heartbeat.as_secs() {
             return Ok(());
         }
         let working = std::mem::replace(&mut self.working, self.committed.clone());

@@ -85,6 +85,7 @@ impl Server {
             endpoints,
             counts: Mutex::new(Default::default()),
             ttl: Duration::from_secs(sc.capacity_ttl_secs),
+            liveness: crate::image::Liveness::with_silence(Duration::from_secs(sc.writer_silence_secs)),
             open: AtomicUsize::new(0),
         })
     }

@@ -38,6 +38,8 @@ pub struct Server {
     /// few seconds, and counting lists every image.
     counts: Mutex<std::collections::HashMap<String, (Instant, u64)>>,
     ttl: Duration,
+    /// How writers show they are alive, and when one on another host is judged gone.
+    liveness: crate::image::Liveness,
     /// Images and lists open on this server: close_server is refused while any are.
     open: AtomicUsize,
 }

@@ -17,7 +17,8 @@ use crate::names;
 impl Server {
     pub fn create_image(self: &Arc<Self>, lsu: &str, def: ImageDef) -> Result<OpenImage> {
         let store = self.store_for(lsu)?.clone();
-        let w = ImageWriter::create(store, lsu, def)?;
+        let mut w = ImageWriter::create(store, lsu, def)?;
+        w.set_liveness(self.liveness);
         Ok(self.opened(lsu, Mode::Write(Box::new(w))))
     }
 
@@ -25,7 +26,9 @@ impl Server {
     pub fn open_image(self: &Arc<Self>, lsu: &str, def: &ImageDef, append: bool) -> Result<OpenImage> {
         let store = self.store_for(lsu)?.clone();
         let mode = if append {
-            Mode::Write(Box::new(ImageWriter::append(store, lsu, def)?))
+            let mut w = ImageWriter::append(store, lsu, def)?;
+            w.set_liveness(self.liveness);
+            Mode::Write(Box::new(w))
         } else {
             Mode::Read(Box::new(ImageReader::open(store, lsu, def)?))
         };
@@ -58,7 +61,7 @@ impl Server {
 
     /// What crashed writers left in `lsu` (see [`image::find_orphans`]).
     pub fn find_orphans(&self, lsu: &str, older_than: Duration) -> Result<image::Orphans> {
-        image::find_orphans(self.store_for(lsu)?.as_ref(), lsu, older_than)
+        image::find_orphans(self.store_for(lsu)?.as_ref(), lsu, older_than, self.liveness)
     }
 
     pub fn remove_orphans(&self, lsu: &str, orphans: &image::Orphans, pending: bool) -> Result<usize> {

@@ -545,14 +545,18 @@ fn orphans_found_and_removed(t: &dyn Target) {
     let mut live = ImageWriter::create(s.clone(), &lsu, def("orph_C1_F3")).unwrap();
     write_seq(&mut live, 22, 0, 10_000, 10_000);
 
-    let o = image::find_orphans(s.as_ref(), &lsu, Duration::ZERO).unwrap();
+    let o = image::find_orphans(s.as_ref(), &lsu, Duration::ZERO, Default::default()).unwrap();
     let names = |v: &[(String, Vec<String>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     assert_eq!(names(&o.without_manifest), ["orph_C1_F2"]);
     assert_eq!(names(&o.unreferenced), ["orph_C1_F1"]);
     assert!(o.unreferenced[0].1.contains(&"orph_C1_F1/dead-00009.piece".to_string()), "{:?}", o.unreferenced);
     assert_eq!(o.stale_pending.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["orph_C1_F1"]);
     assert!(
-        image::find_orphans(s.as_ref(), &lsu, Duration::from_secs(3600)).unwrap().without_manifest.len() <= 1
+        image::find_orphans(s.as_ref(), &lsu, Duration::from_secs(3600), Default::default())
+            .unwrap()
+            .without_manifest
+            .len()
+            <= 1
     );
 
     image::remove_orphans(s.as_ref(), &lsu, &o, false).unwrap();
@@ -564,9 +568,12 @@ fn orphans_found_and_removed(t: &dyn Target) {
     let mut back = vec![0u8; 100_000];
     assert_eq!(r.read_at(&mut back, 0).unwrap(), 100_000);
     assert_eq!(back, expect(20, 100_000));
-    assert!(image::find_orphans(s.as_ref(), &lsu, Duration::ZERO).unwrap().without_manifest.is_empty());
+    assert!(image::find_orphans(s.as_ref(), &lsu, Duration::ZERO, Default::default())
+        .unwrap()
+        .without_manifest
+        .is_empty());
     // On request, stale pending images go too.
-    let o = image::find_orphans(s.as_ref(), &lsu, Duration::ZERO).unwrap();
+    let o = image::find_orphans(s.as_ref(), &lsu, Duration::ZERO, Default::default()).unwrap();
     image::remove_orphans(s.as_ref(), &lsu, &o, true).unwrap();
     assert_eq!(image::load(s.as_ref(), &lsu, &def("orph_C1_F1")).unwrap_err().kind(), ErrorKind::NotFound);
     live.close(true).unwrap();
