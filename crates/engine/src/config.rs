@@ -92,6 +92,10 @@ pub struct ServerConfig {
     /// (writers recommit every third of it); orphan cleanup waits at least this long.
     #[serde(default = "default_writer_silence")]
     pub writer_silence_secs: u64,
+    /// Copies of an image inside one LSU (copy_image, copy_extent) reference its pieces and
+    /// move no data; `false` gives every copy pieces of its own (copied inside the storage).
+    #[serde(default = "default_true")]
+    pub reference_copies: bool,
     pub vms: Option<VmsSettings>,
     pub nfs: Option<NfsSettings>,
     pub s3: Option<S3Settings>,
@@ -106,6 +110,10 @@ pub struct ServerConfig {
 
 fn default_capacity_ttl() -> u64 {
     10
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_writer_silence() -> u64 {

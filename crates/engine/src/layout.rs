@@ -5,8 +5,9 @@
 //! ```text
 //! <image>/manifest          the commit record
 //! <image>/<piece>           immutable data pieces (`<writer session>-<n>.piece`)
-//! <image>/.claim.<id>       S3 without conditional writes: a creator's claim on the name
-//! <image>/.lock.<id>        S3 without conditional writes: a committer's lease on the manifest
+//! <image>/<piece>.refs      the reference record of a piece other images share
+//! <image>/.<record>.claim.<id>  S3 without conditional writes: a creator's claim on a record
+//! <image>/.<record>.lock.<id>   S3 without conditional writes: a committer's lease on a record
 //! .vast-ost/                the plug-in's own keys in an LSU (never an image name: names
 //!                           do not start with '.'), e.g. the S3 feature probe
 //! ```
@@ -28,14 +29,34 @@ pub fn probe_prefix() -> String {
     format!("{RESERVED_PREFIX}probe/")
 }
 
-/// The prefix of every creator's claim on `image`.
-pub fn claim_prefix(image: &str) -> String {
-    format!("{image}/.claim.")
+/// The key of record `name` of `image` (the manifest is the record [`MANIFEST`]).
+pub fn record_key(image: &str, name: &str) -> String {
+    format!("{image}/{name}")
 }
 
-/// The prefix of every committer's lease on `image`'s manifest.
-pub fn lock_prefix(image: &str) -> String {
-    format!("{image}/.lock.")
+/// The name of the reference record of the piece at `piece_key`, in its owner image.
+pub fn refs_record(piece_key: &str) -> String {
+    format!("{}.refs", piece_file(piece_key))
+}
+
+/// Whether `key` is a reference record.
+pub fn is_refs_record(key: &str) -> bool {
+    key.ends_with(".refs")
+}
+
+/// The image that owns the piece at `piece_key` (the first part of its key).
+pub fn owner_of(piece_key: &str) -> &str {
+    piece_key.split_once('/').map_or(piece_key, |(image, _)| image)
+}
+
+/// The prefix of every creator's claim on record `name` of `image`.
+pub fn claim_prefix(image: &str, name: &str) -> String {
+    format!("{image}/.{name}.claim.")
+}
+
+/// The prefix of every committer's lease on record `name` of `image`.
+pub fn lock_prefix(image: &str, name: &str) -> String {
+    format!("{image}/.{name}.lock.")
 }
 
 /// The key of an image's manifest.
@@ -88,6 +109,9 @@ mod tests {
         assert_eq!(split_piece_key(&k).unwrap(), ("img", "00ab-00007.piece"));
         assert_eq!(piece_file(&k), "00ab-00007.piece");
         assert_eq!(piece_key_named("copy", piece_file(&k)), "copy/00ab-00007.piece");
+        assert_eq!(refs_record(&k), "00ab-00007.piece.refs");
+        assert!(is_refs_record(&record_key("img", &refs_record(&k))));
+        assert_eq!(owner_of(&k), "img");
         for bad in ["img/manifest", "nopiece", "img/../x", "../x/p", "img/.hidden"] {
             assert!(split_piece_key(bad).is_err(), "{bad}");
         }

@@ -14,6 +14,9 @@
 //!   block of its data, stored after the data in the piece itself (big-endian `u32`s) and
 //!   checked on every read before the bytes are handed out; the manifest holds the table's
 //!   own CRC32C. Pieces without a table (written by version 1) read as before.
+//! - 3: a piece may belong to another image of the LSU (`owned: false`, its key in that
+//!   image): optimized synthetics and reference copies share pieces instead of copying them.
+//!   Such a piece is kept while any image references it (`crate::image` shared pieces).
 
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +25,7 @@ use crate::layout::MAX_MANIFEST;
 
 pub const FORMAT: &str = "vast-ost-image";
 /// The version written.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// The oldest version still read.
 pub const OLDEST: u32 = 1;
 /// Bytes of data each block-table entry covers (version 2).
@@ -69,7 +72,8 @@ pub struct Piece {
     pub key: String,
     pub len: u64,
     pub crc32c: u32,
-    /// Deleted with this image. Always true in versions 1 and 2.
+    /// This image's own piece, stored under its name; `false`: a piece of another image of
+    /// the LSU that this one references (version 3).
     pub owned: bool,
     /// Bytes per entry of the piece's block table; 0 when the piece has none (version 1).
     #[serde(default)]
@@ -149,36 +153,12 @@ impl Manifest {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec(self).expect("manifest serializes");
-        let crc = crc32c::crc32c(&out);
-        out.extend_from_slice(format!("\ncrc32c={crc:08x}\n").as_bytes());
-        out
+        seal(self)
     }
 
     /// Decode and check a stored manifest. Every way it can be wrong is `Corrupt`.
     pub fn decode(bytes: &[u8]) -> Result<Manifest> {
-        if bytes.len() > MAX_MANIFEST {
-            return Err(Error::corrupt(format!("manifest is {} bytes, over the limit", bytes.len())));
-        }
-        let body_end = bytes
-            .strip_suffix(b"\n")
-            .and_then(|b| b.iter().rposition(|&c| c == b'\n'))
-            .ok_or_else(|| Error::corrupt("manifest has no checksum line"))?;
-        let (body, trailer) = bytes.split_at(body_end);
-        let want = std::str::from_utf8(&trailer[1..trailer.len() - 1])
-            .ok()
-            .and_then(|t| t.strip_prefix("crc32c="))
-            .filter(|h| h.len() == 8 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-            .ok_or_else(|| Error::corrupt("manifest checksum line is malformed"))?;
-        let got = crc32c::crc32c(body);
-        if got != want {
-            return Err(Error::corrupt(format!(
-                "manifest checksum mismatch (stored {want:08x}, computed {got:08x})"
-            )));
-        }
-        let m: Manifest = serde_json::from_slice(body)
-            .map_err(|e| Error::corrupt(format!("manifest does not parse: {e}")))?;
+        let m: Manifest = unseal(bytes, "manifest")?;
         m.check()?;
         Ok(m)
     }
@@ -207,6 +187,18 @@ impl Manifest {
             // Deleting this image deletes its owned pieces: they must be its own.
             return bad(format!("owned piece {} is outside image '{}'", p.key, self.def.basename));
         }
+        if let Some(p) =
+            self.pieces.iter().find(|p| !p.owned && (self.version < 3 || p.key.starts_with(&own)))
+        {
+            return bad(format!(
+                "piece {} is marked shared, but it is inside the image itself or the manifest is version {} \
+                 (shared pieces came with version 3)",
+                p.key, self.version
+            ));
+        }
+        if let Some(p) = self.pieces.iter().find(|p| crate::layout::split_piece_key(&p.key).is_err()) {
+            return bad(format!("piece key '{}' is not a piece key", p.key));
+        }
         let mut end = 0u64;
         for e in &self.extents {
             let Some(p) = self.pieces.get(e.piece as usize) else {
@@ -226,6 +218,40 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// A stored record: its JSON, then a newline, then `crc32c=<8 lowercase hex digits>` over the
+/// JSON bytes, so a torn or corrupted record is detected rather than half-parsed.
+pub fn seal<T: Serialize>(record: &T) -> Vec<u8> {
+    let mut out = serde_json::to_vec(record).expect("records serialize");
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(format!("\ncrc32c={crc:08x}\n").as_bytes());
+    out
+}
+
+/// Check and parse a record [`seal`] made; `what` names it in errors (all `Corrupt`).
+pub fn unseal<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T> {
+    if bytes.len() > MAX_MANIFEST {
+        return Err(Error::corrupt(format!("{what} is {} bytes, over the limit", bytes.len())));
+    }
+    let body_end = bytes
+        .strip_suffix(b"\n")
+        .and_then(|b| b.iter().rposition(|&c| c == b'\n'))
+        .ok_or_else(|| Error::corrupt(format!("{what} has no checksum line")))?;
+    let (body, trailer) = bytes.split_at(body_end);
+    let want = std::str::from_utf8(&trailer[1..trailer.len() - 1])
+        .ok()
+        .and_then(|t| t.strip_prefix("crc32c="))
+        .filter(|h| h.len() == 8 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+        .and_then(|h| u32::from_str_radix(h, 16).ok())
+        .ok_or_else(|| Error::corrupt(format!("{what} checksum line is malformed")))?;
+    let got = crc32c::crc32c(body);
+    if got != want {
+        return Err(Error::corrupt(format!(
+            "{what} checksum mismatch (stored {want:08x}, computed {got:08x})"
+        )));
+    }
+    serde_json::from_slice(body).map_err(|e| Error::corrupt(format!("{what} does not parse: {e}")))
 }
 
 /// Place `new` in a sorted, non-overlapping extent list, replacing what it covers.
@@ -270,6 +296,32 @@ pub fn insert_extent(extents: &mut Vec<Extent>, new: Extent) {
     *extents = out;
 }
 
+/// Make `off..off + len` a hole: remove what extents cover there, splitting those that cross
+/// its ends.
+pub fn punch_extents(extents: &mut Vec<Extent>, off: u64, len: u64) {
+    let end = off + len;
+    let mut out = Vec::with_capacity(extents.len() + 1);
+    for e in extents.drain(..) {
+        let e_end = e.off + e.len;
+        if e_end <= off || e.off >= end {
+            out.push(e);
+            continue;
+        }
+        if e.off < off {
+            out.push(Extent { len: off - e.off, ..e });
+        }
+        if e_end > end {
+            out.push(Extent {
+                off: end,
+                len: e_end - end,
+                piece: e.piece,
+                piece_off: e.piece_off + (end - e.off),
+            });
+        }
+    }
+    *extents = out;
+}
+
 /// Index of the first extent that ends after `off`.
 pub fn find_extent(extents: &[Extent], off: u64) -> usize {
     extents.partition_point(|e| e.off + e.len <= off)
@@ -310,6 +362,18 @@ mod tests {
         assert_eq!(find_extent(&v, 29), 0);
         assert_eq!(find_extent(&v, 30), 1);
         assert_eq!(find_extent(&v, 45), 2);
+    }
+
+    #[test]
+    fn holes_are_punched() {
+        let mut v = vec![ext(0, 10, 0, 0), ext(10, 10, 1, 0), ext(30, 5, 2, 0)];
+        punch_extents(&mut v, 5, 10);
+        assert_eq!(v, vec![ext(0, 5, 0, 0), ext(15, 5, 1, 5), ext(30, 5, 2, 0)]);
+        punch_extents(&mut v, 0, 100);
+        assert!(v.is_empty());
+        let mut v = vec![ext(0, 10, 0, 0)];
+        punch_extents(&mut v, 3, 2);
+        assert_eq!(v, vec![ext(0, 3, 0, 0), ext(5, 5, 0, 5)]);
     }
 
     #[test]

@@ -131,17 +131,20 @@ impl PieceStore for Capped {
     fn list_images(&self, l: &str, p: &str) -> vast_ost_engine::Result<Vec<String>> {
         self.0.list_images(l, p)
     }
-    fn read_manifest(&self, l: &str, i: &str) -> vast_ost_engine::Result<Option<Vec<u8>>> {
-        self.0.read_manifest(l, i)
+    fn read_record(&self, l: &str, i: &str, n: &str) -> vast_ost_engine::Result<Option<Vec<u8>>> {
+        self.0.read_record(l, i, n)
     }
-    fn create_manifest(&self, l: &str, i: &str, b: &[u8]) -> vast_ost_engine::Result<()> {
-        self.0.create_manifest(l, i, b)
+    fn create_record(&self, l: &str, i: &str, n: &str, b: &[u8]) -> vast_ost_engine::Result<()> {
+        self.0.create_record(l, i, n, b)
     }
-    fn replace_manifest(&self, l: &str, i: &str, b: &[u8], e: &[u8]) -> vast_ost_engine::Result<()> {
-        self.0.replace_manifest(l, i, b, e)
+    fn replace_record(&self, l: &str, i: &str, n: &str, b: &[u8], e: &[u8]) -> vast_ost_engine::Result<()> {
+        self.0.replace_record(l, i, n, b, e)
     }
-    fn delete_image(&self, l: &str, i: &str, p: &[String]) -> vast_ost_engine::Result<()> {
-        self.0.delete_image(l, i, p)
+    fn delete_record(&self, l: &str, i: &str, n: &str) -> vast_ost_engine::Result<()> {
+        self.0.delete_record(l, i, n)
+    }
+    fn remove_image(&self, l: &str, i: &str, k: &[String]) -> vast_ost_engine::Result<()> {
+        self.0.remove_image(l, i, k)
     }
     fn list_image_keys(
         &self,

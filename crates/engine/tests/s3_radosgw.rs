@@ -474,8 +474,9 @@ fn delete_leaves_no_object_and_no_open_upload() {
     assert!(objs.is_empty(), "{objs:?}");
     assert!(st.list_uploads(lsu, "").unwrap().is_empty());
     assert_eq!(st.list_images(lsu, "gone").unwrap(), vec!["gone_C1_F1x"]);
-    // The store's own delete with nothing there, and with pieces named that are gone.
-    st.delete_image(lsu, "gone_C1_F1", &["gone_C1_F1/a.piece".into()]).unwrap();
+    // The store's own deletes with nothing there.
+    st.delete_record(lsu, "gone_C1_F1", "manifest").unwrap();
+    st.remove_image(lsu, "gone_C1_F1", &["gone_C1_F1/a.piece".into()]).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -797,7 +798,8 @@ fn lsus_are_buckets() {
     assert_eq!(st.list_images("alpha", "img_C1_F1").unwrap(), vec!["img_C1_F1"]);
     assert!(st.list_images("alpha", "img_C1_F2").unwrap().is_empty());
     assert!(st.describe("alpha").contains(&b.names[1]));
-    st.delete_image("alpha", "img_C1_F1", &[]).unwrap();
+    st.delete_record("alpha", "img_C1_F1", "manifest").unwrap();
+    st.remove_image("alpha", "img_C1_F1", &[]).unwrap();
     assert_eq!(st.lsu_space(&b.names[0]).unwrap_err().kind(), ErrorKind::NotFound, "not in the map");
     // Many images: listing follows continuation tokens (1000 per page).
     let st = store(&settings(&e));

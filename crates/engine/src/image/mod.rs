@@ -3,8 +3,10 @@
 //! for what crashed writers left ([`orphans`]) in their own rooms.
 
 mod blocks;
+mod compose;
 mod orphans;
 mod reader;
+pub mod shared;
 mod writer;
 
 pub use orphans::{find_orphans, remove_orphans, Orphans};
@@ -16,6 +18,7 @@ use std::sync::Arc;
 use tracing::warn;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::layout::MANIFEST;
 use crate::manifest::{ImageDef, Manifest, State};
 use crate::names;
 use crate::store::PieceStore;
@@ -60,38 +63,54 @@ pub fn list(store: &dyn PieceStore, lsu: &str, prefix: &str) -> Result<Vec<Manif
     Ok(out)
 }
 
-/// Delete an image and everything stored for it. Deleting what is not there succeeds.
+/// Delete an image and everything stored for it but the pieces other images still reference
+/// (they stay until the last reference goes: [`shared`]). Deleting what is not there succeeds.
 pub fn delete(store: &dyn PieceStore, lsu: &str, def: &ImageDef) -> Result<()> {
-    let pieces = match load(store, lsu, def) {
-        Ok(m) => m.pieces.into_iter().filter(|p| p.owned).map(|p| p.key).collect(),
+    let image = &def.basename;
+    let m = match load(store, lsu, def) {
+        Ok(m) => Some(m),
         Err(e) if e.kind() == ErrorKind::Corrupt => {
-            warn!(lsu, image = %def.basename, "deleting image with a corrupt manifest: {e}");
-            Vec::new()
+            warn!(lsu, image = %image, "deleting image with a corrupt manifest: {e}");
+            None
         }
         Err(e) if e.kind() == ErrorKind::NotFound && !def.date.is_empty() => {
             // A date mismatch means another image of that name: the one asked for is not
             // there (deleted, as far as the caller is concerned) and the other one stays.
-            if store.read_manifest(lsu, &def.basename)?.is_some() {
-                warn!(lsu, image = %def.basename, "delete of date '{}' leaves the stored image of another date alone: {e}", def.date);
+            if store.read_manifest(lsu, image)?.is_some() {
+                warn!(lsu, image = %image, "delete of date '{}' leaves the stored image of another date alone: {e}", def.date);
                 return Ok(());
             }
-            Vec::new()
+            None
         }
-        Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
-    store.delete_image(lsu, &def.basename, &pieces)
+    // The image vanishes first, in a way no commit in flight can undo.
+    store.delete_record(lsu, image, MANIFEST)?;
+    let keep = match &m {
+        Some(m) => shared::release_pieces(store, lsu, m)?,
+        None => shared::release_unknown(store, lsu, image)?,
+    };
+    store.remove_image(lsu, image, &keep)
+}
+
+/// How a copy inside one LSU is made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CopyMode {
+    /// The copy references the source's pieces: no data moves (what Data Domain's fastcopy
+    /// does for optimized duplication inside one system).
+    #[default]
+    Reference,
+    /// The copy gets pieces of its own, copied inside the storage (reflink, server-side copy).
+    Physical,
 }
 
 /// Copy a complete image to `to_def` in `to_lsu`, inside the storage when source and target
 /// share a store, else streamed through bounded buffers.
 pub fn copy(
-    from_store: &Arc<dyn PieceStore>,
-    from_lsu: &str,
-    from_def: &ImageDef,
-    to_store: &Arc<dyn PieceStore>,
-    to_lsu: &str,
-    to_def: &ImageDef,
+    (from_store, from_lsu, from_def): (&Arc<dyn PieceStore>, &str, &ImageDef),
+    (to_store, to_lsu, to_def): (&Arc<dyn PieceStore>, &str, &ImageDef),
+    mode: CopyMode,
 ) -> Result<Manifest> {
     let src = load(from_store.as_ref(), from_lsu, from_def)?;
     if src.state != State::Complete {
@@ -105,7 +124,9 @@ pub fn copy(
         def.date = src.def.date.clone();
     }
     let mut w = ImageWriter::create(to_store.clone(), to_lsu, def)?;
-    let res = if Arc::ptr_eq(from_store, to_store) {
+    let res = if Arc::ptr_eq(from_store, to_store) && from_lsu == to_lsu && mode == CopyMode::Reference {
+        w.reference_all(&src)
+    } else if Arc::ptr_eq(from_store, to_store) {
         w.adopt_copies(from_lsu, &src)
     } else {
         stream_copy(ImageReader::from_manifest(from_store.clone(), from_lsu, src), &mut w)

@@ -1,8 +1,10 @@
 //! What crashed writers leave in an LSU (pieces no manifest names, image directories without a
-//! manifest, pending images whose writer is gone), found and removed for `vast-ost cleanup`.
+//! manifest, pending images whose writer is gone, references to shared pieces nobody holds any
+//! more), found and removed for `vast-ost cleanup`.
 
 use tracing::warn;
 
+use super::shared::{self, Refs};
 use super::{delete, load, Liveness};
 use crate::error::{ErrorKind, Result};
 use crate::layout;
@@ -24,12 +26,80 @@ pub struct Orphans {
     pub stale_pending: Vec<(String, String)>,
     /// Manifest generation of each image above when it was scanned.
     pub generations: std::collections::HashMap<String, u64>,
+    /// Reference records of shared pieces that need repair.
+    pub stale_refs: Vec<StaleRefs>,
+    /// The scan's thresholds, for the checks repeated at removal.
+    pub older_than: std::time::Duration,
+    pub liveness: Liveness,
+}
+
+/// A shared piece's reference record that says more than is true: referrers that no longer
+/// name the piece (a writer that died between registering and committing, a delete that died
+/// half way), an owner gone without saying so, or a removal a crash interrupted.
+#[derive(Debug, Clone)]
+pub struct StaleRefs {
+    pub piece: String,
+    pub referrers: Vec<String>,
+    pub owner_gone: bool,
+    pub reclaiming: bool,
 }
 
 impl Orphans {
     pub fn is_empty(&self) -> bool {
-        self.without_manifest.is_empty() && self.unreferenced.is_empty() && self.stale_pending.is_empty()
+        self.without_manifest.is_empty()
+            && self.unreferenced.is_empty()
+            && self.stale_pending.is_empty()
+            && self.stale_refs.is_empty()
     }
+}
+
+/// Whether `referrer`'s manifest names `piece` (or its writer, alive, may yet commit it).
+fn holds(
+    store: &dyn PieceStore,
+    lsu: &str,
+    referrer: &str,
+    piece: &str,
+    older_than: std::time::Duration,
+    liveness: Liveness,
+) -> Result<bool> {
+    let def = ImageDef { basename: referrer.to_string(), ..Default::default() };
+    match load(store, lsu, &def) {
+        Ok(m) => Ok(m.pieces.iter().any(|p| !p.owned && p.key == piece)
+            || (m.state == State::Pending && !writer_gone(&m, older_than, liveness.silence))),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        // Unreadable: it may hold it.
+        Err(_) => Ok(true),
+    }
+}
+
+/// Check the reference record of `piece`.
+fn check_refs(
+    store: &dyn PieceStore,
+    lsu: &str,
+    piece: &str,
+    r: &Refs,
+    older_than: std::time::Duration,
+    liveness: Liveness,
+) -> Result<Option<StaleRefs>> {
+    let mut stale = StaleRefs {
+        piece: piece.to_string(),
+        referrers: Vec::new(),
+        owner_gone: false,
+        reclaiming: r.reclaiming,
+    };
+    for referrer in &r.referrers {
+        if !holds(store, lsu, referrer, piece, older_than, liveness)? {
+            stale.referrers.push(referrer.clone());
+        }
+    }
+    if r.owner_alive {
+        let owner = ImageDef { basename: layout::owner_of(piece).to_string(), ..Default::default() };
+        stale.owner_gone = match load(store, lsu, &owner) {
+            Ok(m) => !m.pieces.iter().any(|p| p.owned && p.key == piece),
+            Err(e) => e.kind() == ErrorKind::NotFound,
+        };
+    }
+    Ok((stale.reclaiming || stale.owner_gone || !stale.referrers.is_empty()).then_some(stale))
 }
 
 /// Is the writer recorded in a manifest gone? On this host the pid tells; elsewhere only
@@ -51,9 +121,22 @@ pub fn find_orphans(
     older_than: std::time::Duration,
     liveness: Liveness,
 ) -> Result<Orphans> {
-    let mut out = Orphans::default();
+    let mut out = Orphans { older_than, liveness, ..Orphans::default() };
     for name in store.list_images(lsu, "")? {
-        let keys = store.list_image_keys(lsu, &name)?;
+        let mut keys = store.list_image_keys(lsu, &name)?;
+        // Shared pieces and their records are for the reference repair below, not for the
+        // scan of what a writer left.
+        let records: Vec<String> =
+            keys.iter().filter(|(k, _)| layout::is_refs_record(k)).map(|(k, _)| k.clone()).collect();
+        for rec in &records {
+            let piece = rec.trim_end_matches(".refs");
+            if let Some(r) = shared::read(store, lsu, piece)? {
+                if let Some(stale) = check_refs(store, lsu, piece, &r, older_than, liveness)? {
+                    out.stale_refs.push(stale);
+                }
+            }
+        }
+        keys.retain(|(k, _)| !records.iter().any(|r| r == k || r.trim_end_matches(".refs") == k));
         if keys.is_empty() {
             continue;
         }
@@ -121,6 +204,9 @@ pub fn remove_orphans(store: &dyn PieceStore, lsu: &str, o: &Orphans, pending: b
         store.remove_keys(lsu, image, keys)?;
         n += keys.len();
     }
+    for st in &o.stale_refs {
+        n += repair_refs(store, lsu, st, o.older_than, o.liveness)?;
+    }
     if pending {
         for (image, _) in &o.stale_pending {
             let def = ImageDef { basename: image.clone(), ..Default::default() };
@@ -131,4 +217,30 @@ pub fn remove_orphans(store: &dyn PieceStore, lsu: &str, o: &Orphans, pending: b
         }
     }
     Ok(n)
+}
+
+/// Drop the stale referrers of a record, mark a gone owner, and remove the piece if nobody
+/// holds it then (or finish a removal a crash interrupted). Returns 1 if the record changed.
+fn repair_refs(
+    store: &dyn PieceStore,
+    lsu: &str,
+    st: &StaleRefs,
+    older_than: std::time::Duration,
+    liveness: Liveness,
+) -> Result<usize> {
+    let mut changed = 0;
+    for referrer in &st.referrers {
+        // A commit since the scan may name the piece now.
+        if holds(store, lsu, referrer, &st.piece, older_than, liveness)? {
+            continue;
+        }
+        shared::remove_ref(store, lsu, &st.piece, referrer)?;
+        changed = 1;
+    }
+    if st.owner_gone || st.reclaiming {
+        // Same as the owner's delete would have done.
+        shared::release_owned(store, lsu, &st.piece)?;
+        changed = 1;
+    }
+    Ok(changed)
 }

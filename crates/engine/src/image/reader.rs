@@ -64,6 +64,14 @@ impl ImageReader {
         &self.manifest
     }
 
+    pub fn store(&self) -> &Arc<dyn PieceStore> {
+        &self.store
+    }
+
+    pub fn lsu(&self) -> &str {
+        &self.lsu
+    }
+
     /// Read at `off`; returns the bytes read, fewer than asked only at the end of the image.
     /// Bytes never written read as zeros.
     pub fn read_at(&mut self, buf: &mut [u8], off: u64) -> Result<usize> {
@@ -112,7 +120,14 @@ impl ImageReader {
                 self.tables.iter_mut().for_each(|t| *t = None);
             }
             let piece = &self.manifest.pieces[idx];
-            let r = self.store.open_piece(&self.lsu, &piece.key)?;
+            let r = self.store.open_piece(&self.lsu, &piece.key).map_err(|e| match e.kind() {
+                // A piece this image shares must outlive every image that references it.
+                crate::error::ErrorKind::NotFound if !piece.owned => Error::corrupt(format!(
+                    "piece {} that image '{}' shares is gone ({e})",
+                    piece.key, self.manifest.def.basename
+                )),
+                _ => e,
+            })?;
             if piece.block_size != 0 {
                 let mut bytes = vec![0u8; piece.table_len() as usize];
                 read_exact(r.as_ref(), piece, &mut bytes, piece.len)?;

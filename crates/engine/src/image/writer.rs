@@ -31,19 +31,21 @@ struct OpenPiece {
 
 /// An image open for writing (created, or reopened for append).
 pub struct ImageWriter {
-    store: Arc<dyn PieceStore>,
-    lsu: String,
+    pub(super) store: Arc<dyn PieceStore>,
+    pub(super) lsu: String,
     /// What is on storage now: what a failed writer falls back to.
-    committed: Manifest,
-    working: Manifest,
-    session: String,
-    piece_seq: u32,
+    pub(super) committed: Manifest,
+    pub(super) working: Manifest,
+    pub(super) session: String,
+    pub(super) piece_seq: u32,
     current: Option<OpenPiece>,
     /// The first write error; the handle refuses writes after it.
-    failed: Option<Error>,
+    pub(super) failed: Option<Error>,
     /// The manifest of the last commit sent, in case its answer was lost.
-    last_attempt: Option<Manifest>,
-    liveness: Liveness,
+    pub(super) last_attempt: Option<Manifest>,
+    pub(super) liveness: Liveness,
+    /// Pieces of other LSUs copied into this image by extent copies, by source key.
+    pub(super) copied: std::collections::HashMap<String, u32>,
 }
 
 /// How a writer shows other media servers it is alive: it recommits every `heartbeat` (see
@@ -111,11 +113,16 @@ impl ImageWriter {
             failed: None,
             last_attempt: None,
             liveness: Liveness::default(),
+            copied: Default::default(),
         }
     }
 
     pub fn manifest(&self) -> &Manifest {
         &self.working
+    }
+
+    pub fn store(&self) -> &Arc<dyn PieceStore> {
+        &self.store
     }
 
     /// Recommit at `liveness.heartbeat` intervals (the server's `writer_silence_secs`).
@@ -174,7 +181,7 @@ impl ImageWriter {
 
     /// Store the block table after the current piece's data, make the piece durable and
     /// record it (the next write starts a new piece).
-    fn finish_piece(&mut self) -> Result<()> {
+    pub(super) fn finish_piece(&mut self) -> Result<()> {
         if let Some(mut p) = self.current.take() {
             let (crc32c, table, table_crc32c) = p.table.finish();
             let res = p.writer.append(&table);
@@ -193,19 +200,6 @@ impl ImageWriter {
                 table_crc32c,
             });
         }
-        Ok(())
-    }
-
-    /// Copy the pieces of `src` (same store) and take over its extent map and metadata.
-    pub(super) fn adopt_copies(&mut self, from_lsu: &str, src: &Manifest) -> Result<()> {
-        for piece in &src.pieces {
-            let key = layout::piece_key_named(&self.working.def.basename, layout::piece_file(&piece.key));
-            self.store.copy_piece(from_lsu, &piece.key, &self.lsu, &key)?;
-            self.working.pieces.push(Piece { key, owned: true, ..piece.clone() });
-        }
-        self.working.extents = src.extents.clone();
-        self.working.size = src.size;
-        self.working.meta = src.meta.clone();
         Ok(())
     }
 

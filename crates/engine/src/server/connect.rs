@@ -86,6 +86,7 @@ impl Server {
             counts: Mutex::new(Default::default()),
             ttl: Duration::from_secs(sc.capacity_ttl_secs),
             liveness: crate::image::Liveness::with_silence(Duration::from_secs(sc.writer_silence_secs)),
+            reference_copies: sc.reference_copies,
             open: AtomicUsize::new(0),
         })
     }

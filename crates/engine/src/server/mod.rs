@@ -40,6 +40,8 @@ pub struct Server {
     ttl: Duration,
     /// How writers show they are alive, and when one on another host is judged gone.
     liveness: crate::image::Liveness,
+    /// Copies inside one LSU reference the source's pieces (`reference_copies`).
+    reference_copies: bool,
     /// Images and lists open on this server: close_server is refused while any are.
     open: AtomicUsize,
 }

@@ -8,7 +8,8 @@ use tracing::{info, warn};
 use super::info::image_info;
 use super::{ChildGuard, ImageInfo};
 use crate::error::{Error, ErrorKind, Result};
-use crate::image::{ImageReader, ImageWriter};
+use crate::image::{CopyMode, ImageReader, ImageWriter};
+use crate::manifest::ImageDef;
 
 /// A list snapshot taken when it was opened, handed out one entry at a time.
 pub struct Cursor<T> {
@@ -77,6 +78,20 @@ impl OpenImage {
 
     pub fn flush(&mut self) -> Result<()> {
         self.writer("flush")?.flush()
+    }
+
+    /// Place bytes `src_off..src_off + len` of complete image `src` of the same LSU at
+    /// `dst_off` of this image without copying them (optimized synthetics).
+    pub fn include(&mut self, src: &ImageDef, src_off: u64, len: u64, dst_off: u64) -> Result<()> {
+        self.writer("include")?.include(src, src_off, len, dst_off)
+    }
+
+    /// Copy bytes `src_off..src_off + len` of the image open for reading in `src` to `dst_off`
+    /// of this image (optimized duplication's extent copy; see `ImageWriter::copy_extent`).
+    pub fn copy_extent(&mut self, src: &mut OpenImage, src_off: u64, len: u64, dst_off: u64) -> Result<()> {
+        let mode = if self.guard.0.reference_copies { CopyMode::Reference } else { CopyMode::Physical };
+        let r = src.reader("copy extents from")?;
+        self.writer("copy extents to")?.copy_extent(r, src_off, len, dst_off, mode)
     }
 
     pub fn write_meta(&mut self, buf: &[u8], off: u64) -> Result<()> {

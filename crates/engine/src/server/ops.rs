@@ -82,7 +82,8 @@ impl Server {
         let from_store = self.store_for(from_lsu)?;
         let to_store = to.store_for(to_lsu)?;
         names::validate("image", &to_def.basename)?;
-        let m = image::copy(from_store, from_lsu, from, to_store, to_lsu, to_def)?;
+        let mode = if self.reference_copies { image::CopyMode::Reference } else { image::CopyMode::Physical };
+        let m = image::copy((from_store, from_lsu, from), (to_store, to_lsu, to_def), mode)?;
         to.changed(to_lsu);
         info!(server = %self.name, lsu = from_lsu, image = %from.basename, "image copied to {}/{}/{} ({} bytes)", to.name, to_lsu, to_def.basename, m.size);
         Ok(image_info(&to.name, to_lsu, &m, false))

@@ -11,6 +11,7 @@ pub mod nfs;
 pub mod s3;
 
 use crate::error::Result;
+use crate::layout::MANIFEST;
 
 /// Capacity of an LSU, in bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,17 +39,37 @@ pub trait PieceStore: Send + Sync {
     /// Names of images that have a manifest, or had one (the caller reads them), starting
     /// with `prefix`.
     fn list_images(&self, lsu: &str, prefix: &str) -> Result<Vec<String>>;
-    /// The stored manifest bytes; `Ok(None)` if the image has none.
-    fn read_manifest(&self, lsu: &str, image: &str) -> Result<Option<Vec<u8>>>;
-    /// Store the first manifest of an image; `AlreadyExists` if it has one.
-    fn create_manifest(&self, lsu: &str, image: &str, bytes: &[u8]) -> Result<()>;
-    /// Replace the manifest atomically and durably, only if the stored one is still exactly
+    /// The stored bytes of record `name` of `image`; `Ok(None)` if there is none. An image's
+    /// manifest is its record [`MANIFEST`]; a shared piece has a reference record
+    /// ([`crate::layout::refs_record`]).
+    fn read_record(&self, lsu: &str, image: &str, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Store a record that must not exist yet; `AlreadyExists` if it does.
+    fn create_record(&self, lsu: &str, image: &str, name: &str, bytes: &[u8]) -> Result<()>;
+    /// Replace a record atomically and durably, only if the stored one is still exactly
     /// `expected` (compare-and-swap: a takeover writer or a delete in between makes it a
     /// `State` error, never a lost update). Readers see the old or the new one.
-    fn replace_manifest(&self, lsu: &str, image: &str, bytes: &[u8], expected: &[u8]) -> Result<()>;
-    /// Remove the manifest first (the image vanishes at once), then the image's pieces and
-    /// anything else stored under it. Succeeds if nothing is there.
-    fn delete_image(&self, lsu: &str, image: &str, pieces: &[String]) -> Result<()>;
+    fn replace_record(&self, lsu: &str, image: &str, name: &str, bytes: &[u8], expected: &[u8])
+        -> Result<()>;
+    /// Remove a record so that no replace in flight can bring it back. Succeeds if it is
+    /// not there.
+    fn delete_record(&self, lsu: &str, image: &str, name: &str) -> Result<()>;
+    /// Remove everything stored under `image` (pieces, records, temp files, open uploads)
+    /// but the keys in `keep` (pieces other images still reference, and their records).
+    /// Succeeds if nothing is there.
+    fn remove_image(&self, lsu: &str, image: &str, keep: &[String]) -> Result<()>;
+
+    /// The stored manifest bytes; `Ok(None)` if the image has none.
+    fn read_manifest(&self, lsu: &str, image: &str) -> Result<Option<Vec<u8>>> {
+        self.read_record(lsu, image, MANIFEST)
+    }
+    /// Store the first manifest of an image; `AlreadyExists` if it has one.
+    fn create_manifest(&self, lsu: &str, image: &str, bytes: &[u8]) -> Result<()> {
+        self.create_record(lsu, image, MANIFEST, bytes)
+    }
+    /// Replace the manifest, compare-and-swap (see [`PieceStore::replace_record`]).
+    fn replace_manifest(&self, lsu: &str, image: &str, bytes: &[u8], expected: &[u8]) -> Result<()> {
+        self.replace_record(lsu, image, MANIFEST, bytes, expected)
+    }
 
     /// Every key stored under `image` (manifest, pieces, temp files, and on S3 the keys of
     /// open multipart uploads), with its age where the store knows it cheaply. For the orphan

@@ -2,9 +2,11 @@
 //! against each (`nfs.rs` here; S3 targets join as they arrive). A backend passes when
 //! [`run_all`] passes on it.
 
+mod shared;
+
 use std::sync::Arc;
 
-use vast_ost_engine::image::{self, ImageReader, ImageWriter};
+use vast_ost_engine::image::{self, CopyMode, ImageReader, ImageWriter};
 use vast_ost_engine::manifest::{ImageDef, State, Writer, BLOCK_SIZE};
 use vast_ost_engine::store::PieceStore;
 use vast_ost_engine::ErrorKind;
@@ -44,6 +46,12 @@ pub fn run_all(t: &dyn Target) {
         ("date_must_match", date_must_match),
         ("orphans_found_and_removed", orphans_found_and_removed),
         ("manifest_replace_is_compare_and_swap", manifest_replace_is_compare_and_swap),
+        ("synthetic_full_outlives_its_source", shared::synthetic_full_outlives_its_source),
+        ("include_refuses_what_it_cannot_share", shared::include_refuses_what_it_cannot_share),
+        ("reference_copy_moves_no_data", shared::reference_copy_moves_no_data),
+        ("extent_copy_across_lsus", shared::extent_copy_across_lsus),
+        ("stale_references_are_repaired", shared::stale_references_are_repaired),
+        ("includes_and_expiries_at_once", shared::includes_and_expiries_at_once),
     ];
     for (name, case) in cases {
         eprintln!("conformance: {name}");
@@ -51,7 +59,7 @@ pub fn run_all(t: &dyn Target) {
     }
 }
 
-fn def(name: &str) -> ImageDef {
+pub(crate) fn def(name: &str) -> ImageDef {
     ImageDef {
         basename: name.into(),
         date: "1638486030".into(),
@@ -69,7 +77,7 @@ pub fn pattern(seed: u64, off: u64, buf: &mut [u8]) {
     }
 }
 
-fn write_seq(w: &mut ImageWriter, seed: u64, from: u64, to: u64, block: usize) {
+pub(crate) fn write_seq(w: &mut ImageWriter, seed: u64, from: u64, to: u64, block: usize) {
     let mut buf = vec![0u8; block];
     let mut off = from;
     while off < to {
@@ -80,7 +88,7 @@ fn write_seq(w: &mut ImageWriter, seed: u64, from: u64, to: u64, block: usize) {
     }
 }
 
-fn read_all(store: &Arc<dyn PieceStore>, lsu: &str, name: &str) -> Vec<u8> {
+pub(crate) fn read_all(store: &Arc<dyn PieceStore>, lsu: &str, name: &str) -> Vec<u8> {
     let mut r = ImageReader::open(store.clone(), lsu, &def(name)).unwrap();
     let size = r.manifest().size;
     let mut out = vec![0u8; size as usize];
@@ -94,7 +102,7 @@ fn read_all(store: &Arc<dyn PieceStore>, lsu: &str, name: &str) -> Vec<u8> {
     out
 }
 
-fn expect(seed: u64, len: u64) -> Vec<u8> {
+pub(crate) fn expect(seed: u64, len: u64) -> Vec<u8> {
     let mut v = vec![0u8; len as usize];
     pattern(seed, 0, &mut v);
     v
@@ -153,7 +161,7 @@ fn racing_creators(t: &dyn Target) {
     for r in race("race_C1_F1", 100) {
         assert_eq!(r, Err(ErrorKind::AlreadyExists));
     }
-    assert_eq!(read_all(&s, &lsu, "race_C1_F1"), expected(40, 70_000), "the complete image is untouched");
+    assert_eq!(read_all(&s, &lsu, "race_C1_F1"), expect(40, 70_000), "the complete image is untouched");
     // A new name: at most one winner, whose image is whole; the others were told it exists.
     let results = race("race_C1_F2", 200);
     let won: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(i, _)| i).collect();
@@ -163,16 +171,10 @@ fn racing_creators(t: &dyn Target) {
         assert_eq!(*r, Err(ErrorKind::AlreadyExists), "{results:?}");
     }
     if let [i] = won[..] {
-        assert_eq!(read_all(&s, &lsu, "race_C1_F2"), expected(200 + i as u64, 100_000));
+        assert_eq!(read_all(&s, &lsu, "race_C1_F2"), expect(200 + i as u64, 100_000));
     }
     image::delete(s.as_ref(), &lsu, &def("race_C1_F1")).unwrap();
     image::delete(s.as_ref(), &lsu, &def("race_C1_F2")).unwrap();
-}
-
-fn expected(seed: u64, len: u64) -> Vec<u8> {
-    let mut b = vec![0u8; len as usize];
-    pattern(seed, 0, &mut b);
-    b
 }
 
 fn checkpoint_restart(t: &dyn Target) {
@@ -317,16 +319,20 @@ fn copy_same_store(t: &dyn Target) {
     let pending = ImageWriter::create(s.clone(), &a, def("cp_C1_F2")).unwrap();
     w.close(true).unwrap();
     for (to_lsu, to_name) in [(&b, "cp_C2_F1"), (&a, "cp_C2_F1")] {
-        let m = image::copy(&s, &a, &def("cp_C1_F1"), &s, to_lsu, &def(to_name)).unwrap();
+        let m =
+            image::copy((&s, &a, &def("cp_C1_F1")), (&s, to_lsu, &def(to_name)), CopyMode::Physical).unwrap();
         assert_eq!((m.state, m.size, m.meta.data.as_slice()), (State::Complete, 2_000_000, &b"meta!"[..]));
         assert_eq!(read_all(&s, to_lsu, to_name), expect(10, 2_000_000));
     }
-    let e = image::copy(&s, &a, &def("cp_C1_F1"), &s, &b, &def("cp_C2_F1")).unwrap_err();
+    let e =
+        image::copy((&s, &a, &def("cp_C1_F1")), (&s, &b, &def("cp_C2_F1")), CopyMode::Physical).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AlreadyExists);
-    let e = image::copy(&s, &a, &def("cp_C1_F2"), &s, &b, &def("cp_C2_F2")).unwrap_err();
+    let e =
+        image::copy((&s, &a, &def("cp_C1_F2")), (&s, &b, &def("cp_C2_F2")), CopyMode::Physical).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::State, "a pending image is not copied");
     assert!(s.list_images(&b, "cp_C2_F2").unwrap().is_empty(), "a failed copy leaves nothing");
-    let e = image::copy(&s, &a, &def("cp_nothing"), &s, &b, &def("cp_C2_F3")).unwrap_err();
+    let e = image::copy((&s, &a, &def("cp_nothing")), (&s, &b, &def("cp_C2_F3")), CopyMode::Physical)
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
     pending.close(false).unwrap();
     // The source is untouched by the copies and by deleting them.

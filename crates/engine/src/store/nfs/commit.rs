@@ -1,6 +1,7 @@
-//! How a manifest is committed on a shared file system: written to a temp file and fsync'ed,
-//! then linked (exclusive create) or renamed (replace) into place under a lock file that makes
-//! read-compare-rename one step across media servers, then the directory is fsync'ed.
+//! How a record (an image's manifest, a shared piece's reference record) is committed on a
+//! shared file system: written to a temp file and fsync'ed, then linked (exclusive create) or
+//! renamed (replace) into place under a lock file that makes read-compare-rename one step
+//! across media servers, then the directory is fsync'ed.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind as IoKind, Write};
@@ -8,17 +9,19 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::layout::MANIFEST;
 
-/// The lock file that makes read-compare-rename of a manifest one step across media servers
-/// (O_EXCL create is atomic over NFS v3/v4 too).
-pub const LOCK: &str = ".manifest.lock";
+/// The lock file of record `name` (`.manifest.lock` for the manifest) that makes
+/// read-compare-rename one step across media servers (O_EXCL create is atomic over NFS v3/v4
+/// too).
+pub fn lock_name(name: &str) -> String {
+    format!(".{name}.lock")
+}
 /// A lock older than this was left by a process that died holding it.
 const STALE_LOCK: Duration = Duration::from_secs(30);
 
-/// Run `f` holding the manifest lock of image directory `dir`.
-pub fn with_manifest_lock<T>(dir: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let lock = dir.join(LOCK);
+/// Run `f` holding the lock of record `name` in image directory `dir`.
+pub fn with_lock<T>(dir: &Path, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let lock = dir.join(lock_name(name));
     let start = Instant::now();
     loop {
         match OpenOptions::new().write(true).create_new(true).open(&lock) {
@@ -46,9 +49,9 @@ pub fn with_manifest_lock<T>(dir: &Path, f: impl FnOnce() -> Result<T>) -> Resul
     res
 }
 
-/// Write `bytes` to a new temp file in `dir` and make it durable.
-pub fn write_temp(dir: &Path, bytes: &[u8]) -> Result<PathBuf> {
-    let tmp = dir.join(format!(".{MANIFEST}.{}.tmp", crate::util::random_id()));
+/// Write `bytes` to a new temp file for record `name` in `dir` and make it durable.
+pub fn write_temp(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+    let tmp = dir.join(format!(".{name}.{}.tmp", crate::util::random_id()));
     let res = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;
@@ -56,7 +59,7 @@ pub fn write_temp(dir: &Path, bytes: &[u8]) -> Result<PathBuf> {
     })();
     res.map_err(|e| {
         let _ = fs::remove_file(&tmp);
-        Error::io(format!("writing manifest {}", tmp.display()), e)
+        Error::io(format!("writing {}", tmp.display()), e)
     })?;
     Ok(tmp)
 }
@@ -67,11 +70,11 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(format!("fsync directory {}", dir.display()), e))
 }
 
-/// The manifest in `dir`, `None` when there is none.
-pub fn read_current(dir: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(dir.join(MANIFEST)) {
+/// Record `name` in `dir`, `None` when there is none.
+pub fn read_current(dir: &Path, name: &str) -> Result<Option<Vec<u8>>> {
+    match fs::read(dir.join(name)) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == IoKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(format!("reading manifest in {}", dir.display()), e)),
+        Err(e) => Err(Error::io(format!("reading {name} in {}", dir.display()), e)),
     }
 }

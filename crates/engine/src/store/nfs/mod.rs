@@ -23,7 +23,7 @@ use std::io::{ErrorKind as IoKind, Read};
 use std::path::PathBuf;
 use std::sync::RwLock;
 
-use self::commit::{read_current, sync_dir, with_manifest_lock, write_temp};
+use self::commit::{read_current, sync_dir, with_lock, write_temp};
 use super::{Kind, PieceReader, PieceStore, PieceWriter, Space};
 use crate::error::{Error, ErrorKind, Result};
 use crate::filter::LsuFilter;
@@ -85,6 +85,12 @@ impl NfsStore {
     fn image_dir(&self, lsu: &str, image: &str) -> Result<PathBuf> {
         names::validate("image", image)?;
         Ok(self.lsu_dir(lsu)?.join(image))
+    }
+
+    /// Where record `name` of `image` is.
+    fn record_path(&self, lsu: &str, image: &str, name: &str) -> Result<PathBuf> {
+        names::validate("record", name)?;
+        Ok(self.image_dir(lsu, image)?.join(name))
     }
 
     /// Where the piece at `key` (`<image>/<piece>`, both valid names) is.
@@ -170,8 +176,8 @@ impl PieceStore for NfsStore {
         Ok(out)
     }
 
-    fn read_manifest(&self, lsu: &str, image: &str) -> Result<Option<Vec<u8>>> {
-        let path = self.image_dir(lsu, image)?.join(MANIFEST);
+    fn read_record(&self, lsu: &str, image: &str, name: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.record_path(lsu, image, name)?;
         let mut f = match File::open(&path) {
             Ok(f) => f,
             Err(e)
@@ -184,52 +190,62 @@ impl PieceStore for NfsStore {
         };
         let len = f.metadata().map_err(|e| Error::io(format!("stat {}", path.display()), e))?.len();
         if len > layout::MAX_MANIFEST as u64 {
-            return Err(Error::corrupt(format!(
-                "{} is {len} bytes, over the manifest limit",
-                path.display()
-            )));
+            return Err(Error::corrupt(format!("{} is {len} bytes, over the record limit", path.display())));
         }
         let mut buf = Vec::with_capacity(len as usize);
         f.read_to_end(&mut buf).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         Ok(Some(buf))
     }
 
-    fn create_manifest(&self, lsu: &str, image: &str, bytes: &[u8]) -> Result<()> {
-        let dir = self.image_dir(lsu, image)?;
+    fn create_record(&self, lsu: &str, image: &str, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.record_path(lsu, image, name)?;
+        let dir = path.parent().expect("a record is inside its image").to_path_buf();
         match fs::create_dir(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == IoKind::AlreadyExists => {}
             Err(e) => return Err(Error::io(format!("creating image directory {}", dir.display()), e)),
         }
-        let tmp = write_temp(&dir, bytes)?;
+        let tmp = write_temp(&dir, name, bytes)?;
         // link(2) fails if the target exists: an exclusive create that works over NFS too.
-        let linked = fs::hard_link(&tmp, dir.join(MANIFEST));
+        let linked = fs::hard_link(&tmp, &path);
         let _ = fs::remove_file(&tmp);
         match linked {
             Ok(()) => {}
             Err(e) if e.kind() == IoKind::AlreadyExists => {
+                let what = if name == MANIFEST {
+                    format!("image '{image}'")
+                } else {
+                    format!("record {image}/{name}")
+                };
                 return Err(Error::new(
                     ErrorKind::AlreadyExists,
-                    format!("image '{image}' already exists in LSU '{lsu}'"),
-                ))
+                    format!("{what} already exists in LSU '{lsu}'"),
+                ));
             }
-            Err(e) => return Err(Error::io(format!("committing manifest in {}", dir.display()), e)),
+            Err(e) => return Err(Error::io(format!("committing {}", path.display()), e)),
         }
         sync_dir(&dir)?;
         sync_dir(dir.parent().unwrap_or(&dir))
     }
 
-    fn replace_manifest(&self, lsu: &str, image: &str, bytes: &[u8], expected: &[u8]) -> Result<()> {
-        let dir = self.image_dir(lsu, image)?;
-        let tmp = write_temp(&dir, bytes)?;
-        let res = with_manifest_lock(&dir, || {
-            if read_current(&dir)?.as_deref() != Some(expected) {
+    fn replace_record(
+        &self,
+        lsu: &str,
+        image: &str,
+        name: &str,
+        bytes: &[u8],
+        expected: &[u8],
+    ) -> Result<()> {
+        let path = self.record_path(lsu, image, name)?;
+        let dir = path.parent().expect("a record is inside its image").to_path_buf();
+        let tmp = write_temp(&dir, name, bytes)?;
+        let res = with_lock(&dir, name, || {
+            if read_current(&dir, name)?.as_deref() != Some(expected) {
                 return Err(Error::state(format!(
-                    "image '{image}' was changed or deleted by another writer since this one read it"
+                    "{image}/{name} was changed or deleted by another writer since this one read it"
                 )));
             }
-            fs::rename(&tmp, dir.join(MANIFEST))
-                .map_err(|e| Error::io(format!("committing manifest in {}", dir.display()), e))
+            fs::rename(&tmp, &path).map_err(|e| Error::io(format!("committing {}", path.display()), e))
         });
         if res.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -238,15 +254,16 @@ impl PieceStore for NfsStore {
         sync_dir(&dir)
     }
 
-    fn delete_image(&self, lsu: &str, image: &str, pieces: &[String]) -> Result<()> {
-        let dir = self.image_dir(lsu, image)?;
-        // Under the manifest lock, so a commit in flight cannot bring the manifest back. Other
-        // deleters may be at it too (expiry can run twice, on several media servers): whatever
-        // they removed first is gone, which is what was asked.
-        let removed = with_manifest_lock(&dir, || match fs::remove_file(dir.join(MANIFEST)) {
+    fn delete_record(&self, lsu: &str, image: &str, name: &str) -> Result<()> {
+        let path = self.record_path(lsu, image, name)?;
+        let dir = path.parent().expect("a record is inside its image").to_path_buf();
+        // Under the record's lock, so a commit in flight cannot bring it back. Other deleters
+        // may be at it too (expiry can run twice, on several media servers): whatever they
+        // removed first is gone, which is what was asked.
+        let removed = with_lock(&dir, name, || match fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == IoKind::NotFound => Ok(false),
-            Err(e) => Err(Error::io(format!("removing manifest in {}", dir.display()), e)),
+            Err(e) => Err(Error::io(format!("removing {}", path.display()), e)),
         });
         let removed = match removed {
             Err(e) if e.kind() == ErrorKind::NotFound => false,
@@ -258,15 +275,32 @@ impl PieceStore for NfsStore {
                 r => r?,
             }
         }
-        for key in pieces {
-            let path = self.piece_path(lsu, key)?;
-            match fs::remove_file(&path) {
+        Ok(())
+    }
+
+    fn remove_image(&self, lsu: &str, image: &str, keep: &[String]) -> Result<()> {
+        let dir = self.image_dir(lsu, image)?;
+        if keep.is_empty() {
+            return remove_image_dir(&dir);
+        }
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == IoKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
+        };
+        for ent in rd {
+            let ent = ent.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+            let key = layout::record_key(image, &ent.file_name().to_string_lossy());
+            if keep.contains(&key) {
+                continue;
+            }
+            match fs::remove_file(ent.path()) {
                 Ok(()) => {}
                 Err(e) if e.kind() == IoKind::NotFound => {}
-                Err(e) => return Err(Error::io(format!("removing piece {}", path.display()), e)),
+                Err(e) => return Err(Error::io(format!("removing {}", ent.path().display()), e)),
             }
         }
-        remove_image_dir(&dir)
+        Ok(())
     }
 
     fn list_image_keys(&self, lsu: &str, image: &str) -> Result<Vec<(String, Option<std::time::Duration>)>> {

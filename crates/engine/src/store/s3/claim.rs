@@ -2,12 +2,12 @@
 //! only on what every S3 server gives: strongly consistent PUT, GET, LIST and DELETE of
 //! distinct keys. `docs/commit-protocol.md` has the argument; in short:
 //!
-//! - **Create**: a creator PUTs a claim of its own (`<image>/.claim.<id>`, a key nobody else
-//!   writes), then LISTs the claims. It wins only if its claim is the only one, and keeps it;
+//! - **Create**: a creator PUTs a claim of its own (`<image>/.<record>.claim.<id>`, a key nobody
+//!   else writes), then LISTs the claims. It wins only if its claim is the only one, and keeps it;
 //!   otherwise it removes its claim and backs off. Two creators cannot both see only their own
 //!   claim: the later PUT of the two comes before its LIST, which then sees the other claim (a
 //!   winner never removes its claim). Both may lose a round; they retry after a random pause.
-//! - **Replace and delete**: the same with a lease (`<image>/.lock.<id>`): a committer that
+//! - **Replace and delete**: the same with a lease (`<image>/.<record>.lock.<id>`): a committer that
 //!   sees no other live lease reads the manifest, compares it with what it expects and writes
 //!   the new one, all within half the lease; a lease older than [`LEASE`] by the server's clock
 //!   belongs to a process that died and is ignored.
@@ -70,22 +70,21 @@ fn age(l: &Listed, now: Option<jiff::Timestamp>) -> Option<Duration> {
     Some(Duration::try_from(now.duration_since(m)).unwrap_or_default())
 }
 
-/// Create the manifest of `image` at `manifest_key` with `write`, unless it exists or
-/// another creator wins.
+/// Create record `name` of `image` with `write`, unless it exists or another creator wins.
 pub fn create(
     sh: &Shared,
     bucket: &str,
-    image: &str,
-    manifest_key: &str,
+    (image, name): (&str, &str),
     write: impl Fn() -> Result<()>,
     exists: impl Fn() -> Error,
 ) -> Result<()> {
     let c = &sh.client;
-    let manifest_exists = || api::head_size(c, c.pick(), bucket, manifest_key).map(|s| s.is_some());
+    let key = layout::record_key(image, name);
+    let manifest_exists = || api::head_size(c, c.pick(), bucket, &key).map(|s| s.is_some());
     if manifest_exists()? {
         return Err(exists());
     }
-    let prefix = layout::claim_prefix(image);
+    let prefix = layout::claim_prefix(image, name);
     let start = Instant::now();
     let mut round = 0;
     loop {
@@ -127,11 +126,11 @@ pub fn create(
 pub fn with_lease<T>(
     sh: &Shared,
     bucket: &str,
-    image: &str,
+    (image, name): (&str, &str),
     f: impl FnOnce(Instant) -> Result<T>,
 ) -> Result<T> {
     let c = &sh.client;
-    let prefix = layout::lock_prefix(image);
+    let prefix = layout::lock_prefix(image, name);
     let start = Instant::now();
     let mut round = 0;
     loop {
@@ -156,7 +155,7 @@ pub fn with_lease<T>(
         if start.elapsed() > LEASE + WAIT {
             return Err(Error::new(
                 ErrorKind::Busy,
-                format!("image '{image}': another media server holds its manifest ({})", live[0].key),
+                format!("{image}/{name}: another media server holds it ({})", live[0].key),
             ));
         }
         backoff(round);

@@ -13,7 +13,7 @@ use super::probe::{self, Features, Support};
 use super::settings::{ChecksumMode, CreateMode};
 use super::{api, checksum, claim, Shared};
 use crate::error::{Error, ErrorKind, Result};
-use crate::layout::MAX_MANIFEST;
+use crate::layout::{self, MANIFEST, MAX_MANIFEST};
 
 /// What the store knows of each bucket's conditional writes.
 pub struct Preconditions {
@@ -98,18 +98,21 @@ impl Preconditions {
         update(f);
     }
 
-    /// Store the first manifest of `image` at `key`; `AlreadyExists` if it has one.
+    /// Store record `name` of `image`, which must not exist yet (`AlreadyExists` if it does).
     pub fn create(
         &self,
         sh: &Shared,
         bucket: &str,
-        key: &str,
+        (image, name): (&str, &str),
         bytes: &[u8],
-        image: &str,
         lsu: &str,
     ) -> Result<()> {
-        let exists =
-            || Error::new(ErrorKind::AlreadyExists, format!("image '{image}' already exists in LSU '{lsu}'"));
+        let key = &layout::record_key(image, name);
+        let exists = || {
+            let what =
+                if name == MANIFEST { format!("image '{image}'") } else { format!("record {image}/{name}") };
+            Error::new(ErrorKind::AlreadyExists, format!("{what} already exists in LSU '{lsu}'"))
+        };
         if self.plan(sh, bucket)?.conditional_create {
             match put_manifest(sh, bucket, key, bytes, Some(("if-none-match", "*".to_string()))) {
                 Ok(()) => return Ok(()),
@@ -121,22 +124,22 @@ impl Preconditions {
                 Err(e) => return Err(e),
             }
         }
-        claim::create(sh, bucket, image, key, || put_manifest(sh, bucket, key, bytes, None), exists)
+        claim::create(sh, bucket, (image, name), || put_manifest(sh, bucket, key, bytes, None), exists)
     }
 
-    /// Replace the manifest at `key` with `bytes` only if it is still `expected`.
+    /// Replace record `name` of `image` with `bytes` only if it is still `expected`.
     pub fn replace(
         &self,
         sh: &Shared,
         bucket: &str,
-        key: &str,
+        (image, name): (&str, &str),
         bytes: &[u8],
         expected: &[u8],
-        image: &str,
     ) -> Result<()> {
+        let key = &layout::record_key(image, name);
         let changed = || {
             Error::state(format!(
-                "image '{image}' was changed or deleted by another writer since this one read it"
+                "{image}/{name} was changed or deleted by another writer since this one read it"
             ))
         };
         if self.plan(sh, bucket)?.conditional_replace {
@@ -162,7 +165,7 @@ impl Preconditions {
                 Err(e) => return Err(e),
             }
         }
-        claim::with_lease(sh, bucket, image, |deadline| {
+        claim::with_lease(sh, bucket, (image, name), |deadline| {
             let c = &sh.client;
             let now = api::get_small(c, c.pick(), bucket, key, MAX_MANIFEST as u64)?;
             match now.as_deref() {
@@ -177,13 +180,16 @@ impl Preconditions {
         })
     }
 
-    /// Remove the manifest at `key`, so that no commit in flight can bring it back.
-    pub fn delete(&self, sh: &Shared, bucket: &str, key: &str, image: &str) -> Result<()> {
+    /// Remove record `name` of `image`, so that no commit in flight can bring it back.
+    pub fn delete(&self, sh: &Shared, bucket: &str, (image, name): (&str, &str)) -> Result<()> {
+        let key = &layout::record_key(image, name);
         if self.plan(sh, bucket)?.conditional_replace {
-            // A commit racing this delete carries If-Match: with no manifest it fails.
+            // A commit racing this delete carries If-Match: with no record it fails.
             return api::delete_object(&sh.client, bucket, key);
         }
-        claim::with_lease(sh, bucket, image, |deadline| claim::delete_under_lease(sh, bucket, key, deadline))
+        claim::with_lease(sh, bucket, (image, name), |deadline| {
+            claim::delete_under_lease(sh, bucket, key, deadline)
+        })
     }
 }
 

@@ -94,9 +94,10 @@ impl S3Store {
         }
     }
 
-    fn manifest_key(&self, image: &str) -> Result<String> {
+    fn record_key(&self, image: &str, name: &str) -> Result<String> {
         names::validate("image", image)?;
-        Ok(layout::manifest_key(image))
+        names::validate("record", name)?;
+        Ok(layout::record_key(image, name))
     }
 
     fn head_bucket(&self, lsu: &str, bucket: &str) -> Result<()> {
@@ -200,48 +201,57 @@ impl PieceStore for S3Store {
         Ok(out)
     }
 
-    fn read_manifest(&self, lsu: &str, image: &str) -> Result<Option<Vec<u8>>> {
+    fn read_record(&self, lsu: &str, image: &str, name: &str) -> Result<Option<Vec<u8>>> {
         let bucket = self.bucket(lsu)?;
-        let key = self.manifest_key(image)?;
+        let key = self.record_key(image, name)?;
         let c = &self.sh.client;
         api::get_small(c, c.pick(), &bucket, &key, MAX_MANIFEST as u64).map_err(|e| {
             if e.kind() == ErrorKind::TooLong {
-                Error::corrupt(format!("manifest {bucket}/{key} is over the manifest limit ({e})"))
+                Error::corrupt(format!("{bucket}/{key} is over the record limit ({e})"))
             } else {
                 e
             }
         })
     }
 
-    fn create_manifest(&self, lsu: &str, image: &str, bytes: &[u8]) -> Result<()> {
+    fn create_record(&self, lsu: &str, image: &str, name: &str, bytes: &[u8]) -> Result<()> {
         let bucket = self.bucket(lsu)?;
-        let key = self.manifest_key(image)?;
-        self.preconditions.create(&self.sh, &bucket, &key, bytes, image, lsu)
+        self.record_key(image, name)?;
+        self.preconditions.create(&self.sh, &bucket, (image, name), bytes, lsu)
     }
 
-    fn replace_manifest(&self, lsu: &str, image: &str, bytes: &[u8], expected: &[u8]) -> Result<()> {
+    fn replace_record(
+        &self,
+        lsu: &str,
+        image: &str,
+        name: &str,
+        bytes: &[u8],
+        expected: &[u8],
+    ) -> Result<()> {
         let bucket = self.bucket(lsu)?;
-        let key = self.manifest_key(image)?;
-        self.preconditions.replace(&self.sh, &bucket, &key, bytes, expected, image)
+        self.record_key(image, name)?;
+        self.preconditions.replace(&self.sh, &bucket, (image, name), bytes, expected)
     }
 
-    fn delete_image(&self, lsu: &str, image: &str, pieces: &[String]) -> Result<()> {
+    fn delete_record(&self, lsu: &str, image: &str, name: &str) -> Result<()> {
         let bucket = self.bucket(lsu)?;
-        let manifest = self.manifest_key(image)?;
-        // The image vanishes first, in a way no commit in flight can undo.
-        self.preconditions.delete(&self.sh, &bucket, &manifest, image)?;
+        self.record_key(image, name)?;
+        // In a way no commit in flight can undo.
+        self.preconditions.delete(&self.sh, &bucket, (image, name))
+    }
+
+    fn remove_image(&self, lsu: &str, image: &str, keep: &[String]) -> Result<()> {
+        let bucket = self.bucket(lsu)?;
+        names::validate("image", image)?;
         let prefix = layout::image_prefix(image);
         // Uploads of writers that died or are still going: nothing may stay open.
-        self.abort_uploads(&bucket, &prefix, |_| true)?;
+        self.abort_uploads(&bucket, &prefix, |key| !keep.iter().any(|k| k == key))?;
         let (objects, _) = self.list_objects(&bucket, &prefix, None)?;
-        let mut keys: Vec<String> =
-            objects.into_iter().map(|(k, _)| k).filter(|k| k.starts_with(&prefix)).collect();
-        for p in pieces {
-            layout::split_piece_key(p)?;
-            if !keys.iter().any(|x| x == p) {
-                keys.push(p.clone());
-            }
-        }
+        let keys: Vec<String> = objects
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with(&prefix) && !keep.contains(k))
+            .collect();
         if !keys.is_empty() {
             api::delete_objects(&self.sh.client, &bucket, &keys)?;
         }
