@@ -460,7 +460,7 @@ fn add_user(st: &mut State, name: &str) -> Result<u64> {
 fn add_view(st: &mut State, store: &store::Store, v: &SeedView) -> Result<u64> {
     let dir = store.resolve(&v.path).ok_or_else(|| anyhow!("invalid view path {}", v.path))?;
     if let Some(b) = &v.bucket {
-        if !vms::valid_bucket_name_pub(b) || st.bucket(b).is_some() {
+        if !vms::valid_bucket_name(b) || st.bucket(b).is_some() {
             return Err(anyhow!("bucket {b} is invalid or exists"));
         }
         let owner = v.bucket_owner.as_deref().unwrap_or("");

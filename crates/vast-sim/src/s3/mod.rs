@@ -622,7 +622,7 @@ fn create_bucket(ctx: &Ctx, bucket: &str) -> Result<Resp, S3Err> {
     if !allowed && !ctx.caller.superuser {
         return Err(access_denied());
     }
-    if !crate::vms::valid_bucket_name_pub(bucket) {
+    if !crate::vms::valid_bucket_name(bucket) {
         return Err(S3Err::new(400, "InvalidBucketName", "The specified bucket is not valid.")
             .with("BucketName", bucket));
     }
