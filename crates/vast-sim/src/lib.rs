@@ -134,7 +134,7 @@ pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub store: store::Store,
     pub faults: faults::Faults,
-    pub uploads: Mutex<HashMap<String, s3::multipart::Upload>>,
+    pub uploads: Mutex<HashMap<String, s3::Upload>>,
     pub min_part_size: AtomicU64,
     /// Serialises quota check + rename of S3 writes.
     pub commit_lock: tokio::sync::Mutex<()>,

@@ -3,10 +3,13 @@
 //! CompleteMultipartUpload puts the assembled object into the namespace (temp file, rename).
 //! The minimum part size (5 MiB, all parts but the last) is configurable for tests.
 
-use super::{
-    blocking, commit, content_length, copy_source, esc, hdr, internal, now_iso, quoted_md5, receive,
-    small_body, user_meta, xml, xml_resp, Checks, Ctx, S3Err, WriteCond,
-};
+use super::body::{content_length, receive, small_body, take_body, user_meta, Checks, SReq};
+use super::commit::{commit, WriteCond};
+use super::context::{blocking, Ctx};
+use super::copy::copy_source;
+use super::error::{internal, S3Err};
+use super::sigv4::SigRequest;
+use super::{esc, hdr, now_iso, quoted_md5, xml, xml_resp};
 use crate::server::{empty, Resp};
 use crate::store::ObjMeta;
 use md5::{Digest, Md5};
@@ -43,14 +46,7 @@ pub struct Upload {
 }
 
 fn no_such_upload(id: &str) -> S3Err {
-    S3Err::new(404, "NoSuchUpload", "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.").with_pub("UploadId", id)
-}
-
-impl S3Err {
-    fn with_pub(mut self, tag: &'static str, v: &str) -> S3Err {
-        self.extra.push((tag, v.to_string()));
-        self
-    }
+    S3Err::new(404, "NoSuchUpload", "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.").with("UploadId", id)
 }
 
 fn get_upload(ctx: &Ctx, bucket: &str, key: &str, id: &str) -> Result<Upload, S3Err> {
@@ -124,8 +120,8 @@ pub async fn upload_part(
     key: &str,
     id: &str,
     n: &str,
-    req: &mut super::SReq,
-    sig: &super::sigv4::SigRequest,
+    req: &mut SReq,
+    sig: &SigRequest,
 ) -> Result<Resp, S3Err> {
     ctx.bucket(bucket)?;
     let n = part_number(n)?;
@@ -152,7 +148,7 @@ pub async fn upload_part(
         "part-{n:05}.{}.tmp",
         ctx.sh.store.tmp_path().file_name().and_then(|f| f.to_str()).unwrap_or("t")
     ));
-    let r = receive(super::take_body(req)?, &tmp, len, &checks).await?;
+    let r = receive(take_body(req)?, &tmp, len, &checks).await?;
     let (t, f) = (tmp.clone(), final_path.clone());
     blocking(move || std::fs::rename(&t, &f)).await?.map_err(|_| no_such_upload(id))?;
     let etag = quoted_md5(&r.md5);
@@ -185,8 +181,8 @@ async fn upload_part_copy(
         Some(r) => {
             let bad = || {
                 S3Err::new(416, "InvalidRange", "The requested range is not satisfiable")
-                    .with_pub("RangeRequested", r)
-                    .with_pub("ActualObjectSize", &size.to_string())
+                    .with("RangeRequested", r)
+                    .with("ActualObjectSize", &size.to_string())
             };
             let spec = r.trim().strip_prefix("bytes=").ok_or_else(|| S3Err::new(400, "InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"))?;
             let (a, b) = spec.split_once('-').ok_or_else(bad)?;
@@ -261,8 +257,8 @@ pub async fn complete(
     bucket: &str,
     key: &str,
     id: &str,
-    req: &mut super::SReq,
-    sig: &super::sigv4::SigRequest,
+    req: &mut SReq,
+    sig: &SigRequest,
 ) -> Result<Resp, S3Err> {
     let b = ctx.bucket(bucket)?;
     let dest = ctx.object_path(&b, key)?;
@@ -289,8 +285,8 @@ pub async fn complete(
         let part = up.parts.get(&n).filter(|part| part.etag.trim_matches('"') == etag.trim_matches('"'));
         let part = part.ok_or_else(|| {
             S3Err::new(400, "InvalidPart", "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.")
-                .with_pub("PartNumber", &n.to_string())
-                .with_pub("ETag", &etag)
+                .with("PartNumber", &n.to_string())
+                .with("ETag", &etag)
         })?;
         // A part checksum listed in the completion must be the one the part was sent with.
         let listed_crc = xml::text(p, "ChecksumCRC32C");
@@ -301,7 +297,7 @@ pub async fn complete(
                     "InvalidPart",
                     "The ChecksumCRC32C of a part does not match the uploaded part.",
                 )
-                .with_pub("PartNumber", &n.to_string()));
+                .with("PartNumber", &n.to_string()));
             }
         }
         if up.checksum_crc32c && listed_crc.is_none() {
@@ -320,9 +316,9 @@ pub async fn complete(
                 "EntityTooSmall",
                 "Your proposed upload is smaller than the minimum allowed object size.",
             )
-            .with_pub("ProposedSize", &p.size.to_string())
-            .with_pub("MinSizeAllowed", &min.to_string())
-            .with_pub("PartNumber", &n.to_string()));
+            .with("ProposedSize", &p.size.to_string())
+            .with("MinSizeAllowed", &min.to_string())
+            .with("PartNumber", &n.to_string()));
         }
     }
     let total: u64 = chosen.iter().map(|(_, p)| p.size).sum();

@@ -5,7 +5,7 @@
 //! client that signs correctly passes and any deviation yields `SignatureDoesNotMatch`.
 //! The region in the credential scope is not checked (VAST ignores it, reference §10).
 
-use super::S3Err;
+use super::error::S3Err;
 use crate::util::{aws_uri_encode, parse_amz_date, percent_decode, unix_now};
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
