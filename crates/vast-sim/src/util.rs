@@ -1,6 +1,6 @@
 //! Small self-contained helpers shared by both planes: a seeded RNG (so ids, guids, keys and
 //! fault decisions are reproducible), UUID/ISO-8601/HTTP-date formatting, and the URI
-//! percent-encoding rules of SigV4 and S3 XML. Hand-written to keep the dependency tree lean.
+//! percent-encoding rules of SigV4 and S3. Hand-written to keep the dependency tree lean.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -194,49 +194,6 @@ pub fn parse_query(q: &str, plus_as_space: bool) -> Option<Vec<(String, String)>
     Some(v)
 }
 
-pub fn xml_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-pub fn xml_unescape(s: &str) -> Option<String> {
-    let mut o = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        o.push_str(&rest[..i]);
-        let end = rest[i..].find(';')? + i;
-        let ent = &rest[i + 1..end];
-        match ent {
-            "amp" => o.push('&'),
-            "lt" => o.push('<'),
-            "gt" => o.push('>'),
-            "quot" => o.push('"'),
-            "apos" => o.push('\''),
-            _ => {
-                let code = if let Some(h) = ent.strip_prefix("#x").or_else(|| ent.strip_prefix("#X")) {
-                    u32::from_str_radix(h, 16).ok()?
-                } else {
-                    ent.strip_prefix('#')?.parse().ok()?
-                };
-                o.push(char::from_u32(code)?);
-            }
-        }
-        rest = &rest[end + 1..];
-    }
-    o.push_str(rest);
-    Some(o)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +222,5 @@ mod tests {
         assert_eq!(aws_uri_encode("a/b", false), "a%2Fb");
         assert_eq!(percent_decode("a%2Fb+c", true).unwrap(), "a/b c");
         assert_eq!(percent_decode("%zz", false), None);
-        assert_eq!(xml_unescape("a&amp;b&#65;&#x42;").unwrap(), "a&bAB");
     }
 }

@@ -4,15 +4,11 @@
 
 use super::context::{blocking, Ctx};
 use super::error::{access_denied, internal, S3Err};
-use super::{ok_empty, xml, xml_resp};
+use super::{ok_empty, xml};
 use crate::server::{empty, Resp};
 
 pub fn list_buckets(ctx: &Ctx) -> Result<Resp, S3Err> {
     let st = ctx.sh.state.lock().unwrap_or_else(|e| e.into_inner());
-    let mut s = format!("{}<ListAllMyBucketsResult xmlns=\"{}\"><Owner>", xml::HEADER, xml::NS);
-    xml::el(&mut s, "ID", &ctx.caller.user_id.to_string());
-    xml::el(&mut s, "DisplayName", &ctx.caller.name);
-    s.push_str("</Owner><Buckets>");
     let mut buckets: Vec<(String, String)> = st.colls["views"]
         .items
         .values()
@@ -27,16 +23,19 @@ pub fn list_buckets(ctx: &Ctx) -> Result<Resp, S3Err> {
         })
         .collect();
     buckets.sort();
-    for (name, created) in buckets {
-        s.push_str("<Bucket>");
-        xml::el(&mut s, "Name", &name);
-        // DRF renders microseconds; S3 clients expect milliseconds.
-        let c = if created.len() >= 23 { format!("{}Z", &created[..23]) } else { created };
-        xml::el(&mut s, "CreationDate", &c);
-        s.push_str("</Bucket>");
-    }
-    s.push_str("</Buckets></ListAllMyBucketsResult>");
-    Ok(xml_resp(200, s))
+    let buckets = buckets
+        .into_iter()
+        .map(|(name, created)| {
+            // DRF renders microseconds; S3 clients expect milliseconds.
+            let creation_date = if created.len() >= 23 { format!("{}Z", &created[..23]) } else { created };
+            xml::BucketEntry { name, creation_date }
+        })
+        .collect();
+    xml::response(&xml::ListAllMyBucketsResult {
+        xmlns: xml::Xmlns,
+        owner: xml::Owner { id: ctx.caller.user_id.to_string(), display_name: ctx.caller.name.clone() },
+        buckets: xml::Buckets { buckets },
+    })
 }
 
 /// S3 CreateBucket: allowed for users with `allow_create_bucket`; creates the view
@@ -120,14 +119,11 @@ pub async fn delete_bucket(ctx: &Ctx, bucket: &str) -> Result<Resp, S3Err> {
 /// GetBucketLocation: the simulator has one region, reported as the empty (default) one.
 pub fn location(ctx: &Ctx, bucket: &str) -> Result<Resp, S3Err> {
     ctx.bucket(bucket)?;
-    Ok(xml_resp(
-        200,
-        format!("{}<LocationConstraint xmlns=\"{}\"></LocationConstraint>", xml::HEADER, xml::NS),
-    ))
+    xml::response(&xml::LocationConstraint { xmlns: xml::Xmlns })
 }
 
 /// GetBucketVersioning: versioning is never enabled over S3 here (an empty configuration).
 pub fn versioning(ctx: &Ctx, bucket: &str) -> Result<Resp, S3Err> {
     ctx.bucket(bucket)?;
-    Ok(xml_resp(200, format!("{}<VersioningConfiguration xmlns=\"{}\"/>", xml::HEADER, xml::NS)))
+    xml::response(&xml::VersioningConfiguration { xmlns: xml::Xmlns })
 }

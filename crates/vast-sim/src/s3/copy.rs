@@ -5,7 +5,7 @@ use super::body::user_meta;
 use super::commit::{commit, WriteCond};
 use super::context::{blocking, Bucket, Ctx};
 use super::error::{conflict, internal, no_such_key, S3Err};
-use super::{hdr, mtime, xml, xml_resp};
+use super::{hdr, mtime, xml};
 use crate::server::Resp;
 use crate::store::{self, ObjMeta};
 use crate::util::{iso8601_millis, percent_decode};
@@ -106,9 +106,9 @@ pub async fn copy_object(ctx: &Ctx, bucket: &str, key: &str, h: &HeaderMap) -> R
     let md = std::fs::metadata(&dest).map_err(internal)?;
     let (sh, d2, md2) = (ctx.sh.clone(), dest.clone(), md.clone());
     let m = blocking(move || sh.store.meta(&d2, &md2)).await?;
-    let mut s = format!("{}<CopyObjectResult xmlns=\"{}\">", xml::HEADER, xml::NS);
-    xml::el(&mut s, "LastModified", &iso8601_millis(mtime(&md)));
-    xml::el(&mut s, "ETag", &m.etag);
-    s.push_str("</CopyObjectResult>");
-    Ok(xml_resp(200, s))
+    xml::response(&xml::CopyObjectResult {
+        xmlns: xml::Xmlns,
+        last_modified: iso8601_millis(mtime(&md)),
+        etag: m.etag,
+    })
 }

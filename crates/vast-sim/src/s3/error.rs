@@ -27,16 +27,15 @@ impl S3Err {
             // HEAD responses have no body; clients read the status alone.
             return b.body(empty()).unwrap_or_else(|_| http::Response::new(empty()));
         }
-        let mut s = String::from(xml::HEADER);
-        s.push_str("<Error>");
-        xml::el(&mut s, "Code", &self.code);
-        xml::el(&mut s, "Message", &self.message);
-        for (t, v) in &self.extra {
-            xml::el(&mut s, t, v);
-        }
-        xml::el(&mut s, "Resource", resource);
-        xml::el(&mut s, "RequestId", rid);
-        s.push_str("</Error>");
+        let doc = xml::Error {
+            code: &self.code,
+            message: &self.message,
+            extra: &self.extra,
+            resource,
+            request_id: rid,
+        };
+        // Serializing these plain strings cannot fail; an empty body would still carry the status.
+        let s = xml::to_string(&doc).unwrap_or_default();
         b = b.header("content-type", "application/xml");
         b.body(full(s)).unwrap_or_else(|_| http::Response::new(empty()))
     }

@@ -3,7 +3,7 @@
 
 use super::context::{blocking, Ctx};
 use super::error::S3Err;
-use super::{mtime, xml, xml_resp};
+use super::{mtime, xml};
 use crate::server::Resp;
 use crate::store::ObjMeta;
 use crate::util::iso8601_millis;
@@ -113,69 +113,51 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, q: &[(String, String)]) -> Re
         blocking(move || paths.iter().map(|(p, md)| sh.store.meta(p, md)).collect()).await?;
 
     let enc = |s: &str| if url_enc { crate::util::aws_uri_encode(s, true) } else { s.to_string() };
-    let mut s = format!("{}<ListBucketResult xmlns=\"{}\">", xml::HEADER, xml::NS);
-    xml::el(&mut s, "Name", bucket);
-    xml::el(&mut s, "Prefix", &enc(&prefix));
-    if !delim.is_empty() {
-        xml::el(&mut s, "Delimiter", &enc(&delim));
-    }
-    xml::el(&mut s, "MaxKeys", &max.to_string());
-    if url_enc {
-        xml::el(&mut s, "EncodingType", "url");
-    }
-    xml::el(&mut s, "IsTruncated", if truncated { "true" } else { "false" });
     let last = entries.last().map(|e| match e {
         Entry::Key(k, _) => format!("K:{k}"),
         Entry::Prefix(p) => format!("P:{p}"),
     });
-    if v2 {
-        xml::el(&mut s, "KeyCount", &entries.len().to_string());
-        if let Some(t) = qv("continuation-token") {
-            xml::el(&mut s, "ContinuationToken", &t);
-        }
-        if let Some(sa) = qv("start-after") {
-            xml::el(&mut s, "StartAfter", &enc(&sa));
-        }
-        if truncated {
-            if let Some(l) = &last {
-                xml::el(&mut s, "NextContinuationToken", &B64.encode(l));
-            }
-        }
-    } else {
-        xml::el(&mut s, "Marker", &enc(&qv("marker").unwrap_or_default()));
-        if truncated && !delim.is_empty() {
-            if let Some(l) = &last {
-                xml::el(&mut s, "NextMarker", &enc(&l[2..]));
-            }
-        }
-    }
     let fetch_owner = !v2 || qv("fetch-owner").as_deref() == Some("true");
-    let mut mi = metas.iter();
-    for e in &entries {
-        match e {
-            Entry::Key(k, md) => {
-                let m = mi.next().cloned().unwrap_or_default();
-                s.push_str("<Contents>");
-                xml::el(&mut s, "Key", &enc(k));
-                xml::el(&mut s, "LastModified", &iso8601_millis(mtime(md)));
-                xml::el(&mut s, "ETag", &m.etag);
-                xml::el(&mut s, "Size", &md.len().to_string());
-                if fetch_owner {
-                    s.push_str("<Owner>");
-                    xml::el(&mut s, "ID", &b.owner);
-                    xml::el(&mut s, "DisplayName", &b.owner);
-                    s.push_str("</Owner>");
-                }
-                xml::el(&mut s, "StorageClass", "STANDARD");
-                s.push_str("</Contents>");
-            }
-            Entry::Prefix(p) => {
-                s.push_str("<CommonPrefixes>");
-                xml::el(&mut s, "Prefix", &enc(p));
-                s.push_str("</CommonPrefixes>");
-            }
-        }
+    let key_count = entries.len();
+    let mut metas = metas.into_iter();
+    let items = entries
+        .into_iter()
+        .map(|e| match e {
+            Entry::Key(k, md) => xml::ListEntry::Contents(xml::Contents {
+                key: enc(&k),
+                last_modified: iso8601_millis(mtime(&md)),
+                etag: metas.next().unwrap_or_default().etag,
+                size: md.len(),
+                owner: fetch_owner.then(|| xml::Owner::user(&b.owner)),
+                storage_class: "STANDARD",
+            }),
+            Entry::Prefix(p) => xml::ListEntry::CommonPrefixes(xml::CommonPrefix { prefix: enc(&p) }),
+        })
+        .collect();
+    let mut doc = xml::ListBucketResult {
+        xmlns: xml::Xmlns,
+        name: bucket.to_string(),
+        prefix: enc(&prefix),
+        delimiter: (!delim.is_empty()).then(|| enc(&delim)),
+        max_keys: max,
+        encoding_type: url_enc.then_some("url"),
+        is_truncated: truncated,
+        key_count: None,
+        continuation_token: None,
+        start_after: None,
+        next_continuation_token: None,
+        marker: None,
+        next_marker: None,
+        entries: items,
+    };
+    if v2 {
+        doc.key_count = Some(key_count);
+        doc.continuation_token = qv("continuation-token");
+        doc.start_after = qv("start-after").map(|sa| enc(&sa));
+        doc.next_continuation_token = last.filter(|_| truncated).map(|l| B64.encode(l));
+    } else {
+        doc.marker = Some(enc(&qv("marker").unwrap_or_default()));
+        doc.next_marker = last.filter(|_| truncated && !delim.is_empty()).map(|l| enc(&l[2..]));
     }
-    s.push_str("</ListBucketResult>");
-    Ok(xml_resp(200, s))
+    xml::response(&doc)
 }

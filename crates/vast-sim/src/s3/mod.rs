@@ -25,20 +25,12 @@ mod xml;
 pub use multipart::Upload;
 pub use router::handle;
 
-use crate::server::{empty, full, Resp};
-use crate::util::{iso8601_millis, unix_now, xml_escape};
+use crate::server::{empty, Resp};
+use crate::util::{iso8601_millis, unix_now};
 use http::HeaderMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 // Small helpers every operation uses.
-
-pub fn xml_resp(status: u16, body: String) -> Resp {
-    http::Response::builder()
-        .status(status)
-        .header("content-type", "application/xml")
-        .body(full(body))
-        .unwrap_or_else(|_| http::Response::new(empty()))
-}
 
 /// A header as text (None when absent or not visible ASCII).
 fn hdr<'a>(h: &'a HeaderMap, n: &str) -> Option<&'a str> {
@@ -61,8 +53,4 @@ fn mtime(md: &std::fs::Metadata) -> Duration {
 
 pub fn now_iso() -> String {
     iso8601_millis(unix_now())
-}
-
-pub fn esc(s: &str) -> String {
-    xml_escape(s)
 }

@@ -9,7 +9,7 @@ use super::context::{blocking, Ctx};
 use super::copy::copy_source;
 use super::error::{internal, S3Err};
 use super::sigv4::SigRequest;
-use super::{esc, hdr, now_iso, quoted_md5, xml, xml_resp};
+use super::{hdr, now_iso, quoted_md5, xml};
 use crate::server::{empty, Resp};
 use crate::store::ObjMeta;
 use md5::{Digest, Md5};
@@ -88,12 +88,12 @@ pub fn create(ctx: &Ctx, bucket: &str, key: &str, h: &http::HeaderMap) -> Result
         parts: BTreeMap::new(),
     };
     ctx.sh.uploads.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), up);
-    let mut s = format!("{}<InitiateMultipartUploadResult xmlns=\"{}\">", xml::HEADER, xml::NS);
-    xml::el(&mut s, "Bucket", bucket);
-    xml::el(&mut s, "Key", key);
-    xml::el(&mut s, "UploadId", &id);
-    s.push_str("</InitiateMultipartUploadResult>");
-    Ok(xml_resp(200, s))
+    xml::response(&xml::InitiateMultipartUploadResult {
+        xmlns: xml::Xmlns,
+        bucket: bucket.into(),
+        key: key.into(),
+        upload_id: id,
+    })
 }
 
 fn part_number(n: &str) -> Result<u32, S3Err> {
@@ -242,14 +242,12 @@ async fn upload_part_copy(
         n,
         Part { etag: etag.clone(), crc32c: crc32c.clone(), md5, size: len, modified: modified.clone() },
     )?;
-    let mut s = format!("{}<CopyPartResult xmlns=\"{}\">", xml::HEADER, xml::NS);
-    xml::el(&mut s, "LastModified", &modified);
-    xml::el(&mut s, "ETag", &etag);
-    if let Some(c) = &crc32c {
-        xml::el(&mut s, "ChecksumCRC32C", c);
-    }
-    s.push_str("</CopyPartResult>");
-    Ok(xml_resp(200, s))
+    xml::response(&xml::CopyPartResult {
+        xmlns: xml::Xmlns,
+        last_modified: modified,
+        etag,
+        checksum_crc32c: crc32c,
+    })
 }
 
 pub async fn complete(
@@ -264,21 +262,10 @@ pub async fn complete(
     let dest = ctx.object_path(&b, key)?;
     let up = get_upload(ctx, bucket, key, id)?;
     let cond = WriteCond::from(req.headers())?;
-    let doc = small_body(req, sig).await?;
-    let malformed = || {
-        S3Err::new(
-            400,
-            "MalformedXML",
-            "The XML you provided was not well-formed or did not validate against our published schema",
-        )
-    };
-    if xml::children(&doc, "CompleteMultipartUpload").is_empty() {
-        return Err(malformed());
-    }
+    let doc = xml::CompleteMultipartUpload::parse(&small_body(req, sig).await?)?;
     let mut chosen: Vec<(u32, Part)> = Vec::new();
-    for p in xml::children(&doc, "Part") {
-        let n: u32 = xml::text(p, "PartNumber").and_then(|s| s.parse().ok()).ok_or_else(malformed)?;
-        let etag = xml::text(p, "ETag").ok_or_else(malformed)?;
+    for p in &doc.parts {
+        let (n, etag) = (p.number, p.etag.trim());
         if chosen.last().is_some_and(|(last, _)| *last >= n) {
             return Err(S3Err::new(400, "InvalidPartOrder", "The list of parts was not in ascending order. The parts list must be specified in order of the part number."));
         }
@@ -286,12 +273,12 @@ pub async fn complete(
         let part = part.ok_or_else(|| {
             S3Err::new(400, "InvalidPart", "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.")
                 .with("PartNumber", &n.to_string())
-                .with("ETag", &etag)
+                .with("ETag", etag)
         })?;
         // A part checksum listed in the completion must be the one the part was sent with.
-        let listed_crc = xml::text(p, "ChecksumCRC32C");
-        if let (Some(l), Some(stored)) = (&listed_crc, &part.crc32c) {
-            if l != stored {
+        let listed_crc = p.checksum_crc32c.as_deref().map(str::trim);
+        if let (Some(l), Some(stored)) = (listed_crc, &part.crc32c) {
+            if l != stored.as_str() {
                 return Err(S3Err::new(
                     400,
                     "InvalidPart",
@@ -356,17 +343,13 @@ pub async fn complete(
     ctx.sh.uploads.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     let dir = up.dir.clone();
     let _ = blocking(move || std::fs::remove_dir_all(dir)).await;
-    let mut s = format!("{}<CompleteMultipartUploadResult xmlns=\"{}\">", xml::HEADER, xml::NS);
-    xml::el(
-        &mut s,
-        "Location",
-        &format!("http://{}/{}/{}", ctx.host, bucket, crate::util::aws_uri_encode(key, true)),
-    );
-    xml::el(&mut s, "Bucket", bucket);
-    xml::el(&mut s, "Key", key);
-    xml::el(&mut s, "ETag", &etag);
-    s.push_str("</CompleteMultipartUploadResult>");
-    Ok(xml_resp(200, s))
+    xml::response(&xml::CompleteMultipartUploadResult {
+        xmlns: xml::Xmlns,
+        location: format!("http://{}/{}/{}", ctx.host, bucket, crate::util::aws_uri_encode(key, true)),
+        bucket: bucket.into(),
+        key: key.into(),
+        etag,
+    })
 }
 
 pub async fn abort(ctx: &Ctx, bucket: &str, key: &str, id: &str) -> Result<Resp, S3Err> {
@@ -400,32 +383,28 @@ pub fn list_parts(
     let parts: Vec<(&u32, &Part)> = up.parts.range(marker + 1..).collect();
     let truncated = parts.len() > max;
     let page = &parts[..parts.len().min(max)];
-    let mut s = format!("{}<ListPartsResult xmlns=\"{}\">", xml::HEADER, xml::NS);
-    xml::el(&mut s, "Bucket", bucket);
-    xml::el(&mut s, "Key", key);
-    xml::el(&mut s, "UploadId", id);
-    s.push_str(&format!(
-        "<Initiator><ID>{0}</ID><DisplayName>{0}</DisplayName></Initiator>",
-        esc(&up.initiator)
-    ));
-    s.push_str(&format!("<Owner><ID>{0}</ID><DisplayName>{0}</DisplayName></Owner>", esc(&up.initiator)));
-    xml::el(&mut s, "StorageClass", "STANDARD");
-    xml::el(&mut s, "PartNumberMarker", &marker.to_string());
-    if let Some((n, _)) = page.last() {
-        xml::el(&mut s, "NextPartNumberMarker", &n.to_string());
-    }
-    xml::el(&mut s, "MaxParts", &max.to_string());
-    xml::el(&mut s, "IsTruncated", if truncated { "true" } else { "false" });
-    for (n, p) in page {
-        s.push_str("<Part>");
-        xml::el(&mut s, "PartNumber", &n.to_string());
-        xml::el(&mut s, "LastModified", &p.modified);
-        xml::el(&mut s, "ETag", &p.etag);
-        xml::el(&mut s, "Size", &p.size.to_string());
-        s.push_str("</Part>");
-    }
-    s.push_str("</ListPartsResult>");
-    Ok(xml_resp(200, s))
+    xml::response(&xml::ListPartsResult {
+        xmlns: xml::Xmlns,
+        bucket: bucket.into(),
+        key: key.into(),
+        upload_id: id.into(),
+        initiator: xml::Owner::user(&up.initiator),
+        owner: xml::Owner::user(&up.initiator),
+        storage_class: "STANDARD",
+        part_number_marker: marker,
+        next_part_number_marker: page.last().map(|(n, _)| **n),
+        max_parts: max,
+        is_truncated: truncated,
+        parts: page
+            .iter()
+            .map(|(n, p)| xml::PartEntry {
+                part_number: **n,
+                last_modified: p.modified.clone(),
+                etag: p.etag.clone(),
+                size: p.size,
+            })
+            .collect(),
+    })
 }
 
 pub fn list_uploads(ctx: &Ctx, bucket: &str, q: &[(String, String)]) -> Result<Resp, S3Err> {
@@ -453,30 +432,27 @@ pub fn list_uploads(ctx: &Ctx, bucket: &str, q: &[(String, String)]) -> Result<R
         .collect();
     let truncated = ups.len() > max;
     let page = &ups[..ups.len().min(max)];
-    let mut s = format!("{}<ListMultipartUploadsResult xmlns=\"{}\">", xml::HEADER, xml::NS);
-    xml::el(&mut s, "Bucket", bucket);
-    xml::el(&mut s, "KeyMarker", &key_marker);
-    xml::el(&mut s, "UploadIdMarker", &id_marker);
-    if let Some(l) = page.last().filter(|_| truncated) {
-        xml::el(&mut s, "NextKeyMarker", &l.key);
-        xml::el(&mut s, "NextUploadIdMarker", &l.id);
-    }
-    xml::el(&mut s, "Prefix", &prefix);
-    xml::el(&mut s, "MaxUploads", &max.to_string());
-    xml::el(&mut s, "IsTruncated", if truncated { "true" } else { "false" });
-    for u in page {
-        s.push_str("<Upload>");
-        xml::el(&mut s, "Key", &u.key);
-        xml::el(&mut s, "UploadId", &u.id);
-        s.push_str(&format!(
-            "<Initiator><ID>{0}</ID><DisplayName>{0}</DisplayName></Initiator>",
-            esc(&u.initiator)
-        ));
-        s.push_str(&format!("<Owner><ID>{0}</ID><DisplayName>{0}</DisplayName></Owner>", esc(&u.initiator)));
-        xml::el(&mut s, "StorageClass", "STANDARD");
-        xml::el(&mut s, "Initiated", &u.initiated);
-        s.push_str("</Upload>");
-    }
-    s.push_str("</ListMultipartUploadsResult>");
-    Ok(xml_resp(200, s))
+    let next = page.last().filter(|_| truncated);
+    xml::response(&xml::ListMultipartUploadsResult {
+        xmlns: xml::Xmlns,
+        bucket: bucket.into(),
+        next_key_marker: next.map(|l| l.key.clone()),
+        next_upload_id_marker: next.map(|l| l.id.clone()),
+        key_marker,
+        upload_id_marker: id_marker,
+        prefix,
+        max_uploads: max,
+        is_truncated: truncated,
+        uploads: page
+            .iter()
+            .map(|u| xml::UploadEntry {
+                key: u.key.clone(),
+                upload_id: u.id.clone(),
+                initiator: xml::Owner::user(&u.initiator),
+                owner: xml::Owner::user(&u.initiator),
+                storage_class: "STANDARD",
+                initiated: u.initiated.clone(),
+            })
+            .collect(),
+    })
 }

@@ -5,7 +5,7 @@ use super::body::{content_length, receive, small_body, take_body, user_meta, Che
 use super::commit::{commit, etag_matches, WriteCond};
 use super::context::{blocking, Ctx};
 use super::error::{internal, no_such_key, S3Err};
-use super::{hdr, mtime, ok_empty, quoted_md5, sigv4, xml, xml_resp};
+use super::{hdr, mtime, ok_empty, quoted_md5, sigv4, xml};
 use crate::server::{channel_body, empty, Resp};
 use crate::store::ObjMeta;
 use crate::util::http_date;
@@ -211,47 +211,26 @@ pub async fn delete_objects(
     sig: &sigv4::SigRequest,
 ) -> Result<Resp, S3Err> {
     let b = ctx.bucket(bucket)?;
-    let doc = small_body(req, sig).await?;
-    let malformed = || {
-        S3Err::new(
-            400,
-            "MalformedXML",
-            "The XML you provided was not well-formed or did not validate against our published schema",
-        )
-    };
-    if xml::children(&doc, "Delete").is_empty() {
-        return Err(malformed());
+    let doc = xml::Delete::parse(&small_body(req, sig).await?)?;
+    if doc.objects.is_empty() || doc.objects.len() > 1000 {
+        return Err(xml::malformed());
     }
-    let quiet = xml::text(&doc, "Quiet").is_some_and(|q| q == "true");
-    let objs = xml::children(&doc, "Object");
-    if objs.is_empty() || objs.len() > 1000 {
-        return Err(malformed());
-    }
-    let mut s = format!("{}<DeleteResult xmlns=\"{}\">", xml::HEADER, xml::NS);
-    for o in objs {
-        let key = xml::text(o, "Key").ok_or_else(malformed)?;
-        let r = match ctx.object_path(&b, &key) {
+    let quiet = doc.is_quiet();
+    let mut results = Vec::new();
+    for o in doc.objects {
+        let r = match ctx.object_path(&b, &o.key) {
             Ok(p) => remove_file(ctx, &p).await,
             Err(e) => Err(e),
         };
         match r {
-            Ok(()) if !quiet => {
-                s.push_str("<Deleted>");
-                xml::el(&mut s, "Key", &key);
-                s.push_str("</Deleted>");
-            }
+            Ok(()) if !quiet => results.push(xml::DeleteOutcome::Deleted { key: o.key }),
             Ok(()) => {}
             Err(e) => {
-                s.push_str("<Error>");
-                xml::el(&mut s, "Key", &key);
-                xml::el(&mut s, "Code", &e.code);
-                xml::el(&mut s, "Message", &e.message);
-                s.push_str("</Error>");
+                results.push(xml::DeleteOutcome::Error { key: o.key, code: e.code, message: e.message })
             }
         }
     }
-    s.push_str("</DeleteResult>");
-    Ok(xml_resp(200, s))
+    xml::response(&xml::DeleteResult { xmlns: xml::Xmlns, results })
 }
 
 #[cfg(test)]
