@@ -17,6 +17,7 @@
 
 mod auth;
 mod faults;
+mod percent;
 mod s3;
 mod server;
 mod store;

@@ -3,53 +3,43 @@
 
 use super::body::user_meta;
 use super::commit::{commit, WriteCond};
-use super::context::{blocking, Bucket, Ctx};
+use super::context::{blocking, Ctx};
 use super::error::{conflict, internal, no_such_key, S3Err};
 use super::{hdr, mtime, xml};
+use crate::percent;
 use crate::server::Resp;
 use crate::store::{self, ObjMeta};
-use crate::util::{iso8601_millis, percent_decode};
+use crate::util::iso8601_millis;
 use http::HeaderMap;
 use std::path::PathBuf;
 
 /// Parses `x-amz-copy-source` (`bucket/key` or `/bucket/key`, URL-encoded, optional
-/// `?versionId=`) into the source file, after checking read access to its bucket.
-pub fn copy_source(ctx: &Ctx, h: &HeaderMap) -> Result<(Bucket, String, PathBuf), S3Err> {
+/// `?versionId=`, ignored: there are no versions) into the source file, after checking read
+/// access to its bucket.
+pub fn copy_source(ctx: &Ctx, h: &HeaderMap) -> Result<PathBuf, S3Err> {
+    let bad = || {
+        S3Err::new(
+            400,
+            "InvalidArgument",
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+        )
+    };
     let raw = hdr(h, "x-amz-copy-source").unwrap_or("");
-    let raw = raw
-        .split_once('?')
-        .map(|(a, v)| {
-            let _ = v;
-            a
-        })
-        .unwrap_or(raw);
-    let dec = percent_decode(raw, false).ok_or_else(|| {
-        S3Err::new(
-            400,
-            "InvalidArgument",
-            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-        )
-    })?;
+    let raw = raw.split_once('?').map_or(raw, |(path, _version)| path);
+    let dec = percent::decode(raw, false).ok_or_else(bad)?;
     let dec = dec.strip_prefix('/').unwrap_or(&dec);
-    let (sb, sk) = dec.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty()).ok_or_else(|| {
-        S3Err::new(
-            400,
-            "InvalidArgument",
-            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-        )
-    })?;
-    let b = ctx.bucket(sb)?;
-    let p = ctx.object_path(&b, sk)?;
+    let (sb, sk) = dec.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty()).ok_or_else(bad)?;
+    let p = ctx.object_path(&ctx.bucket(sb)?, sk)?;
     if !std::fs::metadata(&p).map(|m| m.is_file()).unwrap_or(false) {
         return Err(no_such_key(sk));
     }
-    Ok((b, sk.to_string(), p))
+    Ok(p)
 }
 
 pub async fn copy_object(ctx: &Ctx, bucket: &str, key: &str, h: &HeaderMap) -> Result<Resp, S3Err> {
     let b = ctx.bucket(bucket)?;
     let dest = ctx.object_path(&b, key)?;
-    let (_, _, src) = copy_source(ctx, h)?;
+    let src = copy_source(ctx, h)?;
     let directive = hdr(h, "x-amz-metadata-directive").unwrap_or("COPY").to_ascii_uppercase();
     if directive != "COPY" && directive != "REPLACE" {
         return Err(S3Err::new(400, "InvalidArgument", "Unknown metadata directive."));

@@ -4,6 +4,7 @@
 use super::context::{blocking, Ctx};
 use super::error::S3Err;
 use super::{mtime, xml};
+use crate::percent::{self, KEY_PATH};
 use crate::server::Resp;
 use crate::store::ObjMeta;
 use crate::util::iso8601_millis;
@@ -112,7 +113,7 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, q: &[(String, String)]) -> Re
     let metas: Vec<ObjMeta> =
         blocking(move || paths.iter().map(|(p, md)| sh.store.meta(p, md)).collect()).await?;
 
-    let enc = |s: &str| if url_enc { crate::util::aws_uri_encode(s, true) } else { s.to_string() };
+    let enc = |s: &str| if url_enc { percent::encode(s, KEY_PATH) } else { s.to_string() };
     let last = entries.last().map(|e| match e {
         Entry::Key(k, _) => format!("K:{k}"),
         Entry::Prefix(p) => format!("P:{p}"),

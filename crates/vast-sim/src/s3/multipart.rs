@@ -10,6 +10,7 @@ use super::copy::copy_source;
 use super::error::{internal, S3Err};
 use super::sigv4::SigRequest;
 use super::{hdr, now_iso, quoted_md5, xml};
+use crate::percent::{self, KEY_PATH};
 use crate::server::{empty, Resp};
 use crate::store::ObjMeta;
 use md5::{Digest, Md5};
@@ -174,7 +175,7 @@ async fn upload_part_copy(
     final_path: PathBuf,
     h: &http::HeaderMap,
 ) -> Result<Resp, S3Err> {
-    let (_, _, src) = copy_source(ctx, h)?;
+    let src = copy_source(ctx, h)?;
     let size = std::fs::metadata(&src).map_err(internal)?.len();
     let (start, len) = match hdr(h, "x-amz-copy-source-range") {
         None => (0, size),
@@ -345,7 +346,7 @@ pub async fn complete(
     let _ = blocking(move || std::fs::remove_dir_all(dir)).await;
     xml::response(&xml::CompleteMultipartUploadResult {
         xmlns: xml::Xmlns,
-        location: format!("http://{}/{}/{}", ctx.host, bucket, crate::util::aws_uri_encode(key, true)),
+        location: format!("http://{}/{}/{}", ctx.host, bucket, percent::encode(key, KEY_PATH)),
         bucket: bucket.into(),
         key: key.into(),
         etag,

@@ -8,8 +8,8 @@ use super::error::{access_denied, S3Err};
 use super::{buckets, copy, listing, multipart, objects, sigv4};
 use super::{hdr, ok_empty};
 use crate::faults::{Plane, Verdict};
+use crate::percent::{self, parse_query};
 use crate::server::{Dropped, Req, Resp};
-use crate::util::{parse_query, percent_decode};
 use crate::Shared;
 use http::Method;
 use http_body_util::BodyExt;
@@ -76,7 +76,7 @@ async fn route(sh: Arc<Shared>, req: &mut SReq) -> Result<Resp, S3Err> {
     let raw_path = req.uri().path().to_string();
     let raw_query = req.uri().query().unwrap_or("").to_string();
     let query = parse_query(&raw_query, false).ok_or_else(invalid_uri)?;
-    let path = percent_decode(&raw_path, false).ok_or_else(invalid_uri)?;
+    let path = percent::decode(&raw_path, false).ok_or_else(invalid_uri)?;
     let p = path.strip_prefix('/').ok_or_else(invalid_uri)?;
     let (bucket, key) = match p.split_once('/') {
         Some((b, k)) => (b.to_string(), k.to_string()),

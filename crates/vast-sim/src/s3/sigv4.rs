@@ -6,7 +6,8 @@
 //! The region in the credential scope is not checked (VAST ignores it, reference §10).
 
 use super::error::S3Err;
-use crate::util::{aws_uri_encode, parse_amz_date, percent_decode, unix_now};
+use crate::percent::{self, COMPONENT};
+use crate::util::{parse_amz_date, unix_now};
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
@@ -162,8 +163,10 @@ pub fn parse(headers: &HeaderMap, query: &[(String, String)]) -> Result<Option<S
 /// Canonical URI: each raw segment decoded then encoded once (so `%2F` inside a segment stays
 /// encoded and `/` separators stay separators).
 fn canonical_uri(raw_path: &str) -> Option<String> {
-    let segs: Option<Vec<String>> =
-        raw_path.split('/').map(|s| percent_decode(s, false).map(|d| aws_uri_encode(&d, false))).collect();
+    let segs: Option<Vec<String>> = raw_path
+        .split('/')
+        .map(|s| percent::decode(s, false).map(|d| percent::encode(&d, COMPONENT)))
+        .collect();
     let p = segs?.join("/");
     Some(if p.is_empty() { "/".into() } else { p })
 }
@@ -172,11 +175,11 @@ fn canonical_query(raw_query: &str, presigned: bool) -> Option<String> {
     let mut pairs = Vec::new();
     for part in raw_query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        let (k, v) = (percent_decode(k, false)?, percent_decode(v, false)?);
+        let (k, v) = (percent::decode(k, false)?, percent::decode(v, false)?);
         if presigned && k == "X-Amz-Signature" {
             continue;
         }
-        pairs.push((aws_uri_encode(&k, false), aws_uri_encode(&v, false)));
+        pairs.push((percent::encode(&k, COMPONENT), percent::encode(&v, COMPONENT)));
     }
     pairs.sort();
     Some(pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"))

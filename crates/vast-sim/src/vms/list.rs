@@ -10,6 +10,7 @@
 
 use super::request::Rq;
 use super::response::{detail, ok, Res};
+use crate::percent::{self, COMPONENT};
 use serde_json::{json, Map, Value};
 
 /// Query parameters that are not filters.
@@ -248,9 +249,7 @@ pub fn respond(items: Vec<Value>, rq: &Rq) -> Res {
         q.push(("page".into(), p.to_string()));
         let qs: Vec<String> = q
             .iter()
-            .map(|(k, v)| {
-                format!("{}={}", crate::util::aws_uri_encode(k, false), crate::util::aws_uri_encode(v, false))
-            })
+            .map(|(k, v)| format!("{}={}", percent::encode(k, COMPONENT), percent::encode(v, COMPONENT)))
             .collect();
         json!(format!("{}{}/?{}", rq.prefix, rq.segs.join("/"), qs.join("&")))
     };

@@ -10,8 +10,8 @@ use super::resources::{
 use super::response::{detail, err, method_not_allowed, not_found, to_http, Out, Res};
 use super::state::{self, State};
 use crate::faults::{Plane, Verdict};
+use crate::percent::parse_query;
 use crate::server::{Dropped, Req, Resp};
-use crate::util::parse_query;
 use crate::Shared;
 use std::sync::Arc;
 
