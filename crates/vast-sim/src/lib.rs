@@ -153,7 +153,7 @@ pub(crate) fn vips_down(sh: &Shared) -> Vec<usize> {
 
 fn s3_handler(sh: &Arc<Shared>) -> server::Handler {
     let sh = Arc::downgrade(sh);
-    Arc::new(move |req, _local| {
+    Arc::new(move |req| {
         let sh = sh.upgrade();
         Box::pin(async move {
             match sh {
@@ -279,7 +279,7 @@ impl Sim {
 
         let _g = rt.enter();
         let weak = Arc::downgrade(&shared);
-        let vms_handler: server::Handler = Arc::new(move |req, _local| {
+        let vms_handler: server::Handler = Arc::new(move |req| {
             let sh = weak.upgrade();
             Box::pin(async move {
                 match sh {

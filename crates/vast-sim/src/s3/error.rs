@@ -62,17 +62,16 @@ pub fn precondition_failed() -> S3Err {
         .with("Condition", "If-None-Match/If-Match")
 }
 
+/// A failed rename into the namespace: the key collides with a file or directory.
 pub fn conflict(e: std::io::Error) -> S3Err {
+    use std::io::ErrorKind as K;
     match e.kind() {
-        std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory | std::io::ErrorKind::IsADirectory => {
+        K::AlreadyExists | K::NotADirectory | K::IsADirectory => {
             S3Err::new(409, "InvalidRequest", "The key conflicts with an existing file or directory in the view (a key cannot be both an object and a prefix of another object)")
         }
-        _ => {
-            if e.raw_os_error() == Some(20) || e.raw_os_error() == Some(21) || e.raw_os_error() == Some(39) {
-                S3Err::new(409, "InvalidRequest", "The key conflicts with an existing file or directory in the view")
-            } else {
-                internal(e)
-            }
+        K::DirectoryNotEmpty => {
+            S3Err::new(409, "InvalidRequest", "The key conflicts with an existing file or directory in the view")
         }
+        _ => internal(e),
     }
 }

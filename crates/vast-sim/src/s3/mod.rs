@@ -3,11 +3,12 @@
 //! objects = files under the view path. Errors are S3-standard XML and every response
 //! carries `Server: vast 5.3.1.0`.
 //!
-//! - [`router`]: faults, authentication, choice of operation
-//! - [`context`]: caller, bucket access, quotas; [`error`]: S3 errors
-//! - [`body`]: request bodies and integrity checks; [`commit`]: how objects enter the namespace
-//! - [`buckets`], [`listing`], [`objects`], [`copy`], [`multipart`]: the operations
-//! - [`sigv4`]: signature verification; [`xml`]: the XML documents
+//! - [`router`] — faults, authentication, choice of operation
+//! - [`context`] — caller, bucket access, quotas; [`error`] — S3 errors
+//! - [`body`] — request bodies and integrity checks
+//! - [`commit`] — how a new object enters the namespace
+//! - [`buckets`], [`listing`], [`objects`], [`copy`], [`multipart`] — the operations
+//! - [`sigv4`] — signature verification; [`xml`] — the XML documents
 
 mod body;
 mod buckets;

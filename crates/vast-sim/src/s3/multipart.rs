@@ -2,6 +2,8 @@
 //! `<root>/.vast-sim/uploads/<upload id>/`, outside every bucket, and only
 //! CompleteMultipartUpload puts the assembled object into the namespace (temp file, rename).
 //! The minimum part size (5 MiB, all parts but the last) is configurable for tests.
+//!
+//! One job, the lifecycle of an upload: create, parts, complete, abort, and the two lists.
 
 use super::body::{content_length, receive, small_body, take_body, user_meta, Checks, SReq};
 use super::commit::{commit, WriteCond};
@@ -183,7 +185,7 @@ async fn upload_part_copy(
             let bad = || {
                 S3Err::new(416, "InvalidRange", "The requested range is not satisfiable")
                     .with("RangeRequested", r)
-                    .with("ActualObjectSize", &size.to_string())
+                    .with("ActualObjectSize", size.to_string())
             };
             let spec = r.trim().strip_prefix("bytes=").ok_or_else(|| S3Err::new(400, "InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"))?;
             let (a, b) = spec.split_once('-').ok_or_else(bad)?;
@@ -273,7 +275,7 @@ pub async fn complete(
         let part = up.parts.get(&n).filter(|part| part.etag.trim_matches('"') == etag.trim_matches('"'));
         let part = part.ok_or_else(|| {
             S3Err::new(400, "InvalidPart", "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.")
-                .with("PartNumber", &n.to_string())
+                .with("PartNumber", n.to_string())
                 .with("ETag", etag)
         })?;
         // A part checksum listed in the completion must be the one the part was sent with.
@@ -285,7 +287,7 @@ pub async fn complete(
                     "InvalidPart",
                     "The ChecksumCRC32C of a part does not match the uploaded part.",
                 )
-                .with("PartNumber", &n.to_string()));
+                .with("PartNumber", n.to_string()));
             }
         }
         if up.checksum_crc32c && listed_crc.is_none() {
@@ -304,9 +306,9 @@ pub async fn complete(
                 "EntityTooSmall",
                 "Your proposed upload is smaller than the minimum allowed object size.",
             )
-            .with("ProposedSize", &p.size.to_string())
-            .with("MinSizeAllowed", &min.to_string())
-            .with("PartNumber", &n.to_string()));
+            .with("ProposedSize", p.size.to_string())
+            .with("MinSizeAllowed", min.to_string())
+            .with("PartNumber", n.to_string()));
         }
     }
     let total: u64 = chosen.iter().map(|(_, p)| p.size).sum();

@@ -15,8 +15,6 @@ use sha2::{Digest, Sha256};
 type HmacSha256 = Hmac<Sha256>;
 
 pub const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
-#[cfg(test)]
-const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// The parsed, not yet verified, signature of one request.
 #[derive(Debug, Clone)]
@@ -294,11 +292,10 @@ impl SigRequest {
         if same {
             Ok(())
         } else {
-            let mut e = S3Err::new(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.");
-            e.extra.push(("AWSAccessKeyId", self.access_key.clone()));
-            e.extra.push(("StringToSign", sts));
-            e.extra.push(("SignatureProvided", self.signature.clone()));
-            Err(e)
+            Err(S3Err::new(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.")
+                .with("AWSAccessKeyId", self.access_key.as_str())
+                .with("StringToSign", sts)
+                .with("SignatureProvided", self.signature.as_str()))
         }
     }
 }
@@ -310,6 +307,8 @@ pub fn is_sha256_hex(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     /// The "GET Object" example of the AWS SigV4 documentation (header form). Checked
     /// against the canonical request rules only; the time check is bypassed by calling

@@ -4,6 +4,8 @@
 //!
 //! Responses are written with every predefined entity escaped (`"` and `'` too) and empty
 //! elements as `<A></A>`, which is what the simulator sent before it used quick-xml.
+//!
+//! One job, the XML vocabulary; the file is long because S3 has many documents.
 
 use super::error::{internal, S3Err};
 use crate::server::{empty, full, Resp};
@@ -378,7 +380,7 @@ impl Serialize for Error<'_> {
         e.serialize_field("Code", self.code)?;
         e.serialize_field("Message", self.message)?;
         for (tag, v) in self.extra {
-            e.serialize_field(*tag, v)?;
+            e.serialize_field(tag, v)?;
         }
         e.serialize_field("Resource", self.resource)?;
         e.serialize_field("RequestId", self.request_id)?;
