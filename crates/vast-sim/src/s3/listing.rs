@@ -49,11 +49,9 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, q: &[(String, String)]) -> Re
     let mut after: Option<(bool, String)> = None;
     if v2 {
         if let Some(t) = qv("continuation-token") {
-            let raw = B64.decode(t.as_bytes()).ok().and_then(|d| String::from_utf8(d).ok());
-            let raw = raw.ok_or_else(|| {
-                S3Err::new(400, "InvalidArgument", "The continuation token provided is incorrect")
-            })?;
             let bad = || S3Err::new(400, "InvalidArgument", "The continuation token provided is incorrect");
+            let raw = B64.decode(t.as_bytes()).ok().and_then(|d| String::from_utf8(d).ok());
+            let raw = raw.ok_or_else(bad)?;
             after = Some(match (raw.strip_prefix("P:"), raw.strip_prefix("K:")) {
                 (Some(p), _) => (true, p.to_string()),
                 (_, Some(k)) => (false, k.to_string()),
