@@ -17,6 +17,7 @@
 
 mod auth;
 mod faults;
+mod percent;
 mod s3;
 mod server;
 mod store;
@@ -134,7 +135,7 @@ pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub store: store::Store,
     pub faults: faults::Faults,
-    pub uploads: Mutex<HashMap<String, s3::multipart::Upload>>,
+    pub uploads: Mutex<HashMap<String, s3::Upload>>,
     pub min_part_size: AtomicU64,
     /// Serialises quota check + rename of S3 writes.
     pub commit_lock: tokio::sync::Mutex<()>,
@@ -152,7 +153,7 @@ pub(crate) fn vips_down(sh: &Shared) -> Vec<usize> {
 
 fn s3_handler(sh: &Arc<Shared>) -> server::Handler {
     let sh = Arc::downgrade(sh);
-    Arc::new(move |req, _local| {
+    Arc::new(move |req| {
         let sh = sh.upgrade();
         Box::pin(async move {
             match sh {
@@ -278,7 +279,7 @@ impl Sim {
 
         let _g = rt.enter();
         let weak = Arc::downgrade(&shared);
-        let vms_handler: server::Handler = Arc::new(move |req, _local| {
+        let vms_handler: server::Handler = Arc::new(move |req| {
             let sh = weak.upgrade();
             Box::pin(async move {
                 match sh {
@@ -460,7 +461,7 @@ fn add_user(st: &mut State, name: &str) -> Result<u64> {
 fn add_view(st: &mut State, store: &store::Store, v: &SeedView) -> Result<u64> {
     let dir = store.resolve(&v.path).ok_or_else(|| anyhow!("invalid view path {}", v.path))?;
     if let Some(b) = &v.bucket {
-        if !vms::valid_bucket_name_pub(b) || st.bucket(b).is_some() {
+        if !vms::valid_bucket_name(b) || st.bucket(b).is_some() {
             return Err(anyhow!("bucket {b} is invalid or exists"));
         }
         let owner = v.bucket_owner.as_deref().unwrap_or("");

@@ -11,7 +11,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -28,7 +27,7 @@ pub type Req = http::Request<Incoming>;
 pub struct Dropped;
 
 pub type BoxFut = Pin<Box<dyn Future<Output = Result<Resp, Dropped>> + Send>>;
-pub type Handler = Arc<dyn Fn(Req, SocketAddr) -> BoxFut + Send + Sync>;
+pub type Handler = Arc<dyn Fn(Req) -> BoxFut + Send + Sync>;
 
 pub fn full(b: impl Into<Bytes>) -> RespBody {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
@@ -113,7 +112,6 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().unwrap_or_else(|_| ([127, 0, 0, 1], 0).into());
         let (tls, handler, mut sd) = (tls.clone(), handler.clone(), shutdown.clone());
         tokio::spawn(async move {
             let kill = Arc::new(Notify::new());
@@ -121,10 +119,10 @@ async fn accept_loop(
                 match tls {
                     Some(acc) => {
                         if let Ok(s) = acc.accept(stream).await {
-                            serve_conn(TokioIo::new(s), handler, local, kill.clone()).await
+                            serve_conn(TokioIo::new(s), handler, kill.clone()).await
                         }
                     }
-                    None => serve_conn(TokioIo::new(stream), handler, local, kill.clone()).await,
+                    None => serve_conn(TokioIo::new(stream), handler, kill.clone()).await,
                 }
             };
             tokio::select! {
@@ -136,14 +134,14 @@ async fn accept_loop(
     }
 }
 
-async fn serve_conn<I>(io: TokioIo<I>, handler: Handler, local: SocketAddr, kill: Arc<Notify>)
+async fn serve_conn<I>(io: TokioIo<I>, handler: Handler, kill: Arc<Notify>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let svc = hyper::service::service_fn(move |req: Req| {
         let (handler, kill) = (handler.clone(), kill.clone());
         async move {
-            match handler(req, local).await {
+            match handler(req).await {
                 Ok(r) => Ok::<_, io::Error>(r),
                 Err(Dropped) => {
                     // Wake the connection task, which drops the socket; never answer.

@@ -1,6 +1,5 @@
 //! Small self-contained helpers shared by both planes: a seeded RNG (so ids, guids, keys and
-//! fault decisions are reproducible), UUID/ISO-8601/HTTP-date formatting, and the URI
-//! percent-encoding rules of SigV4 and S3 XML. Hand-written to keep the dependency tree lean.
+//! fault decisions are reproducible), and UUID, ISO-8601, HTTP-date and duration formatting.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -143,100 +142,6 @@ pub fn parse_duration_string(s: &str) -> Option<Duration> {
     Some(Duration::from_secs(days * 86_400 + total))
 }
 
-/// Percent-decodes a URI component. `plus_as_space` is for form-encoded query strings sent by
-/// browsers; SigV4 clients always encode a space as `%20`, so S3 passes false.
-pub fn percent_decode(s: &str, plus_as_space: bool) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hx = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hx, 16).ok()?);
-                i += 3;
-            }
-            b'+' if plus_as_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// AWS URI encoding: every byte except the unreserved set is `%XX` (uppercase); `/` is kept
-/// when `keep_slash` (object key paths) and encoded otherwise (query components).
-pub fn aws_uri_encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len() * 3 / 2);
-    for &c in s.as_bytes() {
-        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~') || (keep_slash && c == b'/') {
-            out.push(c as char);
-        } else {
-            out.push_str(&format!("%{c:02X}"));
-        }
-    }
-    out
-}
-
-/// Splits a raw query string into decoded (key, value) pairs, keeping order and repeats.
-/// Returns None when a component is not valid percent-encoding/UTF-8.
-pub fn parse_query(q: &str, plus_as_space: bool) -> Option<Vec<(String, String)>> {
-    let mut v = Vec::new();
-    for part in q.split('&').filter(|p| !p.is_empty()) {
-        let (k, val) = part.split_once('=').unwrap_or((part, ""));
-        v.push((percent_decode(k, plus_as_space)?, percent_decode(val, plus_as_space)?));
-    }
-    Some(v)
-}
-
-pub fn xml_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-pub fn xml_unescape(s: &str) -> Option<String> {
-    let mut o = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        o.push_str(&rest[..i]);
-        let end = rest[i..].find(';')? + i;
-        let ent = &rest[i + 1..end];
-        match ent {
-            "amp" => o.push('&'),
-            "lt" => o.push('<'),
-            "gt" => o.push('>'),
-            "quot" => o.push('"'),
-            "apos" => o.push('\''),
-            _ => {
-                let code = if let Some(h) = ent.strip_prefix("#x").or_else(|| ent.strip_prefix("#X")) {
-                    u32::from_str_radix(h, 16).ok()?
-                } else {
-                    ent.strip_prefix('#')?.parse().ok()?
-                };
-                o.push(char::from_u32(code)?);
-            }
-        }
-        rest = &rest[end + 1..];
-    }
-    o.push_str(rest);
-    Some(o)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,14 +162,5 @@ mod tests {
         assert_eq!(parse_duration_string("1 01:01:01"), Some(Duration::from_secs(90_061)));
         assert_eq!(parse_duration_string("300"), Some(Duration::from_secs(300)));
         assert_eq!(parse_duration_string("x"), None);
-    }
-
-    #[test]
-    fn encoding() {
-        assert_eq!(aws_uri_encode("a b/c~d*", true), "a%20b/c~d%2A");
-        assert_eq!(aws_uri_encode("a/b", false), "a%2Fb");
-        assert_eq!(percent_decode("a%2Fb+c", true).unwrap(), "a/b c");
-        assert_eq!(percent_decode("%zz", false), None);
-        assert_eq!(xml_unescape("a&amp;b&#65;&#x42;").unwrap(), "a&bAB");
     }
 }

@@ -2,11 +2,17 @@
 //! `<root>/.vast-sim/uploads/<upload id>/`, outside every bucket, and only
 //! CompleteMultipartUpload puts the assembled object into the namespace (temp file, rename).
 //! The minimum part size (5 MiB, all parts but the last) is configurable for tests.
+//!
+//! One job, the lifecycle of an upload: create, parts, complete, abort, and the two lists.
 
-use super::{
-    blocking, commit, content_length, copy_source, esc, hdr, internal, now_iso, quoted_md5, receive,
-    small_body, user_meta, xml, xml_resp, Checks, Ctx, S3Err, WriteCond,
-};
+use super::body::{content_length, receive, small_body, take_body, user_meta, Checks, SReq};
+use super::commit::{commit, WriteCond};
+use super::context::{blocking, Ctx};
+use super::copy::copy_source;
+use super::error::{internal, S3Err};
+use super::sigv4::SigRequest;
+use super::{hdr, now_iso, quoted_md5, xml};
+use crate::percent::{self, KEY_PATH};
 use crate::server::{empty, Resp};
 use crate::store::ObjMeta;
 use md5::{Digest, Md5};
@@ -43,14 +49,7 @@ pub struct Upload {
 }
 
 fn no_such_upload(id: &str) -> S3Err {
-    S3Err::new(404, "NoSuchUpload", "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.").with_pub("UploadId", id)
-}
-
-impl S3Err {
-    fn with_pub(mut self, tag: &'static str, v: &str) -> S3Err {
-        self.extra.push((tag, v.to_string()));
-        self
-    }
+    S3Err::new(404, "NoSuchUpload", "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.").with("UploadId", id)
 }
 
 fn get_upload(ctx: &Ctx, bucket: &str, key: &str, id: &str) -> Result<Upload, S3Err> {
@@ -92,12 +91,12 @@ pub fn create(ctx: &Ctx, bucket: &str, key: &str, h: &http::HeaderMap) -> Result
         parts: BTreeMap::new(),
     };
     ctx.sh.uploads.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), up);
-    let mut s = format!("{}<InitiateMultipartUploadResult xmlns=\"{}\">", xml::HEADER, xml::NS);
-    xml::el(&mut s, "Bucket", bucket);
-    xml::el(&mut s, "Key", key);
-    xml::el(&mut s, "UploadId", &id);
-    s.push_str("</InitiateMultipartUploadResult>");
-    Ok(xml_resp(200, s))
+    xml::response(&xml::InitiateMultipartUploadResult {
+        xmlns: xml::Xmlns,
+        bucket: bucket.into(),
+        key: key.into(),
+        upload_id: id,
+    })
 }
 
 fn part_number(n: &str) -> Result<u32, S3Err> {
@@ -124,8 +123,8 @@ pub async fn upload_part(
     key: &str,
     id: &str,
     n: &str,
-    req: &mut super::SReq,
-    sig: &super::sigv4::SigRequest,
+    req: &mut SReq,
+    sig: &SigRequest,
 ) -> Result<Resp, S3Err> {
     ctx.bucket(bucket)?;
     let n = part_number(n)?;
@@ -152,7 +151,7 @@ pub async fn upload_part(
         "part-{n:05}.{}.tmp",
         ctx.sh.store.tmp_path().file_name().and_then(|f| f.to_str()).unwrap_or("t")
     ));
-    let r = receive(super::take_body(req)?, &tmp, len, &checks).await?;
+    let r = receive(take_body(req)?, &tmp, len, &checks).await?;
     let (t, f) = (tmp.clone(), final_path.clone());
     blocking(move || std::fs::rename(&t, &f)).await?.map_err(|_| no_such_upload(id))?;
     let etag = quoted_md5(&r.md5);
@@ -178,15 +177,15 @@ async fn upload_part_copy(
     final_path: PathBuf,
     h: &http::HeaderMap,
 ) -> Result<Resp, S3Err> {
-    let (_, _, src) = copy_source(ctx, h)?;
+    let src = copy_source(ctx, h)?;
     let size = std::fs::metadata(&src).map_err(internal)?.len();
     let (start, len) = match hdr(h, "x-amz-copy-source-range") {
         None => (0, size),
         Some(r) => {
             let bad = || {
                 S3Err::new(416, "InvalidRange", "The requested range is not satisfiable")
-                    .with_pub("RangeRequested", r)
-                    .with_pub("ActualObjectSize", &size.to_string())
+                    .with("RangeRequested", r)
+                    .with("ActualObjectSize", size.to_string())
             };
             let spec = r.trim().strip_prefix("bytes=").ok_or_else(|| S3Err::new(400, "InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"))?;
             let (a, b) = spec.split_once('-').ok_or_else(bad)?;
@@ -246,14 +245,12 @@ async fn upload_part_copy(
         n,
         Part { etag: etag.clone(), crc32c: crc32c.clone(), md5, size: len, modified: modified.clone() },
     )?;
-    let mut s = format!("{}<CopyPartResult xmlns=\"{}\">", xml::HEADER, xml::NS);
-    xml::el(&mut s, "LastModified", &modified);
-    xml::el(&mut s, "ETag", &etag);
-    if let Some(c) = &crc32c {
-        xml::el(&mut s, "ChecksumCRC32C", c);
-    }
-    s.push_str("</CopyPartResult>");
-    Ok(xml_resp(200, s))
+    xml::response(&xml::CopyPartResult {
+        xmlns: xml::Xmlns,
+        last_modified: modified,
+        etag,
+        checksum_crc32c: crc32c,
+    })
 }
 
 pub async fn complete(
@@ -261,47 +258,36 @@ pub async fn complete(
     bucket: &str,
     key: &str,
     id: &str,
-    req: &mut super::SReq,
-    sig: &super::sigv4::SigRequest,
+    req: &mut SReq,
+    sig: &SigRequest,
 ) -> Result<Resp, S3Err> {
     let b = ctx.bucket(bucket)?;
     let dest = ctx.object_path(&b, key)?;
     let up = get_upload(ctx, bucket, key, id)?;
     let cond = WriteCond::from(req.headers())?;
-    let doc = small_body(req, sig).await?;
-    let malformed = || {
-        S3Err::new(
-            400,
-            "MalformedXML",
-            "The XML you provided was not well-formed or did not validate against our published schema",
-        )
-    };
-    if xml::children(&doc, "CompleteMultipartUpload").is_empty() {
-        return Err(malformed());
-    }
+    let doc = xml::CompleteMultipartUpload::parse(&small_body(req, sig).await?)?;
     let mut chosen: Vec<(u32, Part)> = Vec::new();
-    for p in xml::children(&doc, "Part") {
-        let n: u32 = xml::text(p, "PartNumber").and_then(|s| s.parse().ok()).ok_or_else(malformed)?;
-        let etag = xml::text(p, "ETag").ok_or_else(malformed)?;
+    for p in &doc.parts {
+        let (n, etag) = (p.number, p.etag.trim());
         if chosen.last().is_some_and(|(last, _)| *last >= n) {
             return Err(S3Err::new(400, "InvalidPartOrder", "The list of parts was not in ascending order. The parts list must be specified in order of the part number."));
         }
         let part = up.parts.get(&n).filter(|part| part.etag.trim_matches('"') == etag.trim_matches('"'));
         let part = part.ok_or_else(|| {
             S3Err::new(400, "InvalidPart", "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.")
-                .with_pub("PartNumber", &n.to_string())
-                .with_pub("ETag", &etag)
+                .with("PartNumber", n.to_string())
+                .with("ETag", etag)
         })?;
         // A part checksum listed in the completion must be the one the part was sent with.
-        let listed_crc = xml::text(p, "ChecksumCRC32C");
-        if let (Some(l), Some(stored)) = (&listed_crc, &part.crc32c) {
-            if l != stored {
+        let listed_crc = p.checksum_crc32c.as_deref().map(str::trim);
+        if let (Some(l), Some(stored)) = (listed_crc, &part.crc32c) {
+            if l != stored.as_str() {
                 return Err(S3Err::new(
                     400,
                     "InvalidPart",
                     "The ChecksumCRC32C of a part does not match the uploaded part.",
                 )
-                .with_pub("PartNumber", &n.to_string()));
+                .with("PartNumber", n.to_string()));
             }
         }
         if up.checksum_crc32c && listed_crc.is_none() {
@@ -320,9 +306,9 @@ pub async fn complete(
                 "EntityTooSmall",
                 "Your proposed upload is smaller than the minimum allowed object size.",
             )
-            .with_pub("ProposedSize", &p.size.to_string())
-            .with_pub("MinSizeAllowed", &min.to_string())
-            .with_pub("PartNumber", &n.to_string()));
+            .with("ProposedSize", p.size.to_string())
+            .with("MinSizeAllowed", min.to_string())
+            .with("PartNumber", n.to_string()));
         }
     }
     let total: u64 = chosen.iter().map(|(_, p)| p.size).sum();
@@ -360,17 +346,13 @@ pub async fn complete(
     ctx.sh.uploads.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     let dir = up.dir.clone();
     let _ = blocking(move || std::fs::remove_dir_all(dir)).await;
-    let mut s = format!("{}<CompleteMultipartUploadResult xmlns=\"{}\">", xml::HEADER, xml::NS);
-    xml::el(
-        &mut s,
-        "Location",
-        &format!("http://{}/{}/{}", ctx.host, bucket, crate::util::aws_uri_encode(key, true)),
-    );
-    xml::el(&mut s, "Bucket", bucket);
-    xml::el(&mut s, "Key", key);
-    xml::el(&mut s, "ETag", &etag);
-    s.push_str("</CompleteMultipartUploadResult>");
-    Ok(xml_resp(200, s))
+    xml::response(&xml::CompleteMultipartUploadResult {
+        xmlns: xml::Xmlns,
+        location: format!("http://{}/{}/{}", ctx.host, bucket, percent::encode(key, KEY_PATH)),
+        bucket: bucket.into(),
+        key: key.into(),
+        etag,
+    })
 }
 
 pub async fn abort(ctx: &Ctx, bucket: &str, key: &str, id: &str) -> Result<Resp, S3Err> {
@@ -404,32 +386,28 @@ pub fn list_parts(
     let parts: Vec<(&u32, &Part)> = up.parts.range(marker + 1..).collect();
     let truncated = parts.len() > max;
     let page = &parts[..parts.len().min(max)];
-    let mut s = format!("{}<ListPartsResult xmlns=\"{}\">", xml::HEADER, xml::NS);
-    xml::el(&mut s, "Bucket", bucket);
-    xml::el(&mut s, "Key", key);
-    xml::el(&mut s, "UploadId", id);
-    s.push_str(&format!(
-        "<Initiator><ID>{0}</ID><DisplayName>{0}</DisplayName></Initiator>",
-        esc(&up.initiator)
-    ));
-    s.push_str(&format!("<Owner><ID>{0}</ID><DisplayName>{0}</DisplayName></Owner>", esc(&up.initiator)));
-    xml::el(&mut s, "StorageClass", "STANDARD");
-    xml::el(&mut s, "PartNumberMarker", &marker.to_string());
-    if let Some((n, _)) = page.last() {
-        xml::el(&mut s, "NextPartNumberMarker", &n.to_string());
-    }
-    xml::el(&mut s, "MaxParts", &max.to_string());
-    xml::el(&mut s, "IsTruncated", if truncated { "true" } else { "false" });
-    for (n, p) in page {
-        s.push_str("<Part>");
-        xml::el(&mut s, "PartNumber", &n.to_string());
-        xml::el(&mut s, "LastModified", &p.modified);
-        xml::el(&mut s, "ETag", &p.etag);
-        xml::el(&mut s, "Size", &p.size.to_string());
-        s.push_str("</Part>");
-    }
-    s.push_str("</ListPartsResult>");
-    Ok(xml_resp(200, s))
+    xml::response(&xml::ListPartsResult {
+        xmlns: xml::Xmlns,
+        bucket: bucket.into(),
+        key: key.into(),
+        upload_id: id.into(),
+        initiator: xml::Owner::user(&up.initiator),
+        owner: xml::Owner::user(&up.initiator),
+        storage_class: "STANDARD",
+        part_number_marker: marker,
+        next_part_number_marker: page.last().map(|(n, _)| **n),
+        max_parts: max,
+        is_truncated: truncated,
+        parts: page
+            .iter()
+            .map(|(n, p)| xml::PartEntry {
+                part_number: **n,
+                last_modified: p.modified.clone(),
+                etag: p.etag.clone(),
+                size: p.size,
+            })
+            .collect(),
+    })
 }
 
 pub fn list_uploads(ctx: &Ctx, bucket: &str, q: &[(String, String)]) -> Result<Resp, S3Err> {
@@ -457,30 +435,27 @@ pub fn list_uploads(ctx: &Ctx, bucket: &str, q: &[(String, String)]) -> Result<R
         .collect();
     let truncated = ups.len() > max;
     let page = &ups[..ups.len().min(max)];
-    let mut s = format!("{}<ListMultipartUploadsResult xmlns=\"{}\">", xml::HEADER, xml::NS);
-    xml::el(&mut s, "Bucket", bucket);
-    xml::el(&mut s, "KeyMarker", &key_marker);
-    xml::el(&mut s, "UploadIdMarker", &id_marker);
-    if let Some(l) = page.last().filter(|_| truncated) {
-        xml::el(&mut s, "NextKeyMarker", &l.key);
-        xml::el(&mut s, "NextUploadIdMarker", &l.id);
-    }
-    xml::el(&mut s, "Prefix", &prefix);
-    xml::el(&mut s, "MaxUploads", &max.to_string());
-    xml::el(&mut s, "IsTruncated", if truncated { "true" } else { "false" });
-    for u in page {
-        s.push_str("<Upload>");
-        xml::el(&mut s, "Key", &u.key);
-        xml::el(&mut s, "UploadId", &u.id);
-        s.push_str(&format!(
-            "<Initiator><ID>{0}</ID><DisplayName>{0}</DisplayName></Initiator>",
-            esc(&u.initiator)
-        ));
-        s.push_str(&format!("<Owner><ID>{0}</ID><DisplayName>{0}</DisplayName></Owner>", esc(&u.initiator)));
-        xml::el(&mut s, "StorageClass", "STANDARD");
-        xml::el(&mut s, "Initiated", &u.initiated);
-        s.push_str("</Upload>");
-    }
-    s.push_str("</ListMultipartUploadsResult>");
-    Ok(xml_resp(200, s))
+    let next = page.last().filter(|_| truncated);
+    xml::response(&xml::ListMultipartUploadsResult {
+        xmlns: xml::Xmlns,
+        bucket: bucket.into(),
+        next_key_marker: next.map(|l| l.key.clone()),
+        next_upload_id_marker: next.map(|l| l.id.clone()),
+        key_marker,
+        upload_id_marker: id_marker,
+        prefix,
+        max_uploads: max,
+        is_truncated: truncated,
+        uploads: page
+            .iter()
+            .map(|u| xml::UploadEntry {
+                key: u.key.clone(),
+                upload_id: u.id.clone(),
+                initiator: xml::Owner::user(&u.initiator),
+                owner: xml::Owner::user(&u.initiator),
+                storage_class: "STANDARD",
+                initiated: u.initiated.clone(),
+            })
+            .collect(),
+    })
 }

@@ -5,8 +5,9 @@
 //! client that signs correctly passes and any deviation yields `SignatureDoesNotMatch`.
 //! The region in the credential scope is not checked (VAST ignores it, reference §10).
 
-use super::S3Err;
-use crate::util::{aws_uri_encode, parse_amz_date, percent_decode, unix_now};
+use super::error::S3Err;
+use crate::percent::{self, COMPONENT};
+use crate::util::{parse_amz_date, unix_now};
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
@@ -14,8 +15,6 @@ use sha2::{Digest, Sha256};
 type HmacSha256 = Hmac<Sha256>;
 
 pub const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
-#[cfg(test)]
-const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// The parsed, not yet verified, signature of one request.
 #[derive(Debug, Clone)]
@@ -162,8 +161,10 @@ pub fn parse(headers: &HeaderMap, query: &[(String, String)]) -> Result<Option<S
 /// Canonical URI: each raw segment decoded then encoded once (so `%2F` inside a segment stays
 /// encoded and `/` separators stay separators).
 fn canonical_uri(raw_path: &str) -> Option<String> {
-    let segs: Option<Vec<String>> =
-        raw_path.split('/').map(|s| percent_decode(s, false).map(|d| aws_uri_encode(&d, false))).collect();
+    let segs: Option<Vec<String>> = raw_path
+        .split('/')
+        .map(|s| percent::decode(s, false).map(|d| percent::encode(&d, COMPONENT)))
+        .collect();
     let p = segs?.join("/");
     Some(if p.is_empty() { "/".into() } else { p })
 }
@@ -172,11 +173,11 @@ fn canonical_query(raw_query: &str, presigned: bool) -> Option<String> {
     let mut pairs = Vec::new();
     for part in raw_query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        let (k, v) = (percent_decode(k, false)?, percent_decode(v, false)?);
+        let (k, v) = (percent::decode(k, false)?, percent::decode(v, false)?);
         if presigned && k == "X-Amz-Signature" {
             continue;
         }
-        pairs.push((aws_uri_encode(&k, false), aws_uri_encode(&v, false)));
+        pairs.push((percent::encode(&k, COMPONENT), percent::encode(&v, COMPONENT)));
     }
     pairs.sort();
     Some(pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"))
@@ -291,11 +292,10 @@ impl SigRequest {
         if same {
             Ok(())
         } else {
-            let mut e = S3Err::new(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.");
-            e.extra.push(("AWSAccessKeyId", self.access_key.clone()));
-            e.extra.push(("StringToSign", sts));
-            e.extra.push(("SignatureProvided", self.signature.clone()));
-            Err(e)
+            Err(S3Err::new(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.")
+                .with("AWSAccessKeyId", self.access_key.as_str())
+                .with("StringToSign", sts)
+                .with("SignatureProvided", self.signature.as_str()))
         }
     }
 }
@@ -307,6 +307,8 @@ pub fn is_sha256_hex(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     /// The "GET Object" example of the AWS SigV4 documentation (header form). Checked
     /// against the canonical request rules only; the time check is bypassed by calling

@@ -1,5 +1,5 @@
 //! DRF-style list handling (reference §3, §4): `field[__lookup]=value` filters, `fields=`
-//! projection, and the bare-array vs `{count,next,previous,results}` envelope choice.
+//! projection, and the bare-array vs `{count,next,previous,results}` envelope with page links.
 //!
 //! Filters apply to the rendered objects, so computed fields (`used_capacity`, ...) filter too.
 //! Related lookups map onto the flattened fields VMS returns: `policy__name` → `policy`,
@@ -8,7 +8,10 @@
 //! ignored (django-filter would ignore it and return everything, which would hide the bug in
 //! a client relying on it; the simulator prefers to say so).
 
-use serde_json::{Map, Value};
+use super::request::Rq;
+use super::response::{detail, ok, Res};
+use crate::percent::{self, COMPONENT};
+use serde_json::{json, Map, Value};
 
 /// Query parameters that are not filters.
 const CONTROL: &[&str] = &[
@@ -221,10 +224,48 @@ pub fn project(v: Value, fields: &Option<Vec<String>>) -> Value {
     }
 }
 
+/// Filters, paginates and projects an already rendered list (reference §3, §4).
+pub fn respond(items: Vec<Value>, rq: &Rq) -> Res {
+    let lq = ListQuery::parse(&rq.query).map_err(|e| detail(400, e))?;
+    let mut items = items;
+    if let Some(t) = rq.tenant {
+        items.retain(|o| o.get("tenant_id").is_none_or(|v| v == &json!(t)));
+    }
+    let items = filter(items, &lq).map_err(|e| detail(400, e))?;
+    let paged = lq.page_size.is_some() || lq.page.is_some();
+    if !paged {
+        return ok(Value::Array(items.into_iter().map(|v| project(v, &lq.fields)).collect()));
+    }
+    // `page` alone turns on the envelope with DRF's usual default page size.
+    let size = lq.page_size.unwrap_or(50);
+    let page = lq.page.unwrap_or(1);
+    let count = items.len();
+    let pages = count.div_ceil(size).max(1);
+    if page > pages {
+        return Err(detail(404, "Invalid page."));
+    }
+    let link = |p: usize| {
+        let mut q: Vec<(String, String)> = rq.query.iter().filter(|(k, _)| k != "page").cloned().collect();
+        q.push(("page".into(), p.to_string()));
+        let qs: Vec<String> = q
+            .iter()
+            .map(|(k, v)| format!("{}={}", percent::encode(k, COMPONENT), percent::encode(v, COMPONENT)))
+            .collect();
+        json!(format!("{}{}/?{}", rq.prefix, rq.segs.join("/"), qs.join("&")))
+    };
+    let results: Vec<Value> =
+        items.into_iter().skip((page - 1) * size).take(size).map(|v| project(v, &lq.fields)).collect();
+    ok(json!({
+        "count": count,
+        "next": if page < pages { link(page + 1) } else { Value::Null },
+        "previous": if page > 1 { link(page - 1) } else { Value::Null },
+        "results": results,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn q(s: &[(&str, &str)]) -> ListQuery {
         ListQuery::parse(&s.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>()).unwrap()
