@@ -26,10 +26,15 @@ struct SimEnv {
 }
 
 fn start(min_part: u64) -> SimEnv {
+    start_with(min_part, false)
+}
+
+fn start_with(min_part: u64, ignore_preconditions: bool) -> SimEnv {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = SimConfig::new(dir.path().join("root"));
     cfg.tls = false;
     cfg.min_part_size = min_part;
+    cfg.ignore_preconditions = ignore_preconditions;
     let sim = Sim::start(cfg).unwrap();
     let uid = sim.create_user("nbu").unwrap();
     let (ak, sk) = sim.create_access_key(uid).unwrap();
@@ -118,6 +123,29 @@ fn conformance_vast_sim_small_parts() {
     s.read_ahead = 3;
     // The claim protocol on a server that would honour the conditional headers.
     s.create_mode = CreateMode::Claim;
+    run(&s);
+}
+
+/// A server that answers 200 to If-None-Match and If-Match and ignores them: the probe finds
+/// out, and the claim and lease protocols keep creates exclusive and replaces compare-and-swap
+/// (the whole suite, racing creators included).
+#[test]
+fn conformance_vast_sim_ignoring_preconditions() {
+    use vast_ost_engine::store::s3::probe::Support;
+    let e = start_with(5 << 20, true);
+    let s = settings(&e);
+    let st = S3Store::with_retry(&s, LsuFilter::default(), retry()).unwrap();
+    let f = st.features("lsu1").unwrap().expect("auto mode probes");
+    assert_eq!(
+        (f.if_none_match, f.if_match, f.crc32c),
+        (Support::Ignored, Support::Ignored, Support::Honoured),
+        "{f}"
+    );
+    assert!(
+        st.describe("lsu1").ends_with("If-None-Match ignored, If-Match ignored, CRC32C honoured"),
+        "{}",
+        st.describe("lsu1")
+    );
     run(&s);
 }
 

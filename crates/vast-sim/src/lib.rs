@@ -97,6 +97,9 @@ pub struct SimConfig {
     pub max_api_tokens_per_user: usize,
     /// Whether `folders/delete_folder/` (the trash API) is enabled. Default true.
     pub trash_enabled: bool,
+    /// The S3 plane answers as if `If-None-Match` and `If-Match` were absent (as some S3
+    /// servers do: `200 OK`, condition ignored). Default false.
+    pub ignore_preconditions: bool,
     pub faults: FaultConfig,
     pub seed_data: SeedData,
 }
@@ -119,6 +122,7 @@ impl SimConfig {
             admin_password: "123456".into(),
             max_api_tokens_per_user: 5,
             trash_enabled: true,
+            ignore_preconditions: false,
             faults: FaultConfig::default(),
             seed_data: SeedData::default(),
         }
@@ -137,6 +141,8 @@ pub(crate) struct Shared {
     pub faults: faults::Faults,
     pub uploads: Mutex<HashMap<String, s3::Upload>>,
     pub min_part_size: AtomicU64,
+    /// See [`SimConfig::ignore_preconditions`].
+    pub ignore_preconditions: std::sync::atomic::AtomicBool,
     /// Serialises quota check + rename of S3 writes.
     pub commit_lock: tokio::sync::Mutex<()>,
     /// `127.0.0.1:port`, for self links when a request has no Host header.
@@ -270,6 +276,7 @@ impl Sim {
             faults: faults::Faults::new(cfg.faults.clone()),
             uploads: Mutex::new(HashMap::new()),
             min_part_size: AtomicU64::new(cfg.min_part_size),
+            ignore_preconditions: std::sync::atomic::AtomicBool::new(cfg.ignore_preconditions),
             commit_lock: tokio::sync::Mutex::new(()),
             vms_host,
             vip_count: vip_addrs.len(),
@@ -388,6 +395,11 @@ impl Sim {
 
     pub fn set_min_part_size(&self, bytes: u64) {
         self.shared.min_part_size.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Make the S3 plane ignore `If-None-Match` and `If-Match` (answer as if they were absent).
+    pub fn set_ignore_preconditions(&self, on: bool) {
+        self.shared.ignore_preconditions.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Creates a local user (like `POST users/`) and returns its id.

@@ -27,6 +27,9 @@ struct Args {
     /// Seed for ids, keys and fault injection.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Answer S3 writes as if If-None-Match and If-Match were absent (as some S3 servers do).
+    #[arg(long)]
+    ignore_preconditions: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +41,7 @@ fn main() -> anyhow::Result<()> {
     cfg.s3_port = a.s3_port;
     cfg.min_part_size = a.min_part_size;
     cfg.seed = a.seed;
+    cfg.ignore_preconditions = a.ignore_preconditions;
     let sim = vast_sim::Sim::start(cfg)?;
     println!("VMS:        {}", sim.vms_url());
     println!("admin:      {} / {}", sim.admin_user(), sim.admin_password());

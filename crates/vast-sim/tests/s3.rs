@@ -815,6 +815,13 @@ fn conditional_writes_and_multipart_crc32c() {
     assert_eq!(put("m", b"three", &[("if-match", &etag)]).status, 200);
     assert_eq!(put("m", b"four", &[("if-match", &etag)]).status, 412);
     assert_eq!(put("absent", b"x", &[("if-match", &etag)]).status, 404);
+    // The knob that plays a server ignoring both: 200 OK, and the write happens.
+    env.sim.set_ignore_preconditions(true);
+    assert_eq!(put("m", b"five", &[("if-none-match", "*")]).status, 200);
+    assert_eq!(put("m", b"six", &[("if-match", &etag)]).status, 200);
+    assert_eq!(s3.get("m").1, b"six");
+    env.sim.set_ignore_preconditions(false);
+    assert_eq!(put("m", b"seven", &[("if-none-match", "*")]).status, 412);
 
     // Multipart with x-amz-checksum-algorithm: CRC32C.
     let b64 = |c: u32| base64::engine::general_purpose::STANDARD.encode(c.to_be_bytes());

@@ -18,7 +18,16 @@ pub struct WriteCond {
 }
 
 impl WriteCond {
-    pub fn from(h: &HeaderMap) -> Result<WriteCond, S3Err> {
+    /// The conditions of a request, or none when the simulator plays a server that ignores
+    /// them ([`crate::SimConfig::ignore_preconditions`]).
+    pub fn of(ctx: &Ctx, h: &HeaderMap) -> Result<WriteCond, S3Err> {
+        if ctx.sh.ignore_preconditions.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(WriteCond::default());
+        }
+        Self::from(h)
+    }
+
+    fn from(h: &HeaderMap) -> Result<WriteCond, S3Err> {
         let none_match = match hdr(h, "if-none-match").map(str::trim) {
             None => false,
             Some("*") => true,

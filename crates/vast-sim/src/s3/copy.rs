@@ -91,7 +91,7 @@ pub async fn copy_object(ctx: &Ctx, bucket: &str, key: &str, h: &HeaderMap) -> R
             let _ = std::fs::remove_file(&tmp);
             internal(e)
         })?;
-        commit(ctx, &tmp, &dest, src_md.len(), None, new_meta, &WriteCond::from(h)?).await?;
+        commit(ctx, &tmp, &dest, src_md.len(), None, new_meta, &WriteCond::of(ctx, h)?).await?;
     }
     let md = std::fs::metadata(&dest).map_err(internal)?;
     let (sh, d2, md2) = (ctx.sh.clone(), dest.clone(), md.clone());

@@ -264,7 +264,7 @@ pub async fn complete(
     let b = ctx.bucket(bucket)?;
     let dest = ctx.object_path(&b, key)?;
     let up = get_upload(ctx, bucket, key, id)?;
-    let cond = WriteCond::from(req.headers())?;
+    let cond = WriteCond::of(ctx, req.headers())?;
     let doc = xml::CompleteMultipartUpload::parse(&small_body(req, sig).await?)?;
     let mut chosen: Vec<(u32, Part)> = Vec::new();
     for p in &doc.parts {

@@ -34,7 +34,7 @@ pub async fn put_object(
     }
     let checks = Checks::from(&h, sig)?;
     let meta = user_meta(&h)?;
-    let cond = WriteCond::from(&h)?;
+    let cond = WriteCond::of(ctx, &h)?;
     ctx.quota_check(&dest, len, None).await?;
     let tmp = ctx.sh.store.tmp_path();
     let r = receive(take_body(req)?, &tmp, len, &checks).await?;
@@ -195,7 +195,11 @@ pub async fn delete_object(ctx: &Ctx, bucket: &str, key: &str) -> Result<Resp, S
 async fn remove_file(ctx: &Ctx, path: &Path) -> Result<(), S3Err> {
     let p = path.to_path_buf();
     let r = blocking(move || match std::fs::symlink_metadata(&p) {
-        Ok(md) if md.is_file() => std::fs::remove_file(&p),
+        Ok(md) if md.is_file() => match std::fs::remove_file(&p) {
+            // Another delete of the same key got there first: it is gone all the same.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        },
         _ => Ok(()),
     })
     .await?;

@@ -14,7 +14,7 @@ use std::time::Duration;
 /// `GET /_sim/faults` shows the knobs; `POST` merges the given ones. Besides the
 /// `FaultConfig` fields it takes `vips_down` / `vips_up` (VIP indexes), `expire_tokens`,
 /// `access_token_lifetime_secs`, `refresh_token_lifetime_secs`, `trash_enabled`,
-/// `min_part_size`, `reset`.
+/// `min_part_size`, `ignore_preconditions`, `reset`.
 pub async fn handle(sh: &Arc<Shared>, req: Req) -> Out {
     let method = req.method().clone();
     let (_, bytes) = match read_body(req).await {
@@ -65,6 +65,10 @@ fn apply(sh: &Arc<Shared>, mut v: Map<String, Value>) -> Result<(), String> {
         .transpose()?;
     let trash = v.remove("trash_enabled").map(|x| x.as_bool().ok_or("trash_enabled: bool")).transpose()?;
     let mps = v.remove("min_part_size").map(|x| x.as_u64().ok_or("min_part_size: integer")).transpose()?;
+    let ignore = v
+        .remove("ignore_preconditions")
+        .map(|x| x.as_bool().ok_or("ignore_preconditions: bool"))
+        .transpose()?;
     let mut cur = serde_json::to_value(if reset { FaultConfig::default() } else { sh.faults.get() })
         .map_err(|e| e.to_string())?;
     if let Value::Object(c) = &mut cur {
@@ -105,6 +109,9 @@ fn apply(sh: &Arc<Shared>, mut v: Map<String, Value>) -> Result<(), String> {
     }
     if let Some(m) = mps {
         sh.min_part_size.store(m, std::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some(i) = ignore {
+        sh.ignore_preconditions.store(i, std::sync::atomic::Ordering::Relaxed);
     }
     for i in down {
         crate::set_vip(sh, i, false).map_err(|e| e.to_string())?;
