@@ -162,6 +162,17 @@ zeroable!(
 );
 
 /// A zeroed C struct, as a C host would `memset` one before filling it.
+///
+/// ```
+/// let def: vast_ost_host::abi::sts_image_def_t = vast_ost_host::zeroed();
+/// assert_eq!(def.img_copy_number, 0);
+/// ```
+///
+/// Types for which zero is not a valid value are refused at compile time:
+///
+/// ```compile_fail,E0277
+/// let r: &u8 = vast_ost_host::zeroed();
+/// ```
 pub fn zeroed<T: Zeroable>() -> T {
     // SAFETY: `T: Zeroable` promises that all-zero bytes are a valid `T`.
     unsafe { std::mem::zeroed() }
