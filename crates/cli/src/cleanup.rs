@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use vast_ost_engine::server::{Credentials, Secret};
 use vast_ost_engine::Engine;
+use vast_ost_engine::{Credentials, Secret};
 
 pub struct Cleanup<'a> {
     pub config: &'a Path,

@@ -5,8 +5,8 @@
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use vast_ost_engine::server::{Credentials, Secret};
 use vast_ost_engine::vms::{q, AuthScheme, Vms, VmsSettings};
+use vast_ost_engine::{Credentials, Secret};
 
 use crate::fmt::human;
 
