@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::config_file::{self, ConfigFile, Server, S3};
 use crate::fmt::human;
 use crate::pattern::Pattern;
 use crate::session::{self, Loaded, Session, CONFIG_ENV, LOG_ENV};
@@ -50,13 +51,31 @@ fn cpu() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// The bench's server on an S3 endpoint: one bucket as its only LSU, the key, part size and
+/// upload workers asked for.
+fn s3_server(b: &Bench, endpoint: &str, bucket: &str) -> Server {
+    Server {
+        name: SERVER.to_string(),
+        lsus: Some(vec![bucket.to_string()]),
+        s3: Some(S3 {
+            endpoints: Some(vec![endpoint.to_string()]),
+            access_key: b.access_key.clone(),
+            secret_key: b.secret_key.clone(),
+            part_size: Some(b.part_size),
+            upload_workers: Some(b.workers),
+            ..S3::default()
+        }),
+        ..Server::default()
+    }
+}
+
 pub fn run(plugin: &Path, b: &Bench) -> Result<()> {
     if b.size < BLOCK as u64 {
         bail!("--size must be at least {}", human(BLOCK as u64));
     }
     let dir =
         tempfile::Builder::new().prefix("vast-ost-bench-").tempdir().context("creating a work directory")?;
-    let (config, lsu, peers) = match &b.s3 {
+    let (server, lsu, peers) = match &b.s3 {
         Some(ep) => {
             let bucket = format!("vost-bench-{}", std::process::id());
             let settings =
@@ -64,25 +83,16 @@ pub fn run(plugin: &Path, b: &Bench) -> Result<()> {
             vast_ost_engine::store::s3::S3Store::new(&settings, Default::default())?
                 .create_bucket(&bucket)
                 .with_context(|| format!("creating bucket {bucket} at {ep}"))?;
-            let cfg = format!(
-                "[[server]]\nname = \"{SERVER}\"\nlsus = [\"{bucket}\"]\n[server.s3]\nendpoints = [\"{ep}\"]\n\
-                 access_key = \"{}\"\nsecret_key = \"{}\"\npart_size = {}\nupload_workers = {}\n",
-                b.access_key, b.secret_key, b.part_size, b.workers
-            );
-            (cfg, bucket, S3_PEERS)
+            (s3_server(b, ep, &bucket), bucket, S3_PEERS)
         }
         None => {
             let mount = dir.path().join("mnt");
             std::fs::create_dir_all(mount.join("lsu1"))?;
-            (
-                format!("[[server]]\nname = \"{SERVER}\"\n[server.nfs]\nmount = \"{}\"\n", mount.display()),
-                "lsu1".into(),
-                NFS_PEERS,
-            )
+            (config_file::nfs_server(SERVER, &mount), "lsu1".into(), NFS_PEERS)
         }
     };
     let cfg_path = dir.path().join("vast-ost.toml");
-    std::fs::write(&cfg_path, config)?;
+    ConfigFile { log: None, servers: vec![server] }.write(&cfg_path, None)?;
     std::env::set_var(CONFIG_ENV, &cfg_path);
     std::env::set_var(LOG_ENV, dir.path().join("vast-ost.log"));
     let s = Session::open(Loaded::new(plugin)?, SERVER, &b.access_key, &b.secret_key)?;
@@ -156,4 +166,44 @@ pub fn run(plugin: &Path, b: &Bench) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vast_ost_engine::config::Config;
+
+    #[test]
+    fn bench_configs_parse() {
+        let b = Bench {
+            size: 1 << 20,
+            s3: Some("http://127.0.0.1:7480".into()),
+            access_key: "AK".into(),
+            secret_key: "a \"secret\"".into(),
+            part_size: 8 << 20,
+            workers: 4,
+        };
+        for server in [
+            s3_server(&b, "http://127.0.0.1:7480", "vost-bench-1"),
+            config_file::nfs_server(SERVER, Path::new("/tmp/b/mnt")),
+        ] {
+            let text = ConfigFile { log: None, servers: vec![server] }.to_toml(None).unwrap();
+            Config::parse(&text, Path::new("vast-ost.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            let v: toml::Table = toml::from_str(&text).unwrap();
+            assert_eq!(v["server"][0]["name"].as_str(), Some(SERVER), "{text}");
+        }
+        let text =
+            ConfigFile { log: None, servers: vec![s3_server(&b, "http://127.0.0.1:7480", "vost-bench-1")] }
+                .to_toml(None)
+                .unwrap();
+        let v: toml::Table = toml::from_str(&text).unwrap();
+        let s3 = &v["server"][0]["s3"];
+        assert_eq!(v["server"][0]["lsus"][0].as_str(), Some("vost-bench-1"));
+        assert_eq!(s3["endpoints"][0].as_str(), Some("http://127.0.0.1:7480"));
+        assert_eq!(s3["secret_key"].as_str(), Some("a \"secret\""));
+        assert_eq!(
+            (s3["part_size"].as_integer(), s3["upload_workers"].as_integer()),
+            (Some(8 << 20), Some(4))
+        );
+    }
 }

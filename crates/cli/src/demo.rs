@@ -12,10 +12,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use indicatif::ProgressBar;
 use vast_ost_host::abi::*;
 use vast_ost_host::get_str;
 
 use crate::commands::{image_table, read_all, server_flags};
+use crate::config_file::{ConfigFile, Log, Nfs, Server, Vms, S3};
 use crate::fmt::{human, mib_s, rate};
 use crate::pattern::Pattern;
 use crate::progress;
@@ -83,11 +85,6 @@ fn rss_text(v: Option<u64>) -> String {
     v.map(human).unwrap_or_else(|| "n/a".into())
 }
 
-/// A TOML basic string.
-fn toml_str(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
 fn plan(size: u64, backup_id: &str) -> Vec<Planned> {
     let small = HEADER + TIR + IMAGE_META;
     let bulk = size.saturating_sub(small);
@@ -142,42 +139,54 @@ fn start_cluster(root: &Path, size: u64) -> Result<(vast_sim::Sim, PathBuf, (Str
     Ok((sim, ca, keys))
 }
 
+/// The config of `--nfs-only`: the NFS "mount" with its LSUs as plain directories.
+fn nfs_only_config(mount: &Path) -> ConfigFile {
+    let server = Server {
+        name: SERVER.to_string(),
+        nfs: Some(Nfs { mount: mount.to_path_buf(), direct_io: Some("auto") }),
+        ..Server::default()
+    };
+    ConfigFile { log: Some(Log { level: "info" }), servers: vec![server] }
+}
+
+/// The config naming the simulated cluster: its VMS (and CA), the NFS path to its views, the
+/// port of its S3 VIPs (found through VMS) and the S3 key provisioned for the buckets.
+fn cluster_config(vms: &str, ca: &Path, root: &Path, s3_port: u16, (ak, sk): (String, String)) -> ConfigFile {
+    let server = Server {
+        name: SERVER.to_string(),
+        vms: Some(Vms { address: vms.to_string(), ca_file: Some(ca.to_path_buf()) }),
+        nfs: Some(Nfs { mount: root.to_path_buf(), direct_io: Some("auto") }),
+        s3: Some(S3 { vip_port: Some(s3_port), access_key: ak, secret_key: sk, ..S3::default() }),
+        ..Server::default()
+    };
+    ConfigFile { log: Some(Log { level: "info" }), servers: vec![server] }
+}
+
 fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
     let config = root.join("vast-ost.toml");
     let log = root.join("vast-ost.log");
     // The simulated cluster, when there is one, runs for as long as the demo.
-    let (cluster, text, user, password) = if o.nfs_only {
-        // The NFS "mount" with its LSUs as plain directories.
+    let (cluster, file, user, password) = if o.nfs_only {
         let mount = root.join("mnt");
         for l in LSUS {
             fs::create_dir_all(mount.join(l))
                 .with_context(|| format!("creating LSU directory {}", mount.join(l).display()))?;
         }
-        let text = format!(
-            "# Written by `vast-ost demo --nfs-only`.\n[log]\nlevel = \"info\"\n\n[[server]]\nname = {}\n[server.nfs]\nmount = {}\ndirect_io = \"auto\"\n",
-            toml_str(SERVER),
-            toml_str(&mount.display().to_string())
-        );
-        (None, text, "demo".to_string(), String::new())
+        (None, nfs_only_config(&mount), "demo".to_string(), String::new())
     } else {
-        let (sim, ca, (ak, sk)) = start_cluster(root, o.size)?;
-        let s3_port = sim.s3_endpoints().first().and_then(|e| e.rsplit(':').next().map(str::to_string));
-        let text = format!(
-            "# Written by `vast-ost demo`.\n[log]\nlevel = \"info\"\n\n[[server]]\nname = {}\n\
-             [server.vms]\naddress = {}\nca_file = {}\n[server.nfs]\nmount = {}\ndirect_io = \"auto\"\n\
-             [server.s3]\nvip_port = {}\naccess_key = {}\nsecret_key = {}\n",
-            toml_str(SERVER),
-            toml_str(sim.vms_url()),
-            toml_str(&ca.display().to_string()),
-            toml_str(&sim.root().display().to_string()),
-            s3_port.context("the simulator has no S3 VIP")?,
-            toml_str(&ak),
-            toml_str(&sk)
-        );
+        let (sim, ca, keys) = start_cluster(root, o.size)?;
+        let s3_port = sim
+            .s3_endpoints()
+            .first()
+            .and_then(|e| e.rsplit(':').next()?.parse().ok())
+            .context("the simulator has no S3 VIP")?;
+        let file = cluster_config(sim.vms_url(), &ca, sim.root(), s3_port, keys);
         let (u, p) = (sim.admin_user().to_string(), sim.admin_password().to_string());
-        (Some(sim), text, u, p)
+        (Some(sim), file, u, p)
     };
-    fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
+    let by =
+        if o.nfs_only { "Written by `vast-ost demo --nfs-only`." } else { "Written by `vast-ost demo`." };
+    file.write(&config, Some(by))?;
     // Read by stspi_init, so set before the plug-in is loaded.
     std::env::set_var(CONFIG_ENV, &config);
     std::env::set_var(LOG_ENV, &log);
@@ -219,11 +228,7 @@ fn cycle(
     println!("server       {SERVER}: {}, flags {}", get_str(&si.srv_version), server_flags(si.srv_flags));
     let lsus = s.p().lsu_names(s.handle).context("listing LSUs")?;
     println!("LSUs         {}", lsus.join(", "));
-    for l in LSUS {
-        if !lsus.iter().any(|x| x == l) {
-            bail!("contract mismatch: LSU '{l}' was provisioned, but the plug-in lists only {lsus:?}");
-        }
-    }
+    check_lsus(&lsus)?;
     let rss_init = peak_rss();
 
     let mut passes = vec![(LSUS[0], LSUS[1])];
@@ -238,7 +243,13 @@ fn cycle(
         stats.push(pass(&s, src, dst, &backup_id, &date, &images)?);
     }
     drop(s);
+    print_summary(&passes, &stats, rss_init);
+    println!("demo OK");
+    Ok(())
+}
 
+/// The memory and summary lines, from every pass's figures.
+fn print_summary(passes: &[(&str, &str)], stats: &[PassStats], rss_init: Option<u64>) {
     let moved: u64 = stats.iter().map(|p| p.moved).sum();
     let rates = |f: fn(&PassStats) -> f64| {
         stats.iter().map(|p| format!("{:.1}", f(p))).collect::<Vec<_>>().join(" / ")
@@ -246,7 +257,7 @@ fn cycle(
     let (backup_rate, restore_rate) = (rates(|p| p.backup_rate), rates(|p| p.restore_rate));
     let per_pass: Vec<String> = passes
         .iter()
-        .zip(&stats)
+        .zip(stats)
         .map(|((src, _), p)| {
             format!(
                 "{} after the {src} backup, {} after its restore",
@@ -268,8 +279,6 @@ fn cycle(
         passes.iter().map(|(a, _)| *a).collect::<Vec<_>>().join(" / "),
         rss_text(peak_rss())
     );
-    println!("demo OK");
-    Ok(())
 }
 
 /// Figures of one backup-list-restore-copy-delete pass.
@@ -282,7 +291,8 @@ struct PassStats {
 }
 
 /// One backup ID into `src`: written, listed, restored and checked, one image copied to `dst`
-/// and checked, everything deleted.
+/// and checked, everything deleted. Each step is a function of its own; what the plug-in
+/// answers is judged by the `check_*` functions, which only compare.
 fn pass(
     s: &Session,
     src: &str,
@@ -292,50 +302,17 @@ fn pass(
     images: &[Planned],
 ) -> Result<PassStats> {
     let total: u64 = images.iter().map(|i| i.len).sum();
-    let mut buf = vec![0u8; BLOCK];
-    let mut scratch = vec![0u8; BLOCK];
+    let mut bufs = Buffers::new();
 
-    // Backup: every image created, written in 256 KiB blocks, closed complete.
     println!("backup       {backup_id} -> LSU {src}, {} writes", human(BLOCK as u64));
-    let pb = progress::bytes(Some(total), "backup");
-    let (mut wall, mut in_plugin) = (Duration::ZERO, Duration::ZERO);
-    for im in images {
-        let start = Instant::now();
-        let img = s.create(src, &session::def(&im.name, &date, POLICY)?)?;
-        let mut off = 0u64;
-        while off < im.len {
-            let n = BLOCK.min((im.len - off) as usize);
-            im.pattern.fill(off, &mut buf[..n]);
-            let t = Instant::now();
-            img.write(&buf[..n], off)?;
-            in_plugin += t.elapsed();
-            off += n as u64;
-            pb.inc(n as u64);
-        }
-        let t = Instant::now();
-        img.close(true)?;
-        in_plugin += t.elapsed();
-        let took = start.elapsed();
-        wall += took;
-        pb.suspend(|| println!("  {:<40} {:>12}  {:.3} s", im.name, human(im.len), took.as_secs_f64()));
-    }
-    pb.finish_and_clear();
-    let backup_rate = mib_s(total, wall);
-    println!(
-        "  backup     {} in {} (plug-in calls alone: {:.1} MiB/s)",
-        human(total),
-        rate(total, wall),
-        mib_s(total, in_plugin)
-    );
+    let backup_t = backup(s, src, date, images, &mut bufs)?;
+    print_rate("backup", total, backup_t);
     let rss_backup = peak_rss();
 
     // What the plug-in lists must be exactly what was written.
-    let listed = s.images(src, &backup_id)?;
-    println!("images in LSU {src} (stspi_open_image_list, prefix {backup_id}):");
-    for line in image_table(&listed).lines() {
-        println!("  {line}");
-    }
-    check_listing(&listed, &images, &date)?;
+    let listed = s.images(src, backup_id)?;
+    print_listing(src, backup_id, &listed);
+    check_listing(&listed, images, date)?;
     let li = s.p().lsu_prop(&s.lsu(src)?).context("reading LSU properties")?;
     println!(
         "capacity     LSU {src}: {} used of {} ({})",
@@ -343,55 +320,17 @@ fn pass(
         human(li.lsu_capacity),
         get_str(&li.lsu_description)
     );
-    let count = li.lsu_images;
-    if count != images.len() as u64 {
-        bail!(
-            "contract mismatch: LSU '{src}' holds {} images, but stspi_get_lsu_prop_byname reports {count}",
-            images.len()
-        );
-    }
+    check_image_count(src, li.lsu_images, images.len())?;
 
-    // Restore: read every image back through the plug-in and compare it with the stream.
     println!("restore      read back through the plug-in, compared byte for byte with the regenerated data");
-    let pb = progress::bytes(Some(total), "restore + verify");
-    let (mut wall, mut in_plugin) = (Duration::ZERO, Duration::ZERO);
-    for im in images {
-        let start = Instant::now();
-        in_plugin += check_image(&s, src, &im.name, im, &mut buf, &mut scratch, &pb)?;
-        let took = start.elapsed();
-        wall += took;
-        pb.suspend(|| println!("  {:<40} {:>12}  OK  {:.3} s", im.name, human(im.len), took.as_secs_f64()));
-    }
-    pb.finish_and_clear();
-    let restore_rate = mib_s(total, wall);
-    println!(
-        "  restore    {} in {} (plug-in calls alone: {:.1} MiB/s)",
-        human(total),
-        rate(total, wall),
-        mib_s(total, in_plugin)
-    );
+    let restore_t = restore(s, src, images, &mut bufs)?;
+    print_rate("restore", total, restore_t);
     let rss_restore = peak_rss();
 
     // Copy the biggest fragment to the other LSU inside the storage, and check the copy.
     let big = images.iter().max_by_key(|i| i.len).expect("plan has images");
-    let start = Instant::now();
-    let src_info = s.image_info(src, &big.name)?;
-    s.p()
-        .copy_image(&s.lsu(dst)?, &src_info.imo_def, &s.lsu(src)?, &src_info.imo_def)
-        .with_context(|| format!("copying image '{}' from LSU '{src}' to LSU '{dst}'", big.name))?;
-    let copy_took = start.elapsed();
-    let pb = progress::bytes(Some(big.len), "verify copy");
-    check_image(&s, dst, &big.name, big, &mut buf, &mut scratch, &pb)?;
-    pb.finish_and_clear();
-    let copied = s.image_info(dst, &big.name)?;
-    if get_str(&copied.imo_def.img_date) != date || get_str(&copied.imo_def.img_policy) != POLICY {
-        bail!(
-            "contract mismatch: the copy of '{}' has date '{}' and policy '{}', the source '{date}' and '{POLICY}'",
-            big.name,
-            get_str(&copied.imo_def.img_date),
-            get_str(&copied.imo_def.img_policy)
-        );
-    }
+    let (copy_took, copied) = copy(s, src, dst, big, &mut bufs)?;
+    check_copy(big, &copied, date)?;
     println!(
         "copy         {} {src} -> {dst} (stspi_copy_image): {} in {:.3} s; read back and verified OK",
         big.name,
@@ -400,27 +339,187 @@ fn pass(
     );
 
     // Delete everything and check that nothing is left.
+    let deleted = delete(s, images.iter().map(|i| (src, i.name.as_str())).chain([(dst, big.name.as_str())]))?;
+    for lsu in [src, dst] {
+        let left = s.images(lsu, "")?;
+        let count = s.p().lsu_prop(&s.lsu(lsu)?).context("reading LSU properties")?.lsu_images;
+        check_empty(lsu, left.len(), count)?;
+    }
+    println!("delete       {deleted} images deleted; LSUs {src} and {dst} list no images");
+    Ok(PassStats {
+        backup_rate: mib_s(total, backup_t.wall),
+        restore_rate: mib_s(total, restore_t.wall),
+        rss_backup,
+        rss_restore,
+        // Written once, read back once, plus the copy read back.
+        moved: total * 2 + big.len,
+    })
+}
+
+/// The block buffers of a pass: data, and scratch for the expected bytes.
+struct Buffers {
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Buffers {
+    fn new() -> Buffers {
+        Buffers { buf: vec![0u8; BLOCK], scratch: vec![0u8; BLOCK] }
+    }
+}
+
+/// How long a step took, and how much of it was spent inside plug-in calls.
+#[derive(Clone, Copy, Default)]
+struct Timing {
+    wall: Duration,
+    in_plugin: Duration,
+}
+
+/// Progress and timing of a step that moves bytes image by image: a progress bar on a
+/// terminal, one line per image, and the step's [`Timing`].
+struct Meter {
+    pb: ProgressBar,
+    t: Timing,
+}
+
+impl Meter {
+    fn new(total: u64, what: &str) -> Meter {
+        Meter { pb: progress::bytes(Some(total), what), t: Timing::default() }
+    }
+
+    /// A plug-in call, counted as time in the plug-in.
+    fn call<T>(&mut self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let start = Instant::now();
+        let r = f();
+        self.t.in_plugin += start.elapsed();
+        r
+    }
+
+    /// An image done in `took`; `verdict` goes before the time (`"OK  "` after a check).
+    fn image_done(&mut self, im: &Planned, took: Duration, verdict: &str) {
+        self.t.wall += took;
+        self.pb.suspend(|| {
+            println!("  {:<40} {:>12}  {verdict}{:.3} s", im.name, human(im.len), took.as_secs_f64())
+        });
+    }
+
+    fn finish(self) -> Timing {
+        self.pb.finish_and_clear();
+        self.t
+    }
+}
+
+/// The rate line of a step.
+fn print_rate(step: &str, total: u64, t: Timing) {
+    println!(
+        "  {step:<10} {} in {} (plug-in calls alone: {:.1} MiB/s)",
+        human(total),
+        rate(total, t.wall),
+        mib_s(total, t.in_plugin)
+    );
+}
+
+/// Backup: every image created, written in 256 KiB blocks, closed complete.
+fn backup(s: &Session, lsu: &str, date: &str, images: &[Planned], b: &mut Buffers) -> Result<Timing> {
+    let mut m = Meter::new(images.iter().map(|i| i.len).sum(), "backup");
+    for im in images {
+        let start = Instant::now();
+        let img = s.create(lsu, &session::def(&im.name, date, POLICY)?)?;
+        let mut off = 0u64;
+        while off < im.len {
+            let n = BLOCK.min((im.len - off) as usize);
+            im.pattern.fill(off, &mut b.buf[..n]);
+            m.call(|| img.write(&b.buf[..n], off))?;
+            off += n as u64;
+            m.pb.inc(n as u64);
+        }
+        m.call(|| img.close(true))?;
+        m.image_done(im, start.elapsed(), "");
+    }
+    Ok(m.finish())
+}
+
+/// Restore: every image read back through the plug-in and verified against its stream.
+fn restore(s: &Session, lsu: &str, images: &[Planned], b: &mut Buffers) -> Result<Timing> {
+    let mut m = Meter::new(images.iter().map(|i| i.len).sum(), "restore + verify");
+    for im in images {
+        let start = Instant::now();
+        m.t.in_plugin += read_and_verify(s, lsu, im, b, &m.pb)?;
+        m.image_done(im, start.elapsed(), "OK  ");
+    }
+    Ok(m.finish())
+}
+
+/// Copy `im` from `src` to `dst` inside the storage (stspi_copy_image), then read the copy
+/// back and verify it. Returns how long the copy took and the copy's properties.
+fn copy(
+    s: &Session,
+    src: &str,
+    dst: &str,
+    im: &Planned,
+    b: &mut Buffers,
+) -> Result<(Duration, sts_image_info_t)> {
+    let start = Instant::now();
+    let src_info = s.image_info(src, &im.name)?;
+    s.p()
+        .copy_image(&s.lsu(dst)?, &src_info.imo_def, &s.lsu(src)?, &src_info.imo_def)
+        .with_context(|| format!("copying image '{}' from LSU '{src}' to LSU '{dst}'", im.name))?;
+    let took = start.elapsed();
+    let pb = progress::bytes(Some(im.len), "verify copy");
+    read_and_verify(s, dst, im, b, &pb)?;
+    pb.finish_and_clear();
+    Ok((took, s.image_info(dst, &im.name)?))
+}
+
+/// Delete each `(lsu, image)`; how many were deleted.
+fn delete<'a>(s: &Session, images: impl Iterator<Item = (&'a str, &'a str)>) -> Result<usize> {
     let mut deleted = 0;
-    for (lsu, name) in images.iter().map(|i| (src, &i.name)).chain([(dst, &big.name)]) {
+    for (lsu, name) in images {
         s.p()
             .delete_image(&s.lsu(lsu)?, &session::def(name, "", "")?)
             .with_context(|| format!("deleting image '{name}' in LSU '{lsu}'"))?;
         deleted += 1;
     }
-    for lsu in [src, dst] {
-        let left = s.images(lsu, "")?;
-        let count = s.p().lsu_prop(&s.lsu(lsu)?).context("reading LSU properties")?.lsu_images;
-        if !left.is_empty() || count != 0 {
-            bail!(
-                "contract mismatch: after deleting every image, LSU '{lsu}' lists {} image(s) and reports {count}",
-                left.len()
-            );
+    Ok(deleted)
+}
+
+/// Read image `im.name` of `lsu` whole and verify it against `im`'s stream. Returns the time
+/// spent in the plug-in's read calls.
+fn read_and_verify(
+    s: &Session,
+    lsu: &str,
+    im: &Planned,
+    b: &mut Buffers,
+    pb: &ProgressBar,
+) -> Result<Duration> {
+    let img = s.open_read(lsu, &im.name)?;
+    let size = img.info()?.imo_size;
+    check_size(lsu, im, size)?;
+    let scratch = &mut b.scratch;
+    let t = read_all(&img, size, &mut b.buf, pb, |off, data| check_bytes(lsu, im, off, data, scratch))?;
+    img.close(false)?;
+    Ok(t)
+}
+
+fn print_listing(lsu: &str, backup_id: &str, listed: &[sts_image_info_t]) {
+    println!("images in LSU {lsu} (stspi_open_image_list, prefix {backup_id}):");
+    for line in image_table(listed).lines() {
+        println!("  {line}");
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The contract checks: what the plug-in answered against what was done.
+// ------------------------------------------------------------------------------------------
+
+/// Every LSU provisioned is listed.
+fn check_lsus(listed: &[String]) -> Result<()> {
+    for l in LSUS {
+        if !listed.iter().any(|x| x == l) {
+            bail!("contract mismatch: LSU '{l}' was provisioned, but the plug-in lists only {listed:?}");
         }
     }
-    println!("delete       {deleted} images deleted; LSUs {src} and {dst} list no images");
-    // Written once, read back once, plus the copy read back.
-    let moved = total * 2 + big.len;
-    Ok(PassStats { backup_rate, restore_rate, rss_backup, rss_restore, moved })
+    Ok(())
 }
 
 /// Every planned image listed once, complete, with its size, date and policy.
@@ -448,28 +547,123 @@ fn check_listing(listed: &[sts_image_info_t], images: &[Planned], date: &str) ->
     Ok(())
 }
 
-/// Read image `name` of `lsu` whole and compare it with `im`'s stream. Returns the time spent
-/// in the plug-in's read calls.
-fn check_image(
-    s: &Session,
-    lsu: &str,
-    name: &str,
-    im: &Planned,
-    buf: &mut [u8],
-    scratch: &mut [u8],
-    pb: &indicatif::ProgressBar,
-) -> Result<Duration> {
-    let img = s.open_read(lsu, name)?;
-    let size = img.info()?.imo_size;
-    if size != im.len {
-        bail!("MISMATCH: image '{name}' in LSU '{lsu}' has size {size}, {} bytes were written", im.len);
+/// The LSU's image count is the number of images written to it.
+fn check_image_count(lsu: &str, reported: u64, written: usize) -> Result<()> {
+    if reported != written as u64 {
+        bail!(
+            "contract mismatch: LSU '{lsu}' holds {written} images, but stspi_get_lsu_prop_byname reports {reported}"
+        );
     }
-    let t = read_all(&img, size, buf, pb, |off, data| match im.pattern.check(off, data, scratch) {
+    Ok(())
+}
+
+/// An image read back has the size written.
+fn check_size(lsu: &str, im: &Planned, size: u64) -> Result<()> {
+    if size != im.len {
+        bail!("MISMATCH: image '{}' in LSU '{lsu}' has size {size}, {} bytes were written", im.name, im.len);
+    }
+    Ok(())
+}
+
+/// Bytes read at `off` are the stream's.
+fn check_bytes(lsu: &str, im: &Planned, off: u64, data: &[u8], scratch: &mut [u8]) -> Result<()> {
+    match im.pattern.check(off, data, scratch) {
         None => Ok(()),
-        Some(at) => {
-            bail!("MISMATCH: image '{name}' in LSU '{lsu}' differs from the data written at byte offset {at}")
-        }
-    })?;
-    img.close(false)?;
-    Ok(t)
+        Some(at) => bail!(
+            "MISMATCH: image '{}' in LSU '{lsu}' differs from the data written at byte offset {at}",
+            im.name
+        ),
+    }
+}
+
+/// A copy keeps the source's date and policy.
+fn check_copy(im: &Planned, copied: &sts_image_info_t, date: &str) -> Result<()> {
+    let (d, p) = (get_str(&copied.imo_def.img_date), get_str(&copied.imo_def.img_policy));
+    if d != date || p != POLICY {
+        bail!(
+            "contract mismatch: the copy of '{}' has date '{d}' and policy '{p}', the source '{date}' and '{POLICY}'",
+            im.name
+        );
+    }
+    Ok(())
+}
+
+/// After every image is deleted, none is listed or counted.
+fn check_empty(lsu: &str, listed: usize, reported: u64) -> Result<()> {
+    if listed != 0 || reported != 0 {
+        bail!(
+            "contract mismatch: after deleting every image, LSU '{lsu}' lists {listed} image(s) and reports {reported}"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vast_ost_engine::config::Config;
+
+    fn parse(file: &ConfigFile) -> toml::Table {
+        let text = file.to_toml(Some("Written by a test.")).unwrap();
+        Config::parse(&text, Path::new("vast-ost.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        toml::from_str(&text).unwrap()
+    }
+
+    /// The listing entry of a planned image as the plug-in reports a complete one.
+    fn listed(im: &Planned, date: &str) -> sts_image_info_t {
+        let mut i: sts_image_info_t = vast_ost_host::zeroed();
+        i.imo_def = vast_ost_host::image_def(&im.name, date, POLICY);
+        i.imo_size = im.len;
+        i.imo_flags = STS_II_IMAGE_CREATED;
+        i
+    }
+
+    #[test]
+    fn listing_check_finds_each_mismatch() {
+        let images = plan(8 << 20, "c_1");
+        let good: Vec<_> = images.iter().map(|im| listed(im, "1")).collect();
+        check_listing(&good, &images, "1").unwrap();
+        let bad = |what: &str, change: &dyn Fn(&mut Vec<sts_image_info_t>)| {
+            let mut l = good.clone();
+            change(&mut l);
+            let e = check_listing(&l, &images, "1").expect_err(what).to_string();
+            assert!(e.starts_with("contract mismatch"), "{what}: {e}");
+        };
+        bad("one missing", &|l| l.truncate(l.len() - 1));
+        bad("pending", &|l| l[1].imo_flags = STS_II_IMAGE_PENDING);
+        bad("still writing", &|l| l[1].imo_flags |= STS_II_BUSY_WRITE);
+        bad("short", &|l| l[2].imo_size -= 1);
+        bad("other date", &|l| l[0].imo_def = vast_ost_host::image_def(&images[0].name, "2", POLICY));
+        bad("other name", &|l| l[0].imo_def = vast_ost_host::image_def("x", "1", POLICY));
+        check_image_count("lsu1", 5, 5).unwrap();
+        check_image_count("lsu1", 4, 5).unwrap_err();
+        check_empty("lsu1", 0, 0).unwrap();
+        check_empty("lsu1", 0, 1).unwrap_err();
+        check_empty("lsu1", 1, 0).unwrap_err();
+    }
+
+    #[test]
+    fn demo_configs_parse() {
+        let v = parse(&nfs_only_config(Path::new("/tmp/demo \"x\"/mnt")));
+        let server = &v["server"].as_array().unwrap()[0];
+        assert_eq!(server["name"].as_str(), Some(SERVER));
+        assert_eq!(server["nfs"]["mount"].as_str(), Some("/tmp/demo \"x\"/mnt"));
+        assert_eq!(server["nfs"]["direct_io"].as_str(), Some("auto"));
+        assert_eq!(v["log"]["level"].as_str(), Some("info"));
+
+        let keys = ("AKIA".to_string(), "se\\cret\"".to_string());
+        let v = parse(&cluster_config(
+            "https://127.0.0.1:4443",
+            Path::new("/w/ca.pem"),
+            Path::new("/w/c"),
+            9000,
+            keys,
+        ));
+        let server = &v["server"].as_array().unwrap()[0];
+        assert_eq!(server["vms"]["address"].as_str(), Some("https://127.0.0.1:4443"));
+        assert_eq!(server["vms"]["ca_file"].as_str(), Some("/w/ca.pem"));
+        assert_eq!(server["nfs"]["mount"].as_str(), Some("/w/c"));
+        assert_eq!(server["s3"]["vip_port"].as_integer(), Some(9000));
+        assert_eq!(server["s3"]["secret_key"].as_str(), Some("se\\cret\""));
+    }
 }

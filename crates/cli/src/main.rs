@@ -5,6 +5,7 @@
 mod bench;
 mod cleanup;
 mod commands;
+mod config_file;
 mod demo;
 mod fmt;
 mod pattern;

@@ -1,5 +1,10 @@
 //! The `vast-ost` binary end to end, against the real plug-in built by `cargo build`.
 
+// The config structs the CLI writes its own configs with.
+#[allow(dead_code)]
+#[path = "../src/config_file.rs"]
+mod config_file;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -27,8 +32,8 @@ impl Fixture {
             std::fs::create_dir_all(mount.join(l)).unwrap();
         }
         let config =
-            format!("[[server]]\nname = \"{SERVER}\"\n[server.nfs]\nmount = \"{}\"\n", mount.display());
-        std::fs::write(dir.path().join("vast-ost.toml"), config).unwrap();
+            config_file::ConfigFile { log: None, servers: vec![config_file::nfs_server(SERVER, &mount)] };
+        config.write(&dir.path().join("vast-ost.toml"), None).unwrap();
         Fixture { dir }
     }
 

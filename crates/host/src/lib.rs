@@ -7,6 +7,7 @@
 
 // Handles are opaque tokens the plug-in looks up, never pointers this crate dereferences.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::fmt;
@@ -56,10 +57,16 @@ macro_rules! exports {
         pub const EXPORTS: &[&str] = &[$(stringify!($name)),*];
         impl Fns {
             fn load(lib: &Library) -> Result<Fns, String> {
-                Ok(Fns { $($name: unsafe {
-                    *lib.get(concat!(stringify!($name), "\0").as_bytes())
-                        .map_err(|e| format!("symbol {}: {e}", stringify!($name)))?
-                },)* })
+                Ok(Fns { $($name:
+                    // SAFETY: the type given here is the export's signature in
+                    // include/stspi_vastdata.h (the `header` test keeps that header and the
+                    // plug-in's sources in step), and the pointer is only used while `lib`,
+                    // kept beside it in `Plugin`, stays loaded.
+                    unsafe {
+                        *lib.get(concat!(stringify!($name), "\0").as_bytes())
+                            .map_err(|e| format!("symbol {}: {e}", stringify!($name)))?
+                    },
+                )* })
             }
         }
     };
@@ -102,9 +109,13 @@ pub struct Plugin {
     _lib: Library,
 }
 
-// The plug-in's entry points are thread-safe by contract.
-unsafe impl Sync for Plugin {}
-unsafe impl Send for Plugin {}
+// `Plugin` is `Send + Sync` by its fields (function pointers, a `libloading::Library`): no
+// `unsafe impl` is needed. That its entry points may be called from any thread is the
+// plug-in's contract (include/stspi_vastdata.h); this only checks the compiler agrees.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Plugin>();
+};
 
 /// Copy `s` into a fixed C string array (truncating: tests pass overlong names on purpose
 /// through [`Plugin::raw`] instead).
@@ -122,8 +133,48 @@ pub fn get_str(src: &[c_char]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// A zeroed C struct (every type of `ost-abi` is plain data for which zero is valid).
-pub fn zeroed<T: Copy>() -> T {
+/// C structs for which all-zero bytes are a valid value, so [`zeroed`] may make them.
+///
+/// # Safety
+/// Implement it only for types whose every field is an integer, an array of integers or
+/// `c_char`, a raw pointer, or another `Zeroable` type: no references, `NonNull`, function
+/// pointers, enums or `bool`s, for which zero is not a valid value.
+pub unsafe trait Zeroable: Copy {}
+
+macro_rules! zeroable {
+    ($($t:ty),* $(,)?) => {
+        // SAFETY: the `#[repr(C)]` structs of `ost-abi` hold only integers, `c_char` arrays,
+        // raw pointers (server handles) and each other: all-zero is valid for every field.
+        $(unsafe impl Zeroable for $t {})*
+    };
+}
+zeroable!(
+    sts_plugin_info_t,
+    sts_session_def_t,
+    sts_cred_t,
+    sts_server_info_t,
+    sts_lsu_name_t,
+    sts_lsu_t,
+    sts_lsu_info_t,
+    sts_image_def_t,
+    sts_image_info_t,
+    sts_stat_t,
+);
+
+/// A zeroed C struct, as a C host would `memset` one before filling it.
+///
+/// ```
+/// let def: vast_ost_host::abi::sts_image_def_t = vast_ost_host::zeroed();
+/// assert_eq!(def.img_copy_number, 0);
+/// ```
+///
+/// Types for which zero is not a valid value are refused at compile time:
+///
+/// ```compile_fail,E0277
+/// let r: &u8 = vast_ost_host::zeroed();
+/// ```
+pub fn zeroed<T: Zeroable>() -> T {
+    // SAFETY: `T: Zeroable` promises that all-zero bytes are a valid `T`.
     unsafe { std::mem::zeroed() }
 }
 
@@ -149,9 +200,15 @@ fn cstring(s: &str) -> CString {
     CString::new(s.replace('\0', "")).expect("NULs removed")
 }
 
+// The `unsafe` calls below are sound because of what they pass, which is all the C interface
+// asks of a caller: pointers made from references and live locals (valid for the call),
+// buffers with their own lengths, `CString`s that outlive the call, NULL only where the
+// interface allows it, and handles, which the plug-in looks up and never dereferences.
 impl Plugin {
     /// `dlopen` the plug-in and resolve every export.
     pub fn load(path: &Path) -> Result<Plugin, String> {
+        // SAFETY: loading runs the library's initialisers; this is the plug-in, which has no
+        // initialisers beyond Rust's own (and any library the host names is trusted code).
         let lib = unsafe { Library::new(path) }.map_err(|e| format!("loading {}: {e}", path.display()))?;
         let f = Fns::load(&lib)?;
         Ok(Plugin { f, path: path.to_path_buf(), _lib: lib })
@@ -181,21 +238,25 @@ impl Plugin {
 
     pub fn init(&self) -> Res<sts_plugin_info_t> {
         let mut info = zeroed();
+        // SAFETY: `info` is a live local the plug-in may fill.
         check(unsafe { (self.f.stspi_init)(STSPI_VASTDATA_API_VERSION, &mut info) })?;
         Ok(info)
     }
 
     pub fn terminate(&self) -> Res<()> {
+        // SAFETY: no arguments.
         check(unsafe { (self.f.stspi_terminate)() })
     }
 
     pub fn plugin_info(&self) -> Res<sts_plugin_info_t> {
         let mut info = zeroed();
+        // SAFETY: `info` is a live local the plug-in may fill.
         check(unsafe { (self.f.stspi_get_plugin_info)(&mut info) })?;
         Ok(info)
     }
 
     pub fn claim(&self, server: &str) -> Res<()> {
+        // SAFETY: the `CString` lives until the call returns.
         check(unsafe { (self.f.stspi_claim)(cstring(server).as_ptr()) })
     }
 
@@ -207,6 +268,7 @@ impl Plugin {
         let mut session: sts_session_def_t = zeroed();
         set_str(&mut session.sd_id, &format!("vast-ost-host pid {}", std::process::id()));
         let mut h = std::ptr::null_mut();
+        // SAFETY: `session`, `cred`, the `CString` and `h` live until the call returns; `interface` may be NULL.
         check(unsafe {
             (self.f.stspi_open_server)(&session, cstring(server).as_ptr(), &cred, std::ptr::null(), &mut h)
         })?;
@@ -214,17 +276,20 @@ impl Plugin {
     }
 
     pub fn close_server(&self, h: stsp_server_handle_t) -> Res<()> {
+        // SAFETY: a handle is a token the plug-in looks up, never dereferenced.
         check(unsafe { (self.f.stspi_close_server)(h) })
     }
 
     pub fn server_prop(&self, h: stsp_server_handle_t) -> Res<sts_server_info_t> {
         let mut info = zeroed();
+        // SAFETY: `info` is a live local; `h` is a token.
         check(unsafe { (self.f.stspi_get_server_prop)(h, &mut info) })?;
         Ok(info)
     }
 
     pub fn server_prop_byname(&self, server: &str) -> Res<sts_server_info_t> {
         let mut info = zeroed();
+        // SAFETY: `session` may be NULL; the `CString` and `info` live until the call returns.
         check(unsafe {
             (self.f.stspi_get_server_prop_byname)(std::ptr::null(), cstring(server).as_ptr(), &mut info)
         })?;
@@ -234,28 +299,33 @@ impl Plugin {
     /// Every LSU name (open, iterate to "no more entries", close).
     pub fn lsu_names(&self, h: stsp_server_handle_t) -> Res<Vec<String>> {
         let mut list = std::ptr::null_mut();
+        // SAFETY: the filter may be NULL; `list` is a live local.
         check(unsafe { (self.f.stspi_open_lsu_list)(h, std::ptr::null(), &mut list) })?;
         let mut out = Vec::new();
         let res = loop {
             let mut name: sts_lsu_name_t = zeroed();
+            // SAFETY: `name` is a live local; `list` is a token.
             match unsafe { (self.f.stspi_list_lsu)(list, &mut name) } {
                 STS_EOK => out.push(get_str(&name.sln_name)),
                 STS_ENO_MORE_ENTRIES => break Ok(out),
                 rc => break Err(Status(rc)),
             }
         };
+        // SAFETY: `list` is a token.
         check(unsafe { (self.f.stspi_close_lsu_list)(list) })?;
         res
     }
 
     pub fn lsu_prop(&self, lsu: &sts_lsu_t) -> Res<sts_lsu_info_t> {
         let mut info = zeroed();
+        // SAFETY: `lsu` is a reference; `info` is a live local.
         check(unsafe { (self.f.stspi_get_lsu_prop_byname)(lsu, &mut info) })?;
         Ok(info)
     }
 
     pub fn create_image(&self, lsu: &sts_lsu_t, def: &sts_image_def_t) -> Res<stsp_image_handle_t> {
         let mut h = std::ptr::null_mut();
+        // SAFETY: `lsu` and `def` are references; `h` is a live local.
         check(unsafe { (self.f.stspi_create_image)(lsu, def, 0, &mut h) })?;
         Ok(h)
     }
@@ -267,12 +337,14 @@ impl Plugin {
         mode: c_int,
     ) -> Res<stsp_image_handle_t> {
         let mut h = std::ptr::null_mut();
+        // SAFETY: `lsu` and `def` are references; `h` is a live local.
         check(unsafe { (self.f.stspi_open_image)(lsu, def, mode, &mut h) })?;
         Ok(h)
     }
 
     pub fn write(&self, h: stsp_image_handle_t, buf: &[u8], off: u64) -> Res<u64> {
         let mut n = 0;
+        // SAFETY: `stat` may be NULL; `buf` is valid for reads of `buf.len()` bytes; `n` is a live local.
         check(unsafe {
             (self.f.stspi_write_image)(
                 h,
@@ -287,11 +359,13 @@ impl Plugin {
     }
 
     pub fn flush(&self, h: stsp_image_handle_t) -> Res<()> {
+        // SAFETY: `h` is a token.
         check(unsafe { (self.f.stspi_flush)(h) })
     }
 
     pub fn read(&self, h: stsp_image_handle_t, buf: &mut [u8], off: u64) -> Res<usize> {
         let mut n = 0;
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes; `n` is a live local.
         check(unsafe {
             (self.f.stspi_read_image)(h, buf.as_mut_ptr().cast(), buf.len() as u64, off, &mut n)
         })?;
@@ -299,21 +373,25 @@ impl Plugin {
     }
 
     pub fn close_image(&self, h: stsp_image_handle_t, flags: c_int) -> Res<()> {
+        // SAFETY: `h` is a token.
         check(unsafe { (self.f.stspi_close_image)(h, flags) })
     }
 
     pub fn delete_image(&self, lsu: &sts_lsu_t, def: &sts_image_def_t) -> Res<()> {
+        // SAFETY: `lsu` and `def` are references.
         check(unsafe { (self.f.stspi_delete_image)(lsu, def) })
     }
 
     pub fn image_prop(&self, h: stsp_image_handle_t) -> Res<sts_image_info_t> {
         let mut info = zeroed();
+        // SAFETY: `info` is a live local; `h` is a token.
         check(unsafe { (self.f.stspi_get_image_prop)(h, &mut info) })?;
         Ok(info)
     }
 
     pub fn image_prop_byname(&self, lsu: &sts_lsu_t, def: &sts_image_def_t) -> Res<sts_image_info_t> {
         let mut info = zeroed();
+        // SAFETY: `lsu` and `def` are references; `info` is a live local.
         check(unsafe { (self.f.stspi_get_image_prop_byname)(lsu, def, &mut info) })?;
         Ok(info)
     }
@@ -322,22 +400,26 @@ impl Plugin {
     pub fn images(&self, lsu: &sts_lsu_t, prefix: &str) -> Res<Vec<sts_image_info_t>> {
         let filter = image_def(prefix, "", "");
         let mut list = std::ptr::null_mut();
+        // SAFETY: `lsu` is a reference; `filter` and `list` are live locals.
         check(unsafe { (self.f.stspi_open_image_list)(lsu, &filter, &mut list) })?;
         let mut out = Vec::new();
         let res = loop {
             let mut info = zeroed();
+            // SAFETY: `info` is a live local; `list` is a token.
             match unsafe { (self.f.stspi_list_image)(list, &mut info) } {
                 STS_EOK => out.push(info),
                 STS_ENO_MORE_ENTRIES => break Ok(out),
                 rc => break Err(Status(rc)),
             }
         };
+        // SAFETY: `list` is a token.
         check(unsafe { (self.f.stspi_close_image_list)(list) })?;
         res
     }
 
     pub fn write_meta(&self, h: stsp_image_handle_t, buf: &[u8], off: u64) -> Res<u64> {
         let mut n = 0;
+        // SAFETY: `buf` is valid for reads of `buf.len()` bytes; `n` is a live local.
         check(unsafe {
             (self.f.stspi_write_image_meta)(h, buf.as_ptr().cast(), buf.len() as u64, off, &mut n)
         })?;
@@ -346,6 +428,7 @@ impl Plugin {
 
     pub fn read_meta(&self, h: stsp_image_handle_t, buf: &mut [u8], off: u64) -> Res<usize> {
         let mut n = 0;
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes; `n` is a live local.
         check(unsafe {
             (self.f.stspi_read_image_meta)(h, buf.as_mut_ptr().cast(), buf.len() as u64, off, &mut n)
         })?;
@@ -359,6 +442,7 @@ impl Plugin {
         from: &sts_lsu_t,
         from_def: &sts_image_def_t,
     ) -> Res<()> {
+        // SAFETY: all four are references.
         check(unsafe { (self.f.stspi_copy_image)(to, to_def, from, from_def, 0) })
     }
 }

@@ -82,14 +82,13 @@ pub fn install_panic_hook() {
     }));
 }
 
-/// Every export is written as `ffi! { "name", |ctx| { body } }`.
+/// Every export is written as `ffi! { "name", |ctx| { body } }`. The body is safe code: what
+/// reads a host pointer goes through a `convert` helper in an `unsafe` block of its own, with
+/// its `SAFETY` note, so the compiler reviews everything else.
 macro_rules! ffi {
     ($op:literal, |$ctx:ident| $body:block) => {
         $crate::boundary::run($op, |$ctx: &mut $crate::boundary::Ctx| -> vast_ost_engine::Result<()> {
-            #[allow(unused_unsafe)]
-            unsafe {
-                $body
-            }
+            $body
         })
     };
 }

@@ -1,6 +1,11 @@
 //! Checked conversions between the C types of `ost-abi` and the engine's types. Every pointer
 //! is null-checked and every fixed-size string must be NUL-terminated inside its array and
 //! valid UTF-8, or the call fails with STS_EINVAL.
+//!
+//! The `unsafe fn`s here are the only places the plug-in reads through a host pointer. Each
+//! states what its pointer must satisfy; the exports pass their arguments on under the caller
+//! contract in the crate documentation, and the lifetimes they return are unbounded: an export
+//! must not keep what they give past its own return.
 
 use std::ffi::{c_char, c_void, CStr};
 
@@ -10,14 +15,24 @@ use vast_ost_engine::{Error, ErrorKind, ImageDef, ImageInfo, Result};
 /// A C string argument.
 ///
 /// # Safety
-/// `p` is null or points to a NUL-terminated string.
+/// `p` is null or points to a NUL-terminated string that stays valid and unchanged for `'a`.
 pub unsafe fn arg_str<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
-    if p.is_null() {
-        return Err(Error::invalid(format!("{what} is NULL")));
-    }
-    CStr::from_ptr(p).to_str().map_err(|_| Error::invalid(format!("{what} is not valid UTF-8")))
+    // SAFETY: forwarded to the caller.
+    unsafe { opt_str(p, what) }?.ok_or_else(|| Error::invalid(format!("{what} is NULL")))
 }
 
+/// An optional C string argument: `None` for NULL.
+///
+/// # Safety
+/// As [`arg_str`].
+pub unsafe fn opt_str<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: `p` is not null, so by the caller's promise a NUL-terminated string valid for 'a.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str().map(Some).map_err(|_| Error::invalid(format!("{what} is not valid UTF-8")))
+}
 /// A string held in a fixed-size array.
 pub fn array_str(a: &[c_char], what: &str) -> Result<String> {
     let bytes: &[u8] = cast_bytes(a);
@@ -30,7 +45,8 @@ pub fn array_str(a: &[c_char], what: &str) -> Result<String> {
 }
 
 fn cast_bytes(a: &[c_char]) -> &[u8] {
-    // c_char is i8 or u8: same size and alignment as u8.
+    // SAFETY: c_char is i8 or u8, of the size and alignment of u8 and valid for every bit
+    // pattern; the new slice covers the same memory with the same lifetime.
     unsafe { std::slice::from_raw_parts(a.as_ptr().cast::<u8>(), a.len()) }
 }
 
@@ -60,17 +76,39 @@ pub fn put_str(dst: &mut [c_char], s: &str, what: &str, exact: bool) -> Result<(
 /// A required pointer argument.
 ///
 /// # Safety
-/// `p` is null or valid for reads of `T`.
+/// As [`opt_ref`].
 pub unsafe fn arg_ref<'a, T>(p: *const T, what: &str) -> Result<&'a T> {
-    p.as_ref().ok_or_else(|| Error::invalid(format!("{what} is NULL")))
+    // SAFETY: forwarded to the caller.
+    unsafe { opt_ref(p) }.ok_or_else(|| Error::invalid(format!("{what} is NULL")))
+}
+
+/// An optional pointer argument (a filter, a session): `None` for NULL.
+///
+/// # Safety
+/// `p` is null, or aligned and points to an initialised `T` that stays valid and is not
+/// written by anyone for `'a`.
+pub unsafe fn opt_ref<'a, T>(p: *const T) -> Option<&'a T> {
+    // SAFETY: forwarded to the caller.
+    unsafe { p.as_ref() }
 }
 
 /// A required out-pointer.
 ///
 /// # Safety
-/// `p` is null or valid for writes of `T`.
+/// As [`opt_out`].
 pub unsafe fn arg_out<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T> {
-    p.as_mut().ok_or_else(|| Error::invalid(format!("{what} is NULL")))
+    // SAFETY: forwarded to the caller.
+    unsafe { opt_out(p) }.ok_or_else(|| Error::invalid(format!("{what} is NULL")))
+}
+
+/// An optional out-pointer: `None` for NULL.
+///
+/// # Safety
+/// `p` is null, or aligned and points to a `T` (initialised: the `ost-abi` structs are plain
+/// data, any bytes will do) that nothing else reads or writes for `'a`.
+pub unsafe fn opt_out<'a, T>(p: *mut T) -> Option<&'a mut T> {
+    // SAFETY: forwarded to the caller.
+    unsafe { p.as_mut() }
 }
 
 fn check_len(len: u64, what: &str) -> Result<usize> {
@@ -86,25 +124,31 @@ fn check_len(len: u64, what: &str) -> Result<usize> {
 /// A caller's input buffer.
 ///
 /// # Safety
-/// `p` is null or valid for reads of `len` bytes.
+/// `p` is null, or valid for reads of `len` initialised bytes that nobody writes for `'a`.
 pub unsafe fn arg_buf<'a>(p: *const c_void, len: u64, what: &str) -> Result<&'a [u8]> {
     let len = check_len(len, what)?;
     if p.is_null() {
         return Err(Error::invalid(format!("{what}: buffer is NULL")));
     }
-    Ok(std::slice::from_raw_parts(p.cast::<u8>(), len))
+    // SAFETY: not null, readable for `len` bytes (the caller's promise); `check_len` kept
+    // `len` within `isize::MAX`; `u8` has no alignment or validity requirement.
+    Ok(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) })
 }
 
 /// A caller's output buffer.
 ///
 /// # Safety
-/// `p` is null or valid for writes of `len` bytes.
+/// `p` is null, or valid for reads and writes of `len` bytes that nothing else reads or
+/// writes for `'a`. (The plug-in never reads them before writing, but a `&mut [u8]` needs the
+/// bytes initialised: a C buffer from `malloc` counts as such here, as it does in C.)
 pub unsafe fn arg_buf_mut<'a>(p: *mut c_void, len: u64, what: &str) -> Result<&'a mut [u8]> {
     let len = check_len(len, what)?;
     if p.is_null() {
         return Err(Error::invalid(format!("{what}: buffer is NULL")));
     }
-    Ok(std::slice::from_raw_parts_mut(p.cast::<u8>(), len))
+    // SAFETY: not null, writable for `len` bytes and not aliased (the caller's promise);
+    // `check_len` kept `len` within `isize::MAX`; `u8` has no alignment requirement.
+    Ok(unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), len) })
 }
 
 pub fn image_def(d: &abi::sts_image_def_t) -> Result<ImageDef> {

@@ -31,9 +31,11 @@ impl Object {
 
 const TAG_BITS: u32 = 3;
 
+/// Each object with the pid of the process that opened it (see `clear` and `image`).
+type Entries = HashMap<usize, (u32, Object)>;
+
 struct Table {
-    /// Each object with the pid of the process that opened it (see `clear` and `image`).
-    map: Mutex<HashMap<usize, (u32, Object)>>,
+    map: Mutex<Entries>,
     next: AtomicUsize,
 }
 
@@ -47,13 +49,13 @@ fn table() -> &'static Table {
     })
 }
 
-fn map() -> MutexGuard<'static, HashMap<usize, (u32, Object)>> {
+fn map() -> MutexGuard<'static, Entries> {
     table().map.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 thread_local! {
     /// The table lock held across `fork` by the forking thread (see `fork.rs`).
-    static HELD: RefCell<Option<MutexGuard<'static, HashMap<usize, (u32, Object)>>>> = const { RefCell::new(None) };
+    static HELD: RefCell<Option<MutexGuard<'static, Entries>>> = const { RefCell::new(None) };
 }
 
 /// Take the table lock before `fork`, so no other thread holds it at the moment of the fork.

@@ -5,7 +5,28 @@
 //! Threading: every function may be called from any thread. Different handles are used in
 //! parallel; calls on one image handle are serialized. Return values are `STS_EOK` (0) or an
 //! `STS_E*` status (2060000 + n); every failure writes one line to the plug-in log.
+//!
+//! # Safety
+//!
+//! Every export is an `unsafe extern "C" fn`, and this is the contract its caller keeps (the
+//! C host's side of `include/stspi_vastdata.h`), for the duration of the call:
+//!
+//! - a pointer argument is NULL (an error, or "absent" where the export's documentation says
+//!   it may be NULL) or points to a properly aligned value of its type: readable for `const`
+//!   pointers, readable and writable for the others;
+//! - a `char *` argument is NULL or a NUL-terminated string;
+//! - a buffer is NULL or valid for `len` bytes (read for writes, written for reads);
+//! - what one pointer argument points to does not overlap what another points to;
+//! - nothing else (another thread of the host) writes what the call reads, or touches what
+//!   the call writes, until it returns.
+//!
+//! Handles are not pointers: they are looked up, never dereferenced, so any value is safe.
+//! Every pointer is read through the helpers of `convert`, each an `unsafe fn` stating what it
+//! needs; the exports call them in small `unsafe` blocks under this contract. (The per-export
+//! documentation, which cbindgen copies into the header, does not repeat it.)
 #![allow(clippy::missing_safety_doc, non_snake_case)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod boundary;
 mod convert;
@@ -37,11 +58,16 @@ fn engine() -> Result<Arc<Engine>> {
 /// The config file: `$VAST_OST_CONFIG`, else `vast-ost.toml` beside this library (in
 /// `/usr/openv/lib/ost-plugins/` once installed). The CLI finds it the same way.
 fn config_path() -> PathBuf {
+    // SAFETY: Dl_info holds raw pointers and integers: all-zero is a valid value.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     let here = stspi_init as *const c_void;
-    let dir = if unsafe { libc::dladdr(here, &mut info) } != 0 && !info.dli_fname.is_null() {
-        let lib =
-            PathBuf::from(unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned());
+    // SAFETY: `here` is an address inside this library and `info` a live local to fill.
+    let found = unsafe { libc::dladdr(here, &mut info) } != 0;
+    let dir = if found && !info.dli_fname.is_null() {
+        // SAFETY: dladdr succeeded, so `dli_fname` is the NUL-terminated path of the loaded
+        // library, valid while it stays loaded (it is: this code runs from it).
+        let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+        let lib = PathBuf::from(name.to_string_lossy().into_owned());
         lib.parent().map(|d| d.to_path_buf())
     } else {
         None
@@ -61,12 +87,16 @@ fn fill_plugin_info(info: &mut sts_plugin_info_t) -> Result<()> {
 }
 
 /// The server handle inside an `sts_lsu_t`, and the LSU name.
+///
+/// # Safety
+/// As [`arg_ref`]: `lsu` is NULL or points to an `sts_lsu_t` valid for reads during the call.
 unsafe fn lsu_arg(
     lsu: *const sts_lsu_t,
     what: &str,
     ctx: &mut boundary::Ctx,
 ) -> Result<(Arc<Server>, String)> {
-    let l = arg_ref(lsu, what)?;
+    // SAFETY: forwarded to the caller.
+    let l = unsafe { arg_ref(lsu, what) }?;
     let server = handles::server(l.sl_server_handle as usize)?;
     let name = array_str(&l.sl_lsu_name.sln_name, &format!("{what} name"))?;
     ctx.set(server.name(), &name, "");
@@ -99,7 +129,8 @@ pub unsafe extern "C" fn stspi_init(api_version: sts_uint32_t, info: *mut sts_pl
                 ),
             ));
         }
-        if let Some(out) = info.as_mut() {
+        // SAFETY: `info` is NULL or valid for writes (caller contract, crate docs).
+        if let Some(out) = unsafe { opt_out(info) } {
             fill_plugin_info(out)?;
         }
         let mut guard = ENGINE.write().unwrap_or_else(|p| p.into_inner());
@@ -146,7 +177,11 @@ pub unsafe extern "C" fn stspi_terminate() -> c_int {
 /// Returns `STS_EOK`, `STS_EINVAL` (NULL `info`).
 #[no_mangle]
 pub unsafe extern "C" fn stspi_get_plugin_info(info: *mut sts_plugin_info_t) -> c_int {
-    ffi!("stspi_get_plugin_info", |_ctx| { fill_plugin_info(arg_out(info, "info")?) })
+    ffi!("stspi_get_plugin_info", |_ctx| {
+        // SAFETY: `info` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(info, "info") }?;
+        fill_plugin_info(out)
+    })
 }
 
 /// Does `server_name` belong to this plug-in? Names of the form `VastData:<cluster>` do.
@@ -156,7 +191,8 @@ pub unsafe extern "C" fn stspi_get_plugin_info(info: *mut sts_plugin_info_t) -> 
 #[no_mangle]
 pub unsafe extern "C" fn stspi_claim(server_name: *const c_char) -> c_int {
     ffi!("stspi_claim", |ctx| {
-        let name = arg_str(server_name, "server name")?;
+        // SAFETY: `server_name` is NULL or a NUL-terminated string (caller contract, crate docs).
+        let name = unsafe { arg_str(server_name, "server name") }?;
         ctx.server = name.to_string();
         engine()?.claim(name)
     })
@@ -181,21 +217,25 @@ pub unsafe extern "C" fn stspi_open_server(
     handle: *mut stsp_server_handle_t,
 ) -> c_int {
     ffi!("stspi_open_server", |ctx| {
-        let name = arg_str(server_name, "server name")?;
+        // SAFETY: `server_name` is NULL or a NUL-terminated string (caller contract, crate docs).
+        let name = unsafe { arg_str(server_name, "server name") }?;
         ctx.server = name.to_string();
-        let out = arg_out(handle, "handle")?;
-        let cred = arg_ref(cred, "credentials")?;
+        // SAFETY: `handle` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(handle, "handle") }?;
+        // SAFETY: `cred` is NULL or valid for reads (caller contract, crate docs).
+        let cred = unsafe { arg_ref(cred, "credentials") }?;
         let creds = Credentials {
             user: array_str(&cred.cr_user, "credential user")?,
             password: Secret::new(array_str(&cred.cr_password, "credential password")?),
         };
-        if let Some(s) = session.as_ref() {
+        // SAFETY: `session` is NULL or valid for reads (caller contract, crate docs).
+        if let Some(s) = unsafe { opt_ref(session) } {
             let id = array_str(&s.sd_id, "session id")?;
             info!(server = name, session = %id, "open_server");
         }
-        if !interface.is_null() {
-            arg_str(interface, "interface")?;
-        }
+        // Only checked: a string that is not UTF-8 is STS_EINVAL.
+        // SAFETY: `interface` is NULL or a NUL-terminated string (caller contract, crate docs).
+        unsafe { opt_str(interface, "interface") }?;
         let server = engine()?.open_server(name, &creds)?;
         *out = handles::insert(Object::Server(server)) as stsp_server_handle_t;
         Ok(())
@@ -237,7 +277,8 @@ pub unsafe extern "C" fn stspi_get_server_prop(
     info: *mut sts_server_info_t,
 ) -> c_int {
     ffi!("stspi_get_server_prop", |ctx| {
-        let out = arg_out(info, "info")?;
+        // SAFETY: `info` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(info, "info") }?;
         let s = handles::server(handle as usize)?;
         ctx.server = s.name().to_string();
         fill_server_info(out, &s.info())
@@ -255,9 +296,11 @@ pub unsafe extern "C" fn stspi_get_server_prop_byname(
 ) -> c_int {
     let _ = session;
     ffi!("stspi_get_server_prop_byname", |ctx| {
-        let name = arg_str(server_name, "server name")?;
+        // SAFETY: `server_name` is NULL or a NUL-terminated string (caller contract, crate docs).
+        let name = unsafe { arg_str(server_name, "server name") }?;
         ctx.server = name.to_string();
-        let out = arg_out(info, "info")?;
+        // SAFETY: `info` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(info, "info") }?;
         fill_server_info(out, &engine()?.server_info_byname(name)?)
     })
 }
@@ -277,8 +320,10 @@ pub unsafe extern "C" fn stspi_open_lsu_list(
     list: *mut stsp_lsu_list_handle_t,
 ) -> c_int {
     ffi!("stspi_open_lsu_list", |ctx| {
-        let out = arg_out(list, "list")?;
-        let prefix = match filter.as_ref() {
+        // SAFETY: `list` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(list, "list") }?;
+        // SAFETY: `filter` is NULL or valid for reads (caller contract, crate docs).
+        let prefix = match unsafe { opt_ref(filter) } {
             Some(f) => array_str(&f.sln_name, "LSU filter")?,
             None => String::new(),
         };
@@ -296,7 +341,8 @@ pub unsafe extern "C" fn stspi_open_lsu_list(
 #[no_mangle]
 pub unsafe extern "C" fn stspi_list_lsu(list: stsp_lsu_list_handle_t, name: *mut sts_lsu_name_t) -> c_int {
     ffi!("stspi_list_lsu", |_ctx| {
-        let out = arg_out(name, "name")?;
+        // SAFETY: `name` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(name, "name") }?;
         let l = handles::lsu_list(list as usize)?;
         let next = lock(&l).next_item();
         match next {
@@ -323,8 +369,10 @@ pub unsafe extern "C" fn stspi_get_lsu_prop_byname(
     info: *mut sts_lsu_info_t,
 ) -> c_int {
     ffi!("stspi_get_lsu_prop_byname", |ctx| {
-        let out = arg_out(info, "info")?;
-        let (s, name) = lsu_arg(lsu, "LSU", ctx)?;
+        // SAFETY: `info` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(info, "info") }?;
+        // SAFETY: `lsu` is NULL or an `sts_lsu_t` valid for reads (caller contract, crate docs).
+        let (s, name) = unsafe { lsu_arg(lsu, "LSU", ctx) }?;
         let i = s.lsu_info(&name)?;
         put_str(&mut out.lsu_server, &i.server, "server name", true)?;
         put_str(&mut out.lsu_name.sln_name, &i.name, "LSU name", true)?;
@@ -360,9 +408,12 @@ pub unsafe extern "C" fn stspi_create_image(
 ) -> c_int {
     let _ = pending;
     ffi!("stspi_create_image", |ctx| {
-        let out = arg_out(image, "image")?;
-        let (s, lsu) = lsu_arg(lsu, "LSU", ctx)?;
-        let def = image_def(arg_ref(img, "image definition")?)?;
+        // SAFETY: `image` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(image, "image") }?;
+        // SAFETY: `lsu` is NULL or an `sts_lsu_t` valid for reads (caller contract, crate docs).
+        let (s, lsu) = unsafe { lsu_arg(lsu, "LSU", ctx) }?;
+        // SAFETY: `img` is NULL or valid for reads (caller contract, crate docs).
+        let def = image_def(unsafe { arg_ref(img, "image definition") }?)?;
         ctx.image = def.basename.clone();
         let open = s.create_image(&lsu, def)?;
         info!(server = %s.name(), lsu = %lsu, image = %ctx.image, "image created");
@@ -384,9 +435,12 @@ pub unsafe extern "C" fn stspi_open_image(
     image: *mut stsp_image_handle_t,
 ) -> c_int {
     ffi!("stspi_open_image", |ctx| {
-        let out = arg_out(image, "image")?;
-        let (s, lsu) = lsu_arg(lsu, "LSU", ctx)?;
-        let def = image_def(arg_ref(img, "image definition")?)?;
+        // SAFETY: `image` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(image, "image") }?;
+        // SAFETY: `lsu` is NULL or an `sts_lsu_t` valid for reads (caller contract, crate docs).
+        let (s, lsu) = unsafe { lsu_arg(lsu, "LSU", ctx) }?;
+        // SAFETY: `img` is NULL or valid for reads (caller contract, crate docs).
+        let def = image_def(unsafe { arg_ref(img, "image definition") }?)?;
         ctx.image = def.basename.clone();
         let append = match mode {
             STS_O_READ => false,
@@ -429,9 +483,11 @@ pub unsafe extern "C" fn stspi_write_image(
 ) -> c_int {
     let _ = stat;
     ffi!("stspi_write_image", |ctx| {
-        let out = arg_out(written, "written")?;
+        // SAFETY: `written` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(written, "written") }?;
         *out = 0;
-        let data = arg_buf(buf, len, "write")?;
+        // SAFETY: `buf` is NULL or valid for reads of `len` bytes (caller contract, crate docs).
+        let data = unsafe { arg_buf(buf, len, "write") }?;
         with_image(image, ctx, |i| i.write(data, offset))?;
         *out = len;
         Ok(())
@@ -462,9 +518,11 @@ pub unsafe extern "C" fn stspi_read_image(
     nread: *mut sts_uint64_t,
 ) -> c_int {
     ffi!("stspi_read_image", |ctx| {
-        let out = arg_out(nread, "nread")?;
+        // SAFETY: `nread` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(nread, "nread") }?;
         *out = 0;
-        let data = arg_buf_mut(buf, len, "read")?;
+        // SAFETY: `buf` is NULL or valid for writes of `len` bytes (caller contract, crate docs).
+        let data = unsafe { arg_buf_mut(buf, len, "read") }?;
         *out = with_image(image, ctx, |i| i.read(data, offset))? as u64;
         Ok(())
     })
@@ -500,8 +558,10 @@ pub unsafe extern "C" fn stspi_close_image(image: stsp_image_handle_t, flags: c_
 #[no_mangle]
 pub unsafe extern "C" fn stspi_delete_image(lsu: *const sts_lsu_t, img: *const sts_image_def_t) -> c_int {
     ffi!("stspi_delete_image", |ctx| {
-        let (s, lsu) = lsu_arg(lsu, "LSU", ctx)?;
-        let def = image_def(arg_ref(img, "image definition")?)?;
+        // SAFETY: `lsu` is NULL or an `sts_lsu_t` valid for reads (caller contract, crate docs).
+        let (s, lsu) = unsafe { lsu_arg(lsu, "LSU", ctx) }?;
+        // SAFETY: `img` is NULL or valid for reads (caller contract, crate docs).
+        let def = image_def(unsafe { arg_ref(img, "image definition") }?)?;
         ctx.image = def.basename.clone();
         s.delete_image(&lsu, &def)
     })
@@ -516,7 +576,8 @@ pub unsafe extern "C" fn stspi_get_image_prop(
     info: *mut sts_image_info_t,
 ) -> c_int {
     ffi!("stspi_get_image_prop", |ctx| {
-        let out = arg_out(info, "info")?;
+        // SAFETY: `info` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(info, "info") }?;
         let i = with_image(image, ctx, |i| i.info())?;
         put_image_info(out, &i)
     })
@@ -532,9 +593,12 @@ pub unsafe extern "C" fn stspi_get_image_prop_byname(
     info: *mut sts_image_info_t,
 ) -> c_int {
     ffi!("stspi_get_image_prop_byname", |ctx| {
-        let out = arg_out(info, "info")?;
-        let (s, lsu) = lsu_arg(lsu, "LSU", ctx)?;
-        let def = image_def(arg_ref(img, "image definition")?)?;
+        // SAFETY: `info` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(info, "info") }?;
+        // SAFETY: `lsu` is NULL or an `sts_lsu_t` valid for reads (caller contract, crate docs).
+        let (s, lsu) = unsafe { lsu_arg(lsu, "LSU", ctx) }?;
+        // SAFETY: `img` is NULL or valid for reads (caller contract, crate docs).
+        let def = image_def(unsafe { arg_ref(img, "image definition") }?)?;
         ctx.image = def.basename.clone();
         put_image_info(out, &s.image_info(&lsu, &def)?)
     })
@@ -552,9 +616,12 @@ pub unsafe extern "C" fn stspi_open_image_list(
     list: *mut stsp_image_list_handle_t,
 ) -> c_int {
     ffi!("stspi_open_image_list", |ctx| {
-        let out = arg_out(list, "list")?;
-        let (s, lsu) = lsu_arg(lsu, "LSU", ctx)?;
-        let prefix = match filter.as_ref() {
+        // SAFETY: `list` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(list, "list") }?;
+        // SAFETY: `lsu` is NULL or an `sts_lsu_t` valid for reads (caller contract, crate docs).
+        let (s, lsu) = unsafe { lsu_arg(lsu, "LSU", ctx) }?;
+        // SAFETY: `filter` is NULL or valid for reads (caller contract, crate docs).
+        let prefix = match unsafe { opt_ref(filter) } {
             Some(f) => array_str(&f.img_basename, "image filter")?,
             None => String::new(),
         };
@@ -573,7 +640,8 @@ pub unsafe extern "C" fn stspi_list_image(
     info: *mut sts_image_info_t,
 ) -> c_int {
     ffi!("stspi_list_image", |_ctx| {
-        let out = arg_out(info, "info")?;
+        // SAFETY: `info` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(info, "info") }?;
         let l = handles::image_list(list as usize)?;
         let next = lock(&l).next_item();
         match next {
@@ -604,9 +672,11 @@ pub unsafe extern "C" fn stspi_write_image_meta(
     written: *mut sts_uint64_t,
 ) -> c_int {
     ffi!("stspi_write_image_meta", |ctx| {
-        let out = arg_out(written, "written")?;
+        // SAFETY: `written` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(written, "written") }?;
         *out = 0;
-        let data = arg_buf(buf, len, "metadata write")?;
+        // SAFETY: `buf` is NULL or valid for reads of `len` bytes (caller contract, crate docs).
+        let data = unsafe { arg_buf(buf, len, "metadata write") }?;
         with_image(image, ctx, |i| i.write_meta(data, offset))?;
         *out = len;
         Ok(())
@@ -626,9 +696,11 @@ pub unsafe extern "C" fn stspi_read_image_meta(
     nread: *mut sts_uint64_t,
 ) -> c_int {
     ffi!("stspi_read_image_meta", |ctx| {
-        let out = arg_out(nread, "nread")?;
+        // SAFETY: `nread` is NULL or valid for writes (caller contract, crate docs).
+        let out = unsafe { arg_out(nread, "nread") }?;
         *out = 0;
-        let data = arg_buf_mut(buf, len, "metadata read")?;
+        // SAFETY: `buf` is NULL or valid for writes of `len` bytes (caller contract, crate docs).
+        let data = unsafe { arg_buf_mut(buf, len, "metadata read") }?;
         *out = with_image(image, ctx, |i| i.read_meta(data, offset))? as u64;
         Ok(())
     })
@@ -653,10 +725,14 @@ pub unsafe extern "C" fn stspi_copy_image(
         if flags != 0 {
             return Err(Error::invalid(format!("copy flags {flags:#x} are unknown")));
         }
-        let (to_s, to_name) = lsu_arg(to_lsu, "target LSU", ctx)?;
-        let (from_s, from_name) = lsu_arg(from_lsu, "source LSU", ctx)?;
-        let from_def = image_def(arg_ref(from_img, "source image definition")?)?;
-        let to_def = image_def(arg_ref(to_img, "target image definition")?)?;
+        // SAFETY: `to_lsu` is NULL or an `sts_lsu_t` valid for reads (caller contract, crate docs).
+        let (to_s, to_name) = unsafe { lsu_arg(to_lsu, "target LSU", ctx) }?;
+        // SAFETY: `from_lsu` is NULL or an `sts_lsu_t` valid for reads (caller contract, crate docs).
+        let (from_s, from_name) = unsafe { lsu_arg(from_lsu, "source LSU", ctx) }?;
+        // SAFETY: `from_img` is NULL or valid for reads (caller contract, crate docs).
+        let from_def = image_def(unsafe { arg_ref(from_img, "source image definition") }?)?;
+        // SAFETY: `to_img` is NULL or valid for reads (caller contract, crate docs).
+        let to_def = image_def(unsafe { arg_ref(to_img, "target image definition") }?)?;
         ctx.image = from_def.basename.clone();
         from_s.copy_image(&from_name, &from_def, &to_s, &to_name, &to_def).map(drop)
     })

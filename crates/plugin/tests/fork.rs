@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use vast_ost_host::abi::*;
@@ -62,31 +62,13 @@ fn child_uses_plugin_after_fork_while_parent_is_busy() {
             p.close_server(s).unwrap();
         });
         for round in 0..300 {
-            let pid = unsafe { libc::fork() };
-            assert!(pid >= 0, "fork failed");
-            if pid == 0 {
-                let ok = backup_and_verify(&format!("child{round}_1_C1_F1"), round);
-                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-            }
-            let start = Instant::now();
-            let status = loop {
-                let mut st = 0;
-                let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
-                if r == pid {
-                    break Some(st);
-                }
-                if start.elapsed() > Duration::from_secs(20) {
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                    unsafe { libc::waitpid(pid, &mut st, 0) };
-                    break None;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            };
-            let Some(st) = status else {
+            // Exit code 0 when the child's backup verified.
+            let pid = fork_child(|| i32::from(!backup_and_verify(&format!("child{round}_1_C1_F1"), round)));
+            let Some(st) = wait_child(pid, Duration::from_secs(20)) else {
                 stop.store(true, Ordering::Relaxed);
                 panic!("child {round} hung (a lock inherited from the parent?)");
             };
-            if !(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0) {
+            if !exited_ok(st) {
                 stop.store(true, Ordering::Relaxed);
                 panic!("child {round} failed: status {st:#x}");
             }
@@ -109,20 +91,14 @@ fn child_leaves_parents_images_alone() {
     let mut buf = vec![0u8; BLOCK];
     pattern(3, 0, &mut buf);
     p.write(h, &buf, 0).unwrap();
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
+    let pid = fork_child(|| {
         let refused = p.write(h, &buf, BLOCK as u64) == Err(vast_ost_host::Status(STS_EHANDLE));
         // Terminate until the plug-in is really down in the child (it inherited the count).
         while p.terminate().is_ok() {}
-        unsafe { libc::_exit(if refused { 0 } else { 1 }) };
-    }
-    let mut st = 0;
-    unsafe { libc::waitpid(pid, &mut st, 0) };
-    assert!(
-        libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
-        "the child could use the parent's image handle"
-    );
+        i32::from(!refused)
+    });
+    let st = wait_child(pid, Duration::from_secs(60)).expect("the child hung");
+    assert!(exited_ok(st), "the child could use the parent's image handle");
     // The parent's image is still open and intact.
     pattern(3, BLOCK as u64, &mut buf);
     p.write(h, &buf, BLOCK as u64).unwrap();

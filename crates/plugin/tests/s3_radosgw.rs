@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use vast_ost_engine::filter::LsuFilter;
 use vast_ost_engine::store::s3::{S3Settings, S3Store};
-use vast_ost_host::{image_def, lsu, Plugin};
+use vast_ost_host::{image_def, lsu};
 
 const BLOCK: usize = 256 * 1024;
 const PART: u64 = 16 << 20;
@@ -41,10 +41,7 @@ fn multi_gib_image_to_radosgw_through_the_c_interface() {
         ),
     )
     .unwrap();
-    std::env::set_var("VAST_OST_CONFIG", &config);
-    std::env::set_var("VAST_OST_LOG", dir.path().join("vast-ost.log"));
-    let p = Plugin::load(&plugin_path()).unwrap();
-    p.init().unwrap();
+    let p = load_plugin(&config, &dir.path().join("vast-ost.log"));
     let s = p.open_server("VastData:rgw", &ak, &sk).unwrap();
     assert_eq!(p.lsu_names(s).unwrap(), [bucket.as_str()]);
     let l = lsu(s, &bucket);

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use vast_sim::{Sim, SimConfig};
 const QUOTA: u64 = 64 << 20;
 
 struct World {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     sim: Sim,
     log: std::path::PathBuf,
     plugin: Plugin,
@@ -29,36 +28,26 @@ fn world() -> &'static World {
     static W: OnceLock<World> = OnceLock::new();
     W.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let sim = Sim::start(SimConfig::new(dir.path().join("cluster"))).unwrap();
-        let ca = dir.path().join("ca.pem");
-        std::fs::write(&ca, sim.ca_pem().unwrap()).unwrap();
+        let c = Cluster::start(dir.path(), SimConfig::new(dir.path().join("cluster")));
         // What an admin provisions before nbdevconfig -previewdv.
-        let vms = admin(&sim, &ca);
         for (name, path) in [("nbu-lsu1", "/nbu/lsu1"), ("nbu-lsu2", "/nbu/lsu2"), ("other", "/other")] {
-            vms.post("views/", &json!({"name": name, "path": path, "policy_id": 1, "protocols": ["NFS"], "create_dir": true}))
-                .unwrap();
+            c.nfs_view(name, path);
         }
-        vms.post("quotas/", &json!({"name": "nbu-lsu1", "path": "/nbu/lsu1", "hard_limit": QUOTA})).unwrap();
-        // An S3 LSU: the bucket owner, the bucket view, a quota on it, and the owner's key.
-        let owner = vms.post("users/", &json!({"name": "nbu-s3", "uid": 50001})).unwrap();
+        c.quota("nbu-lsu1", "/nbu/lsu1", QUOTA);
+        // An S3 LSU: the bucket owner and their key, the bucket view, a quota on it.
+        let (ak, sk) = c.s3_user("nbu-s3", 50001);
         for (bucket, path) in [("nbu-bkt", "/nbu/bkt"), ("nbu-bkt2", "/nbu/bkt2")] {
-            vms.post(
-                "views/",
-                &json!({"name": bucket, "path": path, "policy_id": 2, "protocols": ["S3"], "bucket": bucket,
-                        "bucket_owner": "nbu-s3", "create_dir": true}),
-            )
-            .unwrap();
+            c.bucket(bucket, path, "nbu-s3");
         }
-        vms.post("quotas/", &json!({"name": "nbu-bkt", "path": "/nbu/bkt", "hard_limit": QUOTA})).unwrap();
-        let key = vms.post(&format!("users/{}/access_keys/", owner["id"]), &json!({})).unwrap();
-        let (ak, sk) = (key["access_key"].as_str().unwrap().to_string(), key["secret_key"].as_str().unwrap().to_string());
-        let s3_port = sim.s3_endpoints()[0].rsplit(':').next().unwrap().to_string();
-        let token = vms.post("apitokens/", &json!({"name": "netbackup"})).unwrap();
+        c.quota("nbu-bkt", "/nbu/bkt", QUOTA);
+        let s3_port = c.sim.s3_endpoints()[0].rsplit(':').next().unwrap().to_string();
+        let token = c.vms.post("apitokens/", &json!({"name": "netbackup"})).unwrap();
         let api_token = token["token"].as_str().unwrap().to_string();
 
+        let sim = c.sim;
         let vms_url = sim.vms_url();
         let root = sim.root().display().to_string();
-        let ca = ca.display();
+        let ca = c.ca.display();
         let server = |name: &str, vms_extra: &str| {
             format!(
                 "[[server]]\nname = \"VastData:{name}\"\nlsu_prefix = \"nbu-\"\ncapacity_ttl_secs = 60\n\
@@ -78,25 +67,21 @@ fn world() -> &'static World {
         let cfg_path = dir.path().join("vast-ost.toml");
         std::fs::write(&cfg_path, config).unwrap();
         let log = dir.path().join("vast-ost.log");
-        std::env::set_var("VAST_OST_CONFIG", &cfg_path);
-        std::env::set_var("VAST_OST_LOG", &log);
-        let plugin = Plugin::load(&plugin_path()).unwrap();
-        plugin.init().unwrap();
-        World { _dir: dir, sim, log, plugin, api_token }
+        let plugin = load_plugin(&cfg_path, &log);
+        World { dir, sim, log, plugin, api_token }
     })
 }
 
+/// Write `size` bytes of pattern 5 in 256 KiB blocks and close complete.
 fn backup(p: &Plugin, l: &sts_lsu_t, name: &str, size: u64) {
-    let h = p.create_image(l, &image_def(name, "1", "vms")).unwrap();
-    let mut buf = vec![0u8; 256 << 10];
-    let mut off = 0;
-    while off < size {
-        let n = buf.len().min((size - off) as usize);
-        pattern(5, off, &mut buf[..n]);
-        p.write(h, &buf[..n], off).unwrap();
-        off += n as u64;
-    }
-    p.close_image(h, STS_CLOSEF_IH_COMPLETE).unwrap();
+    write_pattern(p, l, &image_def(name, "1", "vms"), 5, size, &mut vec![0u8; 256 << 10]);
+}
+
+/// Read the image back in 1 MiB reads: pattern 5 and `size` bytes.
+fn verify(p: &Plugin, l: &sts_lsu_t, name: &str, size: u64) {
+    let (mut got, mut want) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let n = read_verify(p, l, &image_def(name, "", ""), 5, &mut got, &mut want);
+    assert_eq!(n, size, "{name}: restored size");
 }
 
 #[test]
@@ -233,23 +218,6 @@ fn each_failure_to_connect_has_its_status_and_log_line() {
     assert!(std::fs::read_to_string(&w.log).unwrap().contains("TLS verification of VMS is switched off"));
 }
 
-fn verify(p: &Plugin, l: &sts_lsu_t, name: &str, size: u64) {
-    let h = p.open_image(l, &image_def(name, "", ""), STS_O_READ).unwrap();
-    let (mut got, mut want) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
-    let mut off = 0;
-    loop {
-        let n = p.read(h, &mut got, off).unwrap();
-        if n == 0 {
-            break;
-        }
-        pattern(5, off, &mut want[..n]);
-        assert!(got[..n] == want[..n], "{name}: bytes differ at {off}");
-        off += n as u64;
-    }
-    assert_eq!(off, size);
-    p.close_image(h, 0).unwrap();
-}
-
 /// The S3 data path end to end: a backup into a bucket in multipart parts spread over the VIPs,
 /// restore, capacity from the bucket's quota, server-side copy to another bucket, a copy to an
 /// NFS view (streamed: different stores), and expiry.
@@ -281,25 +249,12 @@ fn s3_bucket_backup_restore_copy_expire() {
     }
     // Neither the S3 secret key nor the VMS password reached the log.
     let log = std::fs::read_to_string(&w.log).unwrap();
-    let cfg = std::fs::read_to_string(w._dir.path().join("vast-ost.toml")).unwrap();
+    let cfg = std::fs::read_to_string(w.dir.path().join("vast-ost.toml")).unwrap();
     let secret = cfg.lines().find_map(|l| l.strip_prefix("secret_key = \"")).unwrap().trim_end_matches('"');
     assert!(secret.len() >= 16 && !log.contains(secret), "the S3 secret key reached the log");
     assert!(!log.contains(&format!("\"{}\"", w.sim.admin_password())), "the VMS password reached the log");
     // No object is left (an empty directory may stay, as S3 prefixes are implicit).
-    let left: Vec<_> = walk(&w.sim.root().join("nbu/bkt/s3_1_C1_F1"));
+    let left = files_below(&w.sim.root().join("nbu/bkt/s3_1_C1_F1"));
     assert!(left.is_empty(), "left behind: {left:?}");
     p.close_server(s).unwrap();
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -1,5 +1,6 @@
 //! Shared fixture for the Rust host-harness tests: a temp "NFS mount" with LSUs, a config, a
-//! log, and the built plug-in loaded by dlopen, as a NetBackup process would load it.
+//! log, and the built plug-in loaded by dlopen, as a NetBackup process would load it; the
+//! simulated cluster of the simulator tests ([`Cluster`]), and forked children ([`fork_child`]).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,15 @@ pub fn write_config(path: &Path, mount: &Path, extra: &str) {
     .unwrap();
 }
 
+/// Point the plug-in at `config` and `log`, load it and initialise it.
+pub fn load_plugin(config: &Path, log: &Path) -> Plugin {
+    std::env::set_var("VAST_OST_CONFIG", config);
+    std::env::set_var("VAST_OST_LOG", log);
+    let plugin = Plugin::load(&plugin_path()).unwrap();
+    plugin.init().unwrap();
+    plugin
+}
+
 /// One plug-in per test process (dlopen returns the same library to every caller, as in a
 /// NetBackup process): initialised once, shared by every test thread.
 pub fn fixture() -> &'static Fixture {
@@ -57,10 +67,7 @@ pub fn fixture() -> &'static Fixture {
         }
         let config = dir.path().join("vast-ost.toml");
         write_config(&config, &mount, "");
-        std::env::set_var("VAST_OST_CONFIG", &config);
-        std::env::set_var("VAST_OST_LOG", dir.path().join("vast-ost.log"));
-        let plugin = Plugin::load(&plugin_path()).unwrap();
-        plugin.init().unwrap();
+        let plugin = load_plugin(&config, &dir.path().join("vast-ost.log"));
         Fixture { dir, plugin }
     })
 }
@@ -168,4 +175,120 @@ pub fn admin(sim: &vast_sim::Sim, ca: &Path) -> vast_ost_engine::vms::Vms {
     };
     let c = Credentials { user: sim.admin_user().into(), password: Secret::new(sim.admin_password()) };
     Vms::connect(&s, &c).unwrap()
+}
+
+/// A simulated VAST cluster with its CA certificate in `<dir>/ca.pem` and an admin's VMS
+/// client, to provision views, buckets, quotas and keys as an admin would before a test.
+pub struct Cluster {
+    pub sim: vast_sim::Sim,
+    pub ca: PathBuf,
+    pub vms: vast_ost_engine::vms::Vms,
+}
+
+impl Cluster {
+    pub fn start(dir: &Path, cfg: vast_sim::SimConfig) -> Cluster {
+        let sim = vast_sim::Sim::start(cfg).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, sim.ca_pem().unwrap()).unwrap();
+        let vms = admin(&sim, &ca);
+        Cluster { sim, ca, vms }
+    }
+
+    /// An NFS view (policy 1).
+    pub fn nfs_view(&self, name: &str, path: &str) {
+        let view = serde_json::json!({"name": name, "path": path, "policy_id": 1, "protocols": ["NFS"],
+                                      "create_dir": true});
+        self.vms.post("views/", &view).unwrap();
+    }
+
+    /// A user who can own buckets, and an S3 access key of theirs: `(access key, secret key)`.
+    pub fn s3_user(&self, name: &str, uid: u64) -> (String, String) {
+        let user = self.vms.post("users/", &serde_json::json!({"name": name, "uid": uid})).unwrap();
+        let key =
+            self.vms.post(&format!("users/{}/access_keys/", user["id"]), &serde_json::json!({})).unwrap();
+        let field = |k: &str| key[k].as_str().unwrap().to_string();
+        (field("access_key"), field("secret_key"))
+    }
+
+    /// An S3 bucket view (policy 2) owned by `owner`.
+    pub fn bucket(&self, name: &str, path: &str, owner: &str) {
+        let view = serde_json::json!({"name": name, "path": path, "policy_id": 2, "protocols": ["S3"],
+                                      "bucket": name, "bucket_owner": owner, "create_dir": true});
+        self.vms.post("views/", &view).unwrap();
+    }
+
+    /// A quota with a hard limit on `path`.
+    pub fn quota(&self, name: &str, path: &str, hard_limit: u64) {
+        let quota = serde_json::json!({"name": name, "path": path, "hard_limit": hard_limit});
+        self.vms.post("quotas/", &quota).unwrap();
+    }
+}
+
+/// Every file below `dir` (none if it does not exist).
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_below(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Fork; the child runs `child` and exits with the code it returns (101 if it panics), never
+/// returning into the test harness. Returns the child's pid.
+pub fn fork_child(child: impl FnOnce() -> i32) -> libc::pid_t {
+    // SAFETY: fork has no memory-safety precondition. The child of this multi-threaded process
+    // goes on to use the plug-in, which is what these tests exercise (the plug-in's atfork
+    // handlers); it leaves with `_exit`, so no test-harness state is used after the fork.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(101);
+        // SAFETY: ends the child at once, without running the parent's atexit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    pid
+}
+
+/// The child's wait status if it has ended (reaped), else `None`.
+pub fn try_wait(pid: libc::pid_t) -> Option<libc::c_int> {
+    let mut st = 0;
+    // SAFETY: `st` is a live local for the status.
+    let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+    (r == pid).then_some(st)
+}
+
+/// Kill the child with SIGKILL and reap it; its wait status.
+pub fn kill_child(pid: libc::pid_t) -> libc::c_int {
+    let mut st = 0;
+    // SAFETY: `pid` is a child of this process not reaped yet; `st` is a live local.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, &mut st, 0);
+    }
+    st
+}
+
+/// Wait for the child to end, polling; past `timeout` kill it and return `None`.
+pub fn wait_child(pid: libc::pid_t, timeout: std::time::Duration) -> Option<libc::c_int> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(st) = try_wait(pid) {
+            return Some(st);
+        }
+        if start.elapsed() > timeout {
+            kill_child(pid);
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Whether a wait status is a normal exit with code 0.
+pub fn exited_ok(st: libc::c_int) -> bool {
+    libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0
 }

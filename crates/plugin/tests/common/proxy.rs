@@ -62,6 +62,7 @@ impl Conn {
 
 fn set_linger_zero(s: &TcpStream) {
     let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: an open socket of `s`, and a pointer to a live `linger` with its size.
     unsafe {
         libc::setsockopt(
             s.as_raw_fd(),
