@@ -280,6 +280,13 @@ typedef struct stsp_image_list *stsp_image_list_handle_t;
 // Images carry a metadata blob (`stspi_write_image_meta`).
 #define STS_SRV_IMAGE_META 16
 
+// Optimized synthetics: `stspi_include_in_image` places ranges of earlier images without
+// copying them (NetBackup's `OptimizedImage`).
+#define STS_SRV_OPTIMIZED_IMAGE 32
+
+// Extent-based optimized duplication: `stspi_open_target_server` and `stspi_copy_extent`.
+#define STS_SRV_COPY_EXTENT 64
+
 // The server has an NFS data path.
 #define STS_SRV_NFS 256
 
@@ -288,6 +295,12 @@ typedef struct stsp_image_list *stsp_image_list_handle_t;
 
 // LSU flags in `sts_lsu_info_t.lsu_flags`. **[project]**
 #define STS_LSUF_DISK 1
+
+// Images of this LSU can include ranges of its other images (optimized synthetics).
+#define STS_LSUF_OPTIMIZED_IMAGE 2
+
+// Extents of this LSU's images can be copied without passing through the media server.
+#define STS_LSUF_COPY_EXTENT 4
 
 #define STS_LSUF_NFS 256
 

@@ -247,6 +247,54 @@ int stspi_copy_image(const sts_lsu_t *to_lsu,
                      const sts_image_def_t *from_img,
                      int flags);
 
+// Place `length` bytes at `src_offset` of the complete image `src_img` at `dst_offset` of
+// `image` (open for writing, on the same LSU), without copying them: the new image references
+// the source's data (NetBackup's optimized synthetics, `bp_sts_write_and_include_image`).
+// Reads of the range return exactly the source's bytes, also after the source is deleted;
+// holes of the source are holes here. Writes after the range go on as usual.
+//
+// Returns `STS_EOK`, `STS_EINVAL` (NULL, zero length, range past the source's end or
+// overflowing), `STS_EHANDLE`, `STS_ESTATE` (source not complete, or `image` open for
+// reading), `STS_ENOENT` (no such source image in this LSU, or it is being deleted),
+// `STS_ESYSCALL`.
+int stspi_include_in_image(stsp_image_handle_t image,
+                           const sts_image_def_t *src_img,
+                           sts_uint64_t src_offset,
+                           sts_uint64_t length,
+                           sts_uint64_t dst_offset);
+
+// Open `target_name` as the target of an optimized duplication from the open server
+// `server`. The same name as `server` gives a second handle on that server (`cred` may then
+// be NULL); another name is opened with `cred` like `stspi_open_server`. Images created on
+// the target's LSUs receive extents with `stspi_copy_extent`.
+//
+// Returns `STS_EOK`, `STS_EINVAL`, `STS_EHANDLE`, and what `stspi_open_server` returns.
+int stspi_open_target_server(stsp_server_handle_t server,
+                             const char *target_name,
+                             const sts_cred_t *cred,
+                             stsp_server_handle_t *target);
+
+// Close a target server handle. Images created through it stay open until closed.
+//
+// Returns `STS_EOK`, `STS_EHANDLE`.
+int stspi_close_target_server(stsp_server_handle_t target);
+
+// Copy `length` bytes at `from_offset` of the image open for reading in `from_image` (a
+// complete image) to `to_offset` of the image open for writing in `to_image`, in
+// NetBackup's 256 KB units or larger. Within one LSU the target references the source's data
+// (no copy; `[[server]] reference_copies = false` makes it a physical copy); between LSUs of
+// one storage server each source piece the extents touch is copied once inside the storage;
+// between storage servers the bytes are streamed through the plug-in.
+//
+// Returns `STS_EOK`, `STS_EINVAL` (NULL, zero length, range past the source's end, the same
+// handle twice), `STS_EHANDLE`, `STS_ESTATE` (source not complete, or a handle open the other
+// way), `STS_ENOENT`, `STS_ENOSPC`, `STS_ESYSCALL`.
+int stspi_copy_extent(stsp_image_handle_t to_image,
+                      stsp_image_handle_t from_image,
+                      sts_uint64_t from_offset,
+                      sts_uint64_t length,
+                      sts_uint64_t to_offset);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

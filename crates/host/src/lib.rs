@@ -100,6 +100,10 @@ exports! {
     stspi_write_image_meta: fn(stsp_image_handle_t, *const c_void, sts_uint64_t, sts_uint64_t, *mut sts_uint64_t);
     stspi_read_image_meta: fn(stsp_image_handle_t, *mut c_void, sts_uint64_t, sts_uint64_t, *mut sts_uint64_t);
     stspi_copy_image: fn(*const sts_lsu_t, *const sts_image_def_t, *const sts_lsu_t, *const sts_image_def_t, c_int);
+    stspi_include_in_image: fn(stsp_image_handle_t, *const sts_image_def_t, sts_uint64_t, sts_uint64_t, sts_uint64_t);
+    stspi_open_target_server: fn(stsp_server_handle_t, *const c_char, *const sts_cred_t, *mut stsp_server_handle_t);
+    stspi_close_target_server: fn(stsp_server_handle_t);
+    stspi_copy_extent: fn(stsp_image_handle_t, stsp_image_handle_t, sts_uint64_t, sts_uint64_t, sts_uint64_t);
 }
 
 /// A loaded plug-in.
@@ -444,5 +448,56 @@ impl Plugin {
     ) -> Res<()> {
         // SAFETY: all four are references.
         check(unsafe { (self.f.stspi_copy_image)(to, to_def, from, from_def, 0) })
+    }
+
+    /// Place `len` bytes at `src_off` of complete image `src` (same LSU) at `dst_off` of the
+    /// image open for writing in `h`, without copying them (optimized synthetics).
+    pub fn include(
+        &self,
+        h: stsp_image_handle_t,
+        src: &sts_image_def_t,
+        src_off: u64,
+        len: u64,
+        dst_off: u64,
+    ) -> Res<()> {
+        // SAFETY: `src` is a reference; a handle is a token the plug-in looks up.
+        check(unsafe { (self.f.stspi_include_in_image)(h, src, src_off, len, dst_off) })
+    }
+
+    /// Open `target` as the target of an optimized duplication from `server`.
+    pub fn open_target_server(
+        &self,
+        server: stsp_server_handle_t,
+        target: &str,
+        user: &str,
+        password: &str,
+    ) -> Res<stsp_server_handle_t> {
+        let mut cred: sts_cred_t = zeroed();
+        cred.cr_type = STS_CRED_CLEAR;
+        set_str(&mut cred.cr_user, user);
+        set_str(&mut cred.cr_password, password);
+        let mut h = std::ptr::null_mut();
+        // SAFETY: `cred`, the `CString` and `h` live until the call returns.
+        check(unsafe { (self.f.stspi_open_target_server)(server, cstring(target).as_ptr(), &cred, &mut h) })?;
+        Ok(h)
+    }
+
+    pub fn close_target_server(&self, h: stsp_server_handle_t) -> Res<()> {
+        // SAFETY: a handle is a token the plug-in looks up, never dereferenced.
+        check(unsafe { (self.f.stspi_close_target_server)(h) })
+    }
+
+    /// Copy `len` bytes at `from_off` of the image open for reading in `from` to `to_off` of the
+    /// image open for writing in `to` (extent-based optimized duplication).
+    pub fn copy_extent(
+        &self,
+        to: stsp_image_handle_t,
+        from: stsp_image_handle_t,
+        from_off: u64,
+        len: u64,
+        to_off: u64,
+    ) -> Res<()> {
+        // SAFETY: handles are tokens the plug-in looks up, never dereferenced.
+        check(unsafe { (self.f.stspi_copy_extent)(to, from, from_off, len, to_off) })
     }
 }

@@ -124,6 +124,11 @@ pub const STS_SRV_COPY_IMAGE: sts_uint64_t = 0x04;
 pub const STS_SRV_WRITE_RANDOM: sts_uint64_t = 0x08;
 /// Images carry a metadata blob (`stspi_write_image_meta`).
 pub const STS_SRV_IMAGE_META: sts_uint64_t = 0x10;
+/// Optimized synthetics: `stspi_include_in_image` places ranges of earlier images without
+/// copying them (NetBackup's `OptimizedImage`).
+pub const STS_SRV_OPTIMIZED_IMAGE: sts_uint64_t = 0x20;
+/// Extent-based optimized duplication: `stspi_open_target_server` and `stspi_copy_extent`.
+pub const STS_SRV_COPY_EXTENT: sts_uint64_t = 0x40;
 /// The server has an NFS data path.
 pub const STS_SRV_NFS: sts_uint64_t = 0x100;
 /// The server has an S3 data path.
@@ -131,6 +136,10 @@ pub const STS_SRV_S3: sts_uint64_t = 0x200;
 
 /// LSU flags in `sts_lsu_info_t.lsu_flags`. **[project]**
 pub const STS_LSUF_DISK: sts_uint64_t = 0x01;
+/// Images of this LSU can include ranges of its other images (optimized synthetics).
+pub const STS_LSUF_OPTIMIZED_IMAGE: sts_uint64_t = 0x02;
+/// Extents of this LSU's images can be copied without passing through the media server.
+pub const STS_LSUF_COPY_EXTENT: sts_uint64_t = 0x04;
 pub const STS_LSUF_NFS: sts_uint64_t = 0x100;
 pub const STS_LSUF_S3: sts_uint64_t = 0x200;
 

@@ -32,6 +32,7 @@ mod boundary;
 mod convert;
 mod fork;
 mod handles;
+mod optimized;
 
 use std::ffi::{c_char, c_int, c_void};
 use std::path::PathBuf;
@@ -47,7 +48,7 @@ use vast_ost_engine::{Credentials, Engine, Error, ErrorKind, Result, Secret, Ser
 /// The initialised engine and how many `stspi_init` calls it answers.
 static ENGINE: RwLock<Option<(Arc<Engine>, usize)>> = RwLock::new(None);
 
-fn engine() -> Result<Arc<Engine>> {
+pub(crate) fn engine() -> Result<Arc<Engine>> {
     let guard = ENGINE.read().unwrap_or_else(|p| p.into_inner());
     match guard.as_ref() {
         Some((e, _)) => Ok(e.clone()),
@@ -454,7 +455,7 @@ pub unsafe extern "C" fn stspi_open_image(
 }
 
 /// Run `f` on an open image, naming it in the log context.
-fn with_image<T>(
+pub(crate) fn with_image<T>(
     image: stsp_image_handle_t,
     ctx: &mut boundary::Ctx,
     f: impl FnOnce(&mut vast_ost_engine::OpenImage) -> Result<T>,

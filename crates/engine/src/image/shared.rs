@@ -111,6 +111,8 @@ fn reclaim(store: &dyn PieceStore, lsu: &str, piece_key: &str) -> Result<()> {
     let (owner, name) = record_of(piece_key);
     store.remove_keys(lsu, owner, &[piece_key.to_string()])?;
     store.delete_record(lsu, owner, &name)?;
+    // The owner's place goes with its last piece (a directory on NFS; nothing on S3).
+    store.remove_keys(lsu, owner, &[])?;
     debug!("{lsu}/{piece_key}: removed (no image holds it)");
     Ok(())
 }

@@ -63,6 +63,10 @@ impl Server {
                 | abi::STS_SRV_COPY_IMAGE
                 | abi::STS_SRV_WRITE_RANDOM
                 | abi::STS_SRV_IMAGE_META
+                // Both data paths share pieces (includes, reference copies) and copy pieces
+                // inside the storage.
+                | abi::STS_SRV_OPTIMIZED_IMAGE
+                | abi::STS_SRV_COPY_EXTENT
                 | if self.nfs.is_some() { abi::STS_SRV_NFS } else { 0 }
                 | if self.s3.is_some() { abi::STS_SRV_S3 } else { 0 },
             max_connect: 0,
@@ -84,6 +88,8 @@ impl Server {
         };
         let images = self.image_count(store, lsu)?;
         let flags = abi::STS_LSUF_DISK
+            | abi::STS_LSUF_OPTIMIZED_IMAGE
+            | abi::STS_LSUF_COPY_EXTENT
             | match store.kind() {
                 Kind::Nfs => abi::STS_LSUF_NFS,
                 Kind::S3 => abi::STS_LSUF_S3,

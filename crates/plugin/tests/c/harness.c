@@ -4,7 +4,8 @@
  * It loads the plug-in with dlopen, resolves every stspi_* entry point with dlsym (typed from
  * the checked-in header, never re-declared by hand) and replays what NetBackup's processes
  * do: discovery (bpstsinfo), a backup and its checkpoint restart (bptm), restore (bptm/bpdm),
- * listing, duplication (copy_image) and expiry (nbdelete), then a table of bad inputs, then
+ * listing, duplication (copy_image), an optimized synthetic full and extent-based duplication
+ * (include_in_image, copy_extent) and expiry (nbdelete), then a table of bad inputs, then
  * plug-in shutdown with an image still open for writing.
  *
  * Usage: harness <path to libstspiVastDataMT.so> <work dir> [server name]
@@ -68,7 +69,11 @@
     X(stspi_close_image_list)                                                                  \
     X(stspi_write_image_meta)                                                                  \
     X(stspi_read_image_meta)                                                                   \
-    X(stspi_copy_image)
+    X(stspi_copy_image)                                                                        \
+    X(stspi_include_in_image)                                                                  \
+    X(stspi_open_target_server)                                                                \
+    X(stspi_close_target_server)                                                               \
+    X(stspi_copy_extent)
 
 #define DECLARE_FN(f) __typeof__(f) *f;
 #define COUNT_FN(f) +1
@@ -944,6 +949,183 @@ static void copies(void)
     expect("lsu2 copy is gone", STS_ENOENT, P.stspi_get_image_prop_byname(&g_lsu2, &to_other_lsu, &info));
     expect("lsu1 copy is gone", STS_ENOENT, P.stspi_get_image_prop_byname(&g_lsu1, &to_same_lsu, &info));
     verify_image(&g_lsu1, &from, src->seed, src->size, 1, "source after its copies expired");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Optimized synthetics and extent copy                                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+/* An Accelerator-style synthetic full: 40 segments of 256 KiB, each either new data (one in
+ * twenty) or a range of the previous full included at another offset. */
+#define SYN_SEGS 40u
+#define SYN_SIZE ((uint64_t)SYN_SEGS * BLOCK)
+#define SYN_FULL_SEED 71u
+#define SYN_NEW_SEED 72u
+
+static int syn_is_new(unsigned k) { return k % 20 == 7; }
+static uint64_t syn_src(unsigned k) { return ((uint64_t)k * BLOCK + 100000) % (SYN_SIZE - BLOCK); }
+
+/* The bytes segment k of the synthetic must hold. */
+static void syn_expect(unsigned k, unsigned char *out)
+{
+    if (syn_is_new(k))
+        fill(SYN_NEW_SEED, (uint64_t)k * BLOCK, out, BLOCK);
+    else
+        fill(SYN_FULL_SEED, syn_src(k), out, BLOCK);
+}
+
+/* Read image `name` of `lsu` segment by segment and compare with `expect(k, buf)`. */
+static void verify_segments(const sts_lsu_t *lsu, const char *name, void (*expect_seg)(unsigned, unsigned char *),
+                            const char *label)
+{
+    sts_image_def_t def = mk_def(name, DATE, 1);
+    stsp_image_handle_t h = NULL;
+    unsigned k;
+    char why[512] = "";
+    int ok = 1;
+    if (!TRY(label, P.stspi_open_image(lsu, &def, STS_O_READ, &h)))
+        return;
+    for (k = 0; k < SYN_SEGS && ok; k++) {
+        uint64_t n = 0;
+        int rc = P.stspi_read_image(h, buf_data, BLOCK, (uint64_t)k * BLOCK, &n);
+        expect_seg(k, buf_expect);
+        if (rc != STS_EOK || n != BLOCK) {
+            snprintf(why, sizeof why, "segment %u: %s, %" PRIu64 " bytes", k, status_name(rc), n);
+            ok = 0;
+        } else if (memcmp(buf_data, buf_expect, BLOCK) != 0) {
+            snprintf(why, sizeof why, "segment %u: byte %ld differs", k, first_diff(buf_data, buf_expect, BLOCK));
+            ok = 0;
+        }
+    }
+    check(ok, label, "%s", why);
+    P.stspi_close_image(h, STS_CLOSEF_IH_COMPLETE);
+}
+
+static void full_segment(unsigned k, unsigned char *out) { fill(SYN_FULL_SEED, (uint64_t)k * BLOCK, out, BLOCK); }
+
+/* Bytes of the piece files of an image directory (data and block tables). */
+static uint64_t piece_bytes(const char *lsu, const char *image)
+{
+    char path[8192];
+    DIR *d;
+    struct dirent *e;
+    uint64_t total = 0;
+    snprintf(path, sizeof path, "%s/%s/%s", g_mount, lsu, image);
+    d = opendir(path);
+    if (!d)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        struct stat st;
+        char f[8192 + 256];
+        if (n < 6 || strcmp(e->d_name + n - 6, ".piece") != 0)
+            continue;
+        snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+        if (stat(f, &st) == 0)
+            total += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return total;
+}
+
+static void synthetics(void)
+{
+    const char *full = "acc_1700000000_C1_F1", *syn = "acc_1700086400_C1_F1", *dup = "acc_1700000000_C2_F1";
+    sts_image_def_t full_def = mk_def(full, DATE, 1), syn_def = mk_def(syn, DATE, 1), dup_def = mk_def(dup, DATE, 2);
+    sts_image_def_t missing = mk_def("acc_none_C1_F1", DATE, 1), pend_def = mk_def("acc_pending_C1_F1", DATE, 1);
+    sts_server_info_t si;
+    sts_lsu_info_t li;
+    stsp_image_handle_t h = NULL, src = NULL, pend = NULL, tgt_img = NULL;
+    stsp_server_handle_t tgt = NULL;
+    char why[512] = "";
+    unsigned k;
+    uint64_t own;
+    int rc;
+
+    section("optimized synthetics and extent copy (bptm include, bpdm copy_extent)");
+    memset(&si, 0, sizeof si);
+    rc = P.stspi_get_server_prop(g_srv, &si);
+    check(rc == STS_EOK && (si.srv_flags & STS_SRV_OPTIMIZED_IMAGE) && (si.srv_flags & STS_SRV_COPY_EXTENT),
+          "the server advertises STS_SRV_OPTIMIZED_IMAGE and STS_SRV_COPY_EXTENT", "%s, flags %#" PRIx64,
+          status_name(rc), si.srv_flags);
+    memset(&li, 0, sizeof li);
+    rc = P.stspi_get_lsu_prop_byname(&g_lsu1, &li);
+    check(rc == STS_EOK && (li.lsu_flags & STS_LSUF_OPTIMIZED_IMAGE) && (li.lsu_flags & STS_LSUF_COPY_EXTENT),
+          "lsu1 advertises STS_LSUF_OPTIMIZED_IMAGE and STS_LSUF_COPY_EXTENT", "%s, flags %#" PRIx64,
+          status_name(rc), li.lsu_flags);
+
+    /* The full. */
+    if (!TRY("create the full", P.stspi_create_image(&g_lsu1, &full_def, 0, &h)))
+        return;
+    rc = write_range(h, SYN_FULL_SEED, 0, SYN_SIZE, BLOCK, why, sizeof why);
+    check(rc == STS_EOK, "write the full", "%s", why);
+    TRY("close the full COMPLETE", P.stspi_close_image(h, STS_CLOSEF_IH_COMPLETE));
+    TRY("create a pending image", P.stspi_create_image(&g_lsu1, &pend_def, 0, &pend));
+
+    /* The synthetic full: 95 % included, 5 % new, in NetBackup's order. */
+    if (!TRY("create the synthetic full", P.stspi_create_image(&g_lsu1, &syn_def, 0, &h)))
+        return;
+    for (k = 0, rc = STS_EOK; k < SYN_SEGS && rc == STS_EOK; k++) {
+        if (syn_is_new(k)) {
+            rc = write_range(h, SYN_NEW_SEED, (uint64_t)k * BLOCK, (uint64_t)(k + 1) * BLOCK, BLOCK, why, sizeof why);
+        } else {
+            rc = P.stspi_include_in_image(h, &full_def, syn_src(k), BLOCK, (uint64_t)k * BLOCK);
+            if (rc != STS_EOK)
+                snprintf(why, sizeof why, "include of segment %u: %s", k, status_name(rc));
+        }
+    }
+    check(rc == STS_EOK, "write 5 % and include 95 % of the full", "%s", why);
+    row("include from a pending image", "stspi_include_in_image(h, &pending, ...)", STS_ESTATE,
+        P.stspi_include_in_image(h, &pend_def, 0, BLOCK, SYN_SIZE));
+    row("include from a missing image", "stspi_include_in_image(h, &missing, ...)", STS_ENOENT,
+        P.stspi_include_in_image(h, &missing, 0, BLOCK, SYN_SIZE));
+    row("include past the source's end", "stspi_include_in_image(h, &full, size - 10, 20, ...)", STS_EINVAL,
+        P.stspi_include_in_image(h, &full_def, SYN_SIZE - 10, 20, SYN_SIZE));
+    row("include of zero bytes", "stspi_include_in_image(h, &full, 0, 0, ...)", STS_EINVAL,
+        P.stspi_include_in_image(h, &full_def, 0, 0, SYN_SIZE));
+    row("include with a NULL source", "stspi_include_in_image(h, NULL, ...)", STS_EINVAL,
+        P.stspi_include_in_image(h, NULL, 0, BLOCK, SYN_SIZE));
+    row("include into a closed handle", "stspi_include_in_image(closed, ...)", STS_EHANDLE,
+        P.stspi_include_in_image((stsp_image_handle_t)0x1234, &full_def, 0, BLOCK, 0));
+    TRY("close the synthetic COMPLETE", P.stspi_close_image(h, STS_CLOSEF_IH_COMPLETE));
+    TRY("close the pending image COMPLETE", P.stspi_close_image(pend, STS_CLOSEF_IH_COMPLETE));
+    verify_segments(&g_lsu1, syn, syn_expect, "restore the synthetic: every byte as included or written");
+    own = piece_bytes("lsu1", syn);
+    check(own > 0 && own * 100 <= SYN_SIZE * 6, "the synthetic stored at most 6 % of its bytes",
+          "%" PRIu64 " of %" PRIu64 " bytes", own, SYN_SIZE);
+
+    /* Extent-based optimized duplication of the full into lsu2, in 256 KiB units. */
+    if (TRY("open_target_server (the same server)", P.stspi_open_target_server(g_srv, g_server, NULL, &tgt))) {
+        sts_lsu_t tl = mk_lsu(tgt, "lsu2");
+        if (TRY("create the duplicate on lsu2 through the target", P.stspi_create_image(&tl, &dup_def, 0, &tgt_img)) &&
+            TRY("open the full for reading", P.stspi_open_image(&g_lsu1, &full_def, STS_O_READ, &src))) {
+            for (k = 0, rc = STS_EOK; k < SYN_SEGS && rc == STS_EOK; k++)
+                rc = P.stspi_copy_extent(tgt_img, src, (uint64_t)k * BLOCK, BLOCK, (uint64_t)k * BLOCK);
+            check(rc == STS_EOK, "copy_extent every 256 KiB of the full", "stopped at %u: %s", k, status_name(rc));
+            row("copy_extent from a handle to itself", "stspi_copy_extent(h, h, ...)", STS_EINVAL,
+                P.stspi_copy_extent(tgt_img, tgt_img, 0, BLOCK, 0));
+            row("copy_extent into a read handle", "stspi_copy_extent(read, write, ...)", STS_ESTATE,
+                P.stspi_copy_extent(src, tgt_img, 0, BLOCK, 0));
+            row("copy_extent past the source's end", "stspi_copy_extent(..., size, 1, ...)", STS_EINVAL,
+                P.stspi_copy_extent(tgt_img, src, SYN_SIZE, 1, 0));
+            TRY("close the source", P.stspi_close_image(src, STS_CLOSEF_IH_COMPLETE));
+            TRY("close the duplicate COMPLETE", P.stspi_close_image(tgt_img, STS_CLOSEF_IH_COMPLETE));
+            verify_segments(&g_lsu2, dup, full_segment, "the duplicate on lsu2 reads as the full");
+        }
+        TRY("close_target_server", P.stspi_close_target_server(tgt));
+    }
+
+    /* The full expires first: the synthetic and the duplicate stay whole. */
+    TRY("expire the full", P.stspi_delete_image(&g_lsu1, &full_def));
+    expect("the full is gone", STS_ENOENT, P.stspi_get_image_prop_byname(&g_lsu1, &full_def, &(sts_image_info_t){0}));
+    verify_segments(&g_lsu1, syn, syn_expect, "the synthetic after its full expired");
+    verify_segments(&g_lsu2, dup, full_segment, "the duplicate after the full expired");
+    TRY("expire the synthetic", P.stspi_delete_image(&g_lsu1, &syn_def));
+    TRY("expire the duplicate", P.stspi_delete_image(&g_lsu2, &dup_def));
+    TRY("expire the pending image", P.stspi_delete_image(&g_lsu1, &pend_def));
+    check(!on_disk("lsu1", full) && !on_disk("lsu1", syn) && !on_disk("lsu2", dup) && !on_disk("lsu1", "acc_pending_C1_F1"),
+          "nothing of the full, the synthetic or the duplicate is left on storage", "%s/lsu1 or lsu2 still holds some",
+          g_mount);
 }
 
 static void expiry(void)
@@ -1859,7 +2041,7 @@ int main(int argc, char **argv)
         missing++;                                                                             \
     }
     STSPI_FUNCTIONS(LOAD_FN)
-    if (!check(missing == 0 && N_FUNCTIONS == 27, "dlsym every stspi_* function of the header",
+    if (!check(missing == 0 && N_FUNCTIONS == 31, "dlsym every stspi_* function of the header",
                "%d of %d missing", missing, N_FUNCTIONS)) {
         printf("%d passed, %d failed\n", n_pass, n_fail);
         return 1;
@@ -1880,6 +2062,7 @@ int main(int argc, char **argv)
         random_writes();
         threads();
         damaged_storage();
+        synthetics();
         expiry();
         shutdown_and_restart();
     } else {
