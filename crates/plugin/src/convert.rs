@@ -10,7 +10,7 @@
 use std::ffi::{c_char, c_void, CStr};
 
 use ost_abi as abi;
-use vast_ost_engine::{Error, ErrorKind, ImageDef, ImageInfo, Result};
+use vast_ost_engine::{Credentials, Error, ErrorKind, ImageDef, ImageInfo, Result, Secret};
 
 /// A C string argument.
 ///
@@ -149,6 +149,14 @@ pub unsafe fn arg_buf_mut<'a>(p: *mut c_void, len: u64, what: &str) -> Result<&'
     // SAFETY: not null, writable for `len` bytes and not aliased (the caller's promise);
     // `check_len` kept `len` within `isize::MAX`; `u8` has no alignment requirement.
     Ok(unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), len) })
+}
+
+/// What `tpconfig` stored, as the engine takes it.
+pub fn credentials(c: &abi::sts_cred_t) -> Result<Credentials> {
+    Ok(Credentials {
+        user: array_str(&c.cr_user, "credential user")?,
+        password: Secret::new(array_str(&c.cr_password, "credential password")?),
+    })
 }
 
 pub fn image_def(d: &abi::sts_image_def_t) -> Result<ImageDef> {

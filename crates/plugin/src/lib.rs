@@ -43,7 +43,7 @@ use convert::*;
 use handles::{lock, Object};
 use ost_abi::*;
 use tracing::{info, warn};
-use vast_ost_engine::{Credentials, Engine, Error, ErrorKind, Result, Secret, Server};
+use vast_ost_engine::{Engine, Error, ErrorKind, Result, Server};
 
 /// The initialised engine and how many `stspi_init` calls it answers.
 static ENGINE: RwLock<Option<(Arc<Engine>, usize)>> = RwLock::new(None);
@@ -224,11 +224,7 @@ pub unsafe extern "C" fn stspi_open_server(
         // SAFETY: `handle` is NULL or valid for writes (caller contract, crate docs).
         let out = unsafe { arg_out(handle, "handle") }?;
         // SAFETY: `cred` is NULL or valid for reads (caller contract, crate docs).
-        let cred = unsafe { arg_ref(cred, "credentials") }?;
-        let creds = Credentials {
-            user: array_str(&cred.cr_user, "credential user")?,
-            password: Secret::new(array_str(&cred.cr_password, "credential password")?),
-        };
+        let creds = credentials(unsafe { arg_ref(cred, "credentials") }?)?;
         // SAFETY: `session` is NULL or valid for reads (caller contract, crate docs).
         if let Some(s) = unsafe { opt_ref(session) } {
             let id = array_str(&s.sd_id, "session id")?;

@@ -7,7 +7,7 @@ use std::ffi::{c_char, c_int};
 
 use ost_abi::*;
 use tracing::info;
-use vast_ost_engine::{Credentials, Error, ErrorKind, Secret};
+use vast_ost_engine::{Error, ErrorKind};
 
 use crate::boundary::ffi;
 use crate::convert::*;
@@ -63,11 +63,7 @@ pub unsafe extern "C" fn stspi_open_target_server(
             source
         } else {
             // SAFETY: `cred` is NULL or valid for reads (caller contract, crate docs).
-            let cred = unsafe { arg_ref(cred, "credentials") }?;
-            let creds = Credentials {
-                user: array_str(&cred.cr_user, "credential user")?,
-                password: Secret::new(array_str(&cred.cr_password, "credential password")?),
-            };
+            let creds = credentials(unsafe { arg_ref(cred, "credentials") }?)?;
             engine()?.open_server(name, &creds)?
         };
         info!(server = %ctx.server, "target server {} opened for optimized duplication", t.name());
