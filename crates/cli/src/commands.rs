@@ -22,11 +22,19 @@ const SERVER_FLAGS: &[(u64, &str)] = &[
     (STS_SRV_COPY_IMAGE, "COPY_IMAGE"),
     (STS_SRV_WRITE_RANDOM, "WRITE_RANDOM"),
     (STS_SRV_IMAGE_META, "IMAGE_META"),
+    (STS_SRV_OPTIMIZED_IMAGE, "OPTIMIZED_IMAGE"),
+    (STS_SRV_COPY_EXTENT, "COPY_EXTENT"),
     (STS_SRV_NFS, "NFS"),
     (STS_SRV_S3, "S3"),
 ];
 
-const LSU_FLAGS: &[(u64, &str)] = &[(STS_LSUF_DISK, "DISK"), (STS_LSUF_NFS, "NFS"), (STS_LSUF_S3, "S3")];
+const LSU_FLAGS: &[(u64, &str)] = &[
+    (STS_LSUF_DISK, "DISK"),
+    (STS_LSUF_OPTIMIZED_IMAGE, "OPTIMIZED_IMAGE"),
+    (STS_LSUF_COPY_EXTENT, "COPY_EXTENT"),
+    (STS_LSUF_NFS, "NFS"),
+    (STS_LSUF_S3, "S3"),
+];
 
 pub fn server_flags(f: u64) -> String {
     flag_names(f, SERVER_FLAGS)

@@ -38,6 +38,7 @@ struct World {
     _sims: Vec<Sim>,
     plugin: Plugin,
     backends: Vec<Backend>,
+    log: PathBuf,
 }
 
 fn s3_keys(endpoint: &str, ak: &str, sk: &str) -> Lister {
@@ -105,8 +106,9 @@ fn world() -> &'static World {
         }
         let cfg = dir.path().join("vast-ost.toml");
         std::fs::write(&cfg, config).unwrap();
-        let plugin = load_plugin(&cfg, &dir.path().join("vast-ost.log"));
-        World { _dir: dir, _sims: sims, plugin, backends }
+        let log = dir.path().join("vast-ost.log");
+        let plugin = load_plugin(&cfg, &log);
+        World { _dir: dir, _sims: sims, plugin, backends, log }
     })
 }
 
@@ -217,6 +219,16 @@ fn accelerator_replay_simulated_s3() {
 #[test]
 fn accelerator_replay_s3_ignoring_preconditions() {
     replay(&world().backends[2]);
+    // The plug-in found out, and said so once per bucket and process, naming the protocol.
+    let log = std::fs::read_to_string(world().log.as_path()).unwrap();
+    for b in LSUS {
+        let said: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&format!("S3 bucket {b}: If-None-Match ignored, If-Match ignored")))
+            .collect();
+        assert_eq!(said.len(), 1, "bucket {b}: {said:?}");
+        assert!(said[0].contains("WARN") && said[0].contains("claim protocol"), "{}", said[0]);
+    }
 }
 
 #[test]
