@@ -59,6 +59,17 @@
 // [P] "access not allowed".
 #define STS_EACCESS 2060037
 
+// [P] value ("WORM invalid min"; symbol [project]): a retention lock shorter than the LSU's
+// minimum.
+#define STS_EWORM_MIN 2060064
+
+// [P] value ("invalid maximum"; symbol [project]): a retention lock longer than the LSU's
+// maximum.
+#define STS_EWORM_MAX 2060065
+
+// [P] value (a WORM-locked image whose delete was refused; symbol [project]).
+#define STS_EWORM_LOCKED 2060069
+
 // [P] generic plug-in failure (`STS_EPLUGIN`); also what a caught panic returns.
 #define STS_EPLUGIN 2060046
 
@@ -199,6 +210,10 @@ typedef struct sts_lsu_info_t {
   // Preferred write size in bytes.
   sts_uint64_t lsu_max_transfer;
   sts_uint32_t lsu_block_size;
+  // [project] With `STS_LSUF_WORM`: the shortest retention lock the LSU takes, in seconds.
+  sts_uint64_t lsu_worm_min;
+  // [project] With `STS_LSUF_WORM`: the longest retention lock, in seconds; 0: no maximum.
+  sts_uint64_t lsu_worm_max;
 } sts_lsu_info_t;
 
 // Identifies an image. `img_basename` is the key; a non-empty `img_date` must match too.
@@ -228,6 +243,10 @@ typedef struct sts_image_info_t {
   // Creation and last-commit times, seconds since the epoch.
   sts_uint64_t imo_create_time;
   sts_uint64_t imo_update_time;
+  // [project] When the image's retention lock ends (seconds since the epoch), on a WORM
+  // LSU, by `stspi_get_image_prop_byname` only; 0: not locked (or not asked: listings and
+  // open images leave it 0).
+  sts_uint64_t imo_worm_until;
 } sts_image_info_t;
 
 // The "stat structure" passed with each write (content description; not public).
@@ -301,6 +320,10 @@ typedef struct stsp_image_list *stsp_image_list_handle_t;
 
 // Extents of this LSU's images can be copied without passing through the media server.
 #define STS_LSUF_COPY_EXTENT 4
+
+// [project] the storage enforces retention locks on the LSU's images (a WORM-enabled VAST
+// view): `stspi_set_image_retention` works, within `lsu_worm_min`..`lsu_worm_max`.
+#define STS_LSUF_WORM 8
 
 #define STS_LSUF_NFS 256
 

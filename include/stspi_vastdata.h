@@ -177,7 +177,11 @@ int stspi_close_image(stsp_image_handle_t image,
 // not exist succeeds (expiry may run twice). A non-empty `img_date` must match: an image of
 // that name with another date is another image, and is left alone (still `STS_EOK`).
 //
-// Returns `STS_EOK`, `STS_EINVAL`, `STS_EHANDLE`, `STS_ENOENT` (no such LSU), `STS_ESYSCALL`.
+// On a WORM LSU the storage refuses to delete a locked image: `STS_EWORM_LOCKED`, the log
+// line naming when the lock ends; nothing of the image is gone.
+//
+// Returns `STS_EOK`, `STS_EINVAL`, `STS_EHANDLE`, `STS_ENOENT` (no such LSU),
+// `STS_EWORM_LOCKED`, `STS_ESYSCALL`.
 int stspi_delete_image(const sts_lsu_t *lsu,
                        const sts_image_def_t *img);
 
@@ -294,6 +298,21 @@ int stspi_copy_extent(stsp_image_handle_t to_image,
                       sts_uint64_t from_offset,
                       sts_uint64_t length,
                       sts_uint64_t to_offset);
+
+// Lock the complete image `img` of `lsu` until `until` (seconds since the epoch), or extend
+// its lock; a lock is never shortened (an earlier `until` than the current lock leaves it as
+// it is). The storage enforces the lock (S3 Object Lock on every object of the image, VAST
+// file retention on NFS) in the view's retention mode: until then it refuses to delete or
+// change the image, whoever asks. Only on LSUs with `STS_LSUF_WORM`.
+//
+// Returns `STS_EOK`, `STS_EINVAL`, `STS_EHANDLE`, `STS_ENOENT` (no such LSU or image),
+// `STS_ESTATE` (image not complete), `STS_ENOTSUP` (the LSU is not WORM),
+// `STS_EWORM_MIN` (`until` is less than the LSU's `lsu_worm_min` from now, or not in the
+// future), `STS_EWORM_MAX` (more than `lsu_worm_max` from now), `STS_EACCESS` (the storage
+// refused the lock, for one because it would shorten a compliance lock), `STS_ESYSCALL`.
+int stspi_set_image_retention(const sts_lsu_t *lsu,
+                              const sts_image_def_t *img,
+                              sts_uint64_t until);
 
 #ifdef __cplusplus
 }  // extern "C"

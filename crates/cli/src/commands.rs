@@ -32,6 +32,7 @@ const LSU_FLAGS: &[(u64, &str)] = &[
     (STS_LSUF_DISK, "DISK"),
     (STS_LSUF_OPTIMIZED_IMAGE, "OPTIMIZED_IMAGE"),
     (STS_LSUF_COPY_EXTENT, "COPY_EXTENT"),
+    (STS_LSUF_WORM, "WORM"),
     (STS_LSUF_NFS, "NFS"),
     (STS_LSUF_S3, "S3"),
 ];
@@ -110,6 +111,10 @@ pub fn lsu_info(s: &Session, lsu: Option<&str>) -> Result<()> {
         println!("  Images: {}", i.lsu_images);
         println!("  Max Transfer: {}", human_exact(i.lsu_max_transfer));
         println!("  Block Size: {}", i.lsu_block_size);
+        if i.lsu_flags & STS_LSUF_WORM != 0 {
+            let max = if i.lsu_worm_max == 0 { "none".to_string() } else { format!("{} s", i.lsu_worm_max) };
+            println!("  WORM Retention: min {} s, max {max}", i.lsu_worm_min);
+        }
     }
     Ok(())
 }
@@ -162,6 +167,11 @@ pub fn image_info(s: &Session, lsu: &str, image: &str) -> Result<()> {
     println!("  Metadata: {}", human_exact(i.imo_meta_size));
     println!("  Created: {} ({})", utc(i.imo_create_time), i.imo_create_time);
     println!("  Updated: {} ({})", utc(i.imo_update_time), i.imo_update_time);
+    if i.imo_worm_until != 0 {
+        let state =
+            if i.imo_worm_until > vast_ost_engine::util::now_secs() { "locked" } else { "lock ran out" };
+        println!("  WORM Lock: {state} until {} ({})", utc(i.imo_worm_until), i.imo_worm_until);
+    }
     Ok(())
 }
 

@@ -130,6 +130,10 @@ fn start_cluster(root: &Path, size: u64) -> Result<(vast_sim::Sim, PathBuf, (Str
             policy: None,
             owner: s3.then(|| "nbu-s3".to_string()),
             access_key: s3 && keys.is_none(),
+            worm: None,
+            min_retention: None,
+            max_retention: None,
+            default_retention: None,
         };
         let k = crate::provision::run(&p, sim.admin_user(), sim.admin_password())
             .map_err(|e| e.context(format!("provisioning LSU {name}")))?;

@@ -46,6 +46,82 @@ pub struct Provision {
     /// Also create an S3 access key for the owner and print it
     #[arg(long)]
     pub access_key: bool,
+    /// A WORM-enabled view, in this retention mode: S3 Object Lock (with versioning) for a
+    /// bucket, file retention for NFS. Set at creation only: VAST cannot turn it off
+    #[arg(long, value_name = "MODE", value_enum)]
+    pub worm: Option<WormMode>,
+    /// Shortest retention lock the view takes (VAST period: 30m, 12h, 2d, 1w, 6M, 1y)
+    #[arg(long, value_name = "PERIOD", requires = "worm")]
+    pub min_retention: Option<String>,
+    /// Longest retention lock the view takes
+    #[arg(long, value_name = "PERIOD", requires = "worm")]
+    pub max_retention: Option<String>,
+    /// Lock every new object or file for this long even before NetBackup locks it
+    #[arg(long, value_name = "PERIOD", requires = "worm")]
+    pub default_retention: Option<String>,
+}
+
+/// Retention modes of a WORM view.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum WormMode {
+    /// Nobody can shorten or remove a lock, not even the cluster's administrators
+    Compliance,
+    /// Privileged administrators of the cluster can remove locks
+    Governance,
+}
+
+impl WormMode {
+    fn vast(self) -> &'static str {
+        match self {
+            WormMode::Compliance => "COMPLIANCE",
+            WormMode::Governance => "GOVERNANCE",
+        }
+    }
+}
+
+/// The view fields of `--worm` and the retention periods.
+fn worm_fields(p: &Provision, body: &mut Value) -> Result<()> {
+    let Some(mode) = p.worm else { return Ok(()) };
+    for (flag, v) in [
+        ("--min-retention", &p.min_retention),
+        ("--max-retention", &p.max_retention),
+        ("--default-retention", &p.default_retention),
+    ] {
+        if let Some(v) = v {
+            vast_ost_engine::vms::types::duration_secs(v)
+                .with_context(|| format!("{flag} {v}: not a VAST period (30m, 12h, 2d, 1w, 6M, 1y)"))?;
+        }
+    }
+    if p.s3 {
+        body["s3_versioning"] = json!(true);
+        body["locking"] = json!(true);
+        body["s3_locks_retention_mode"] = json!(mode.vast());
+    } else {
+        body["files_retention_mode"] = json!(mode.vast());
+    }
+    for (k, v) in [
+        ("min_retention_period", &p.min_retention),
+        ("max_retention_period", &p.max_retention),
+        ("default_retention_period", &p.default_retention),
+    ] {
+        if let Some(v) = v {
+            body[k] = json!(v);
+        }
+    }
+    Ok(())
+}
+
+/// An existing view asked to be WORM must be: WORM is set when a view is created.
+fn check_existing_worm(p: &Provision, v: &Value) -> Result<()> {
+    let worm = v["locking"].as_bool() == Some(true)
+        || matches!(v["files_retention_mode"].as_str(), Some("GOVERNANCE" | "COMPLIANCE"));
+    if p.worm.is_some() && !worm {
+        anyhow::bail!(
+            "view {} exists and is not WORM-enabled; WORM is chosen when a view is created",
+            p.name
+        );
+    }
+    Ok(())
 }
 
 fn id_of(v: &Value) -> Result<u64> {
@@ -105,12 +181,15 @@ pub fn run(p: &Provision, user: &str, password: &str) -> Result<Option<(String, 
         vms.list(&format!("views/?path={}", q(&path)))?
     };
     match existing.first() {
-        Some(v) => println!(
-            "view         {} exists (id {}, path {})",
-            p.name,
-            id_of(v)?,
-            v["path"].as_str().unwrap_or("")
-        ),
+        Some(v) => {
+            check_existing_worm(p, v)?;
+            println!(
+                "view         {} exists (id {}, path {})",
+                p.name,
+                id_of(v)?,
+                v["path"].as_str().unwrap_or("")
+            )
+        }
         None => {
             let mut body = json!({"name": p.name, "path": path, "policy_id": policy_id, "create_dir": true,
                                   "protocols": [if p.s3 { "S3" } else { "NFS" }]});
@@ -118,6 +197,7 @@ pub fn run(p: &Provision, user: &str, password: &str) -> Result<Option<(String, 
                 body["bucket"] = json!(p.name);
                 body["bucket_owner"] = json!(owner);
             }
+            worm_fields(p, &mut body)?;
             let v = vms.post("views/", &body)?;
             println!("view         {} created (id {}, path {path})", p.name, id_of(&v)?);
         }

@@ -13,8 +13,10 @@ use tracing::debug;
 use crate::error::{Error, ErrorKind, Result};
 use crate::filter::LsuFilter;
 use crate::names;
-use crate::store::{Kind, Space};
-use crate::vms::types::{ClusterRecord, QuotaRecord, VersionRecord, ViewRecord, VipPoolRecord};
+use crate::store::{Kind, RetentionMode, Space, WormPolicy};
+use crate::vms::types::{
+    duration_secs, ClusterRecord, QuotaRecord, VersionRecord, ViewRecord, VipPoolRecord,
+};
 use crate::vms::{query_value, Vms};
 
 /// Most addresses taken from one VIP pool's ranges.
@@ -39,6 +41,9 @@ pub struct ViewLsu {
     /// The view's path on the cluster, e.g. `/nbu/lsu1`.
     pub path: String,
     pub bucket: Option<String>,
+    /// Set when the storage enforces retention locks on the view: S3 Object Lock (`locking`)
+    /// for a bucket, file retention (`files_retention_mode`) for NFS.
+    pub worm: Option<WormPolicy>,
 }
 
 pub struct Control {
@@ -129,6 +134,7 @@ impl Control {
                 kind,
                 path: path.to_string(),
                 bucket: bucket.map(str::to_string),
+                worm: worm_policy(&v, kind),
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -193,6 +199,28 @@ impl Control {
         out.dedup();
         Ok(out)
     }
+}
+
+/// The retention a view enforces. A bucket locks objects when `locking` is on, in
+/// `s3_locks_retention_mode` (COMPLIANCE when the view does not say); an NFS view locks files
+/// when `files_retention_mode` is GOVERNANCE or COMPLIANCE. No minimum is 0 s, no maximum is
+/// `u64::MAX`.
+fn worm_policy(v: &ViewRecord, kind: Kind) -> Option<WormPolicy> {
+    let mode = match kind {
+        Kind::S3 if v.locking == Some(true) => match v.s3_locks_retention_mode.as_str() {
+            "GOVERNANCE" => RetentionMode::Governance,
+            _ => RetentionMode::Compliance,
+        },
+        Kind::Nfs => match v.files_retention_mode.as_str() {
+            "GOVERNANCE" => RetentionMode::Governance,
+            "COMPLIANCE" => RetentionMode::Compliance,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let min_secs = duration_secs(&v.min_retention_period).unwrap_or(0);
+    let max_secs = duration_secs(&v.max_retention_period).unwrap_or(u64::MAX);
+    Some(WormPolicy { mode, min_secs, max_secs })
 }
 
 /// Every IPv4 address from `a` to `b` (VAST pools are IPv4 ranges), up to MAX_VIPS.

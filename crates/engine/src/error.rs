@@ -34,6 +34,12 @@ pub enum ErrorKind {
     NotClaimed,
     NotInitialized,
     Version,
+    /// A WORM-locked image: the storage refuses to delete or change it until its lock ends.
+    WormLocked,
+    /// A retention lock shorter than the LSU's minimum.
+    WormMin,
+    /// A retention lock longer than the LSU's maximum.
+    WormMax,
     Internal,
 }
 
@@ -63,6 +69,9 @@ impl ErrorKind {
             NotClaimed => abi::STS_ECLAIM,
             NotInitialized => abi::STS_ENOTINIT,
             Version => abi::STS_EVERSION,
+            WormLocked => abi::STS_EWORM_LOCKED,
+            WormMin => abi::STS_EWORM_MIN,
+            WormMax => abi::STS_EWORM_MAX,
             Internal => abi::STS_EPLUGIN,
         }
     }

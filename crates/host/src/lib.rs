@@ -104,6 +104,7 @@ exports! {
     stspi_open_target_server: fn(stsp_server_handle_t, *const c_char, *const sts_cred_t, *mut stsp_server_handle_t);
     stspi_close_target_server: fn(stsp_server_handle_t);
     stspi_copy_extent: fn(stsp_image_handle_t, stsp_image_handle_t, sts_uint64_t, sts_uint64_t, sts_uint64_t);
+    stspi_set_image_retention: fn(*const sts_lsu_t, *const sts_image_def_t, sts_uint64_t);
 }
 
 /// A loaded plug-in.
@@ -384,6 +385,12 @@ impl Plugin {
     pub fn delete_image(&self, lsu: &sts_lsu_t, def: &sts_image_def_t) -> Res<()> {
         // SAFETY: `lsu` and `def` are references.
         check(unsafe { (self.f.stspi_delete_image)(lsu, def) })
+    }
+
+    /// Lock image `def` until `until` (seconds since the epoch), or extend its lock.
+    pub fn set_image_retention(&self, lsu: &sts_lsu_t, def: &sts_image_def_t, until: u64) -> Res<()> {
+        // SAFETY: `lsu` and `def` are references.
+        check(unsafe { (self.f.stspi_set_image_retention)(lsu, def, until) })
     }
 
     pub fn image_prop(&self, h: stsp_image_handle_t) -> Res<sts_image_info_t> {

@@ -62,6 +62,14 @@ pub const STS_ENOENT: c_int = 2060018;
 pub const STS_ENET: c_int = 2060019;
 /// [P] "access not allowed".
 pub const STS_EACCESS: c_int = 2060037;
+/// [P] value ("WORM invalid min"; symbol [project]): a retention lock shorter than the LSU's
+/// minimum.
+pub const STS_EWORM_MIN: c_int = 2060064;
+/// [P] value ("invalid maximum"; symbol [project]): a retention lock longer than the LSU's
+/// maximum.
+pub const STS_EWORM_MAX: c_int = 2060065;
+/// [P] value (a WORM-locked image whose delete was refused; symbol [project]).
+pub const STS_EWORM_LOCKED: c_int = 2060069;
 /// [P] generic plug-in failure (`STS_EPLUGIN`); also what a caught panic returns.
 pub const STS_EPLUGIN: c_int = 2060046;
 /// [project] the storage-server name is not this plug-in's (no `VastData:` prefix).
@@ -140,6 +148,9 @@ pub const STS_LSUF_DISK: sts_uint64_t = 0x01;
 pub const STS_LSUF_OPTIMIZED_IMAGE: sts_uint64_t = 0x02;
 /// Extents of this LSU's images can be copied without passing through the media server.
 pub const STS_LSUF_COPY_EXTENT: sts_uint64_t = 0x04;
+/// [project] the storage enforces retention locks on the LSU's images (a WORM-enabled VAST
+/// view): `stspi_set_image_retention` works, within `lsu_worm_min`..`lsu_worm_max`.
+pub const STS_LSUF_WORM: sts_uint64_t = 0x08;
 pub const STS_LSUF_NFS: sts_uint64_t = 0x100;
 pub const STS_LSUF_S3: sts_uint64_t = 0x200;
 
@@ -255,6 +266,10 @@ pub struct sts_lsu_info_t {
     /// Preferred write size in bytes.
     pub lsu_max_transfer: sts_uint64_t,
     pub lsu_block_size: sts_uint32_t,
+    /// [project] With `STS_LSUF_WORM`: the shortest retention lock the LSU takes, in seconds.
+    pub lsu_worm_min: sts_uint64_t,
+    /// [project] With `STS_LSUF_WORM`: the longest retention lock, in seconds; 0: no maximum.
+    pub lsu_worm_max: sts_uint64_t,
 }
 
 /// Identifies an image. `img_basename` is the key; a non-empty `img_date` must match too.
@@ -288,6 +303,10 @@ pub struct sts_image_info_t {
     /// Creation and last-commit times, seconds since the epoch.
     pub imo_create_time: sts_uint64_t,
     pub imo_update_time: sts_uint64_t,
+    /// [project] When the image's retention lock ends (seconds since the epoch), on a WORM
+    /// LSU, by `stspi_get_image_prop_byname` only; 0: not locked (or not asked: listings and
+    /// open images leave it 0).
+    pub imo_worm_until: sts_uint64_t,
 }
 
 /// The "stat structure" passed with each write (content description; not public).
@@ -309,6 +328,9 @@ pub fn status_text(code: c_int) -> &'static str {
         STS_ENOENT => "file not found",
         STS_ENET => "error occurred on network socket",
         STS_EACCESS => "access not allowed",
+        STS_EWORM_MIN => "WORM invalid min",
+        STS_EWORM_MAX => "invalid maximum",
+        STS_EWORM_LOCKED => "image is WORM locked",
         STS_EPLUGIN => "plug-in error",
         STS_ECLAIM => "storage server not claimed by this plug-in",
         STS_EHANDLE => "invalid handle",

@@ -191,5 +191,6 @@ pub fn put_image_info(dst: &mut abi::sts_image_info_t, i: &ImageInfo) -> Result<
     dst.imo_meta_size = i.meta_size;
     dst.imo_create_time = i.created;
     dst.imo_update_time = i.updated;
+    dst.imo_worm_until = i.worm_until;
     Ok(())
 }

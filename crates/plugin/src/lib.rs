@@ -33,6 +33,7 @@ mod convert;
 mod fork;
 mod handles;
 mod optimized;
+mod worm;
 
 use std::ffi::{c_char, c_int, c_void};
 use std::path::PathBuf;
@@ -382,6 +383,8 @@ pub unsafe extern "C" fn stspi_get_lsu_prop_byname(
         out.lsu_images = i.images;
         out.lsu_max_transfer = i.max_transfer;
         out.lsu_block_size = i.block_size;
+        out.lsu_worm_min = i.worm_min;
+        out.lsu_worm_max = if i.worm_max == u64::MAX { 0 } else { i.worm_max };
         Ok(())
     })
 }
@@ -551,7 +554,11 @@ pub unsafe extern "C" fn stspi_close_image(image: stsp_image_handle_t, flags: c_
 /// not exist succeeds (expiry may run twice). A non-empty `img_date` must match: an image of
 /// that name with another date is another image, and is left alone (still `STS_EOK`).
 ///
-/// Returns `STS_EOK`, `STS_EINVAL`, `STS_EHANDLE`, `STS_ENOENT` (no such LSU), `STS_ESYSCALL`.
+/// On a WORM LSU the storage refuses to delete a locked image: `STS_EWORM_LOCKED`, the log
+/// line naming when the lock ends; nothing of the image is gone.
+///
+/// Returns `STS_EOK`, `STS_EINVAL`, `STS_EHANDLE`, `STS_ENOENT` (no such LSU),
+/// `STS_EWORM_LOCKED`, `STS_ESYSCALL`.
 #[no_mangle]
 pub unsafe extern "C" fn stspi_delete_image(lsu: *const sts_lsu_t, img: *const sts_image_def_t) -> c_int {
     ffi!("stspi_delete_image", |ctx| {

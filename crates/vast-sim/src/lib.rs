@@ -24,6 +24,7 @@ mod store;
 mod tls;
 mod util;
 mod vms;
+mod worm;
 
 pub use faults::{FaultConfig, Plane};
 
@@ -145,6 +146,8 @@ pub(crate) struct Shared {
     pub ignore_preconditions: std::sync::atomic::AtomicBool,
     /// Serialises quota check + rename of S3 writes.
     pub commit_lock: tokio::sync::Mutex<()>,
+    /// Retention locks and the simulator's clock.
+    pub worm: worm::Worm,
     /// `127.0.0.1:port`, for self links when a request has no Host header.
     pub vms_host: String,
     pub vip_count: usize,
@@ -278,6 +281,7 @@ impl Sim {
             min_part_size: AtomicU64::new(cfg.min_part_size),
             ignore_preconditions: std::sync::atomic::AtomicBool::new(cfg.ignore_preconditions),
             commit_lock: tokio::sync::Mutex::new(()),
+            worm: worm::Worm::default(),
             vms_host,
             vip_count: vip_addrs.len(),
             vips: Mutex::new(Vec::new()),
@@ -398,6 +402,11 @@ impl Sim {
     }
 
     /// Make the S3 plane ignore `If-None-Match` and `If-Match` (answer as if they were absent).
+    /// Move the simulator's clock (which decides when retention locks run out) by `secs`.
+    pub fn advance_clock(&self, secs: i64) {
+        self.shared.worm.advance(secs);
+    }
+
     pub fn set_ignore_preconditions(&self, on: bool) {
         self.shared.ignore_preconditions.store(on, std::sync::atomic::Ordering::Relaxed);
     }

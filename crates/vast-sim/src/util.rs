@@ -142,6 +142,25 @@ pub fn parse_duration_string(s: &str) -> Option<Duration> {
     Some(Duration::from_secs(days * 86_400 + total))
 }
 
+/// A view retention period (`30s`, `15m`, `12h`, `2d`, `1w`, `6M`, `1y`; m minutes, M months
+/// of 30 days, y years of 365 days; a bare number is seconds), in seconds.
+pub fn duration_secs(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..split].parse().ok()?;
+    let unit = match &s[split..] {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        "M" => 30 * 86_400,
+        "y" => 365 * 86_400,
+        _ => return None,
+    };
+    n.checked_mul(unit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

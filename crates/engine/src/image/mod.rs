@@ -6,6 +6,7 @@ mod blocks;
 mod compose;
 mod orphans;
 mod reader;
+pub mod retention;
 pub mod shared;
 mod writer;
 

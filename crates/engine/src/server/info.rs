@@ -31,6 +31,9 @@ pub struct LsuInfo {
     pub images: u64,
     pub max_transfer: u64,
     pub block_size: u32,
+    /// Shortest and longest retention lock, seconds (WORM LSUs; `u64::MAX`: no maximum).
+    pub worm_min: u64,
+    pub worm_max: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -43,6 +46,8 @@ pub struct ImageInfo {
     pub meta_size: u64,
     pub created: u64,
     pub updated: u64,
+    /// End of the image's retention lock (0: none known).
+    pub worm_until: u64,
 }
 
 /// Preferred write size reported to NetBackup.
@@ -79,12 +84,21 @@ impl Server {
 
     pub fn lsu_info(&self, lsu: &str) -> Result<LsuInfo> {
         let store = self.store_for(lsu)?;
-        let (space, description) = match &self.control {
+        let (space, description, worm) = match &self.control {
             Some(c) => {
                 let v = c.lsu(lsu)?;
-                (c.space(&v)?, format!("VAST view {} ({})", v.path, store.describe(lsu)))
+                let mut d = format!("VAST view {} ({})", v.path, store.describe(lsu));
+                if let Some(w) = &v.worm {
+                    d.push_str(&format!(
+                        "; WORM {} retention {}..{}",
+                        w.mode.as_str(),
+                        w.min_secs,
+                        if w.max_secs == u64::MAX { "unlimited".to_string() } else { w.max_secs.to_string() }
+                    ));
+                }
+                (c.space(&v)?, d, v.worm)
             }
-            None => (store.lsu_space(lsu)?, store.describe(lsu)),
+            None => (store.lsu_space(lsu)?, store.describe(lsu), None),
         };
         let images = self.image_count(store, lsu)?;
         let flags = abi::STS_LSUF_DISK
@@ -93,7 +107,8 @@ impl Server {
             | match store.kind() {
                 Kind::Nfs => abi::STS_LSUF_NFS,
                 Kind::S3 => abi::STS_LSUF_S3,
-            };
+            }
+            | if worm.is_some() { abi::STS_LSUF_WORM } else { 0 };
         Ok(LsuInfo {
             server: self.name.clone(),
             name: lsu.to_string(),
@@ -104,6 +119,8 @@ impl Server {
             images,
             max_transfer: MAX_TRANSFER,
             block_size: abi::STS_BLOCK_SIZE,
+            worm_min: worm.map_or(0, |w| w.min_secs),
+            worm_max: worm.map_or(0, |w| w.max_secs),
         })
     }
 
@@ -150,5 +167,6 @@ pub(super) fn image_info(server: &str, lsu: &str, m: &Manifest, reading: bool) -
         meta_size: m.meta.data.len() as u64,
         created: m.created,
         updated: m.updated,
+        worm_until: 0,
     }
 }

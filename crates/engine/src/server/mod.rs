@@ -2,7 +2,7 @@
 //! storage [`Server`]s, LSUs, [`OpenImage`]s and list [`Cursor`]s. Rooms: [`engine`] (config
 //! reload, opening servers), [`connect`] (reaching data paths and VMS), [`routing`] (which
 //! store holds an LSU), [`info`] (what NetBackup is told, flags, caches), [`ops`] (image
-//! operations), [`open_image`] (open images and cursors).
+//! operations), [`open_image`] (open images and cursors), [`worm`] (retention locks).
 
 mod connect;
 mod engine;
@@ -10,6 +10,7 @@ mod info;
 mod open_image;
 mod ops;
 mod routing;
+mod worm;
 
 pub use engine::Engine;
 pub use info::{ImageInfo, LsuInfo, ServerInfo};

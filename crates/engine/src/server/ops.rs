@@ -41,7 +41,9 @@ impl Server {
 
     pub fn image_info(&self, lsu: &str, def: &ImageDef) -> Result<ImageInfo> {
         let m = image::load(self.store_for(lsu)?.as_ref(), lsu, def)?;
-        Ok(image_info(&self.name, lsu, &m, false))
+        let mut info = image_info(&self.name, lsu, &m, false);
+        info.worm_until = self.image_retention(lsu, &def.basename)?.map_or(0, |l| l.until);
+        Ok(info)
     }
 
     pub fn image_list(self: &Arc<Self>, lsu: &str, prefix: &str) -> Result<Cursor<ImageInfo>> {
@@ -53,7 +55,9 @@ impl Server {
     }
 
     pub fn delete_image(&self, lsu: &str, def: &ImageDef) -> Result<()> {
-        image::delete(self.store_for(lsu)?.as_ref(), lsu, def)?;
+        self.check_deletable(lsu, def)?;
+        image::delete(self.store_for(lsu)?.as_ref(), lsu, def)
+            .map_err(|e| self.delete_refused(lsu, def, e))?;
         self.changed(lsu);
         info!(server = %self.name, lsu, image = %def.basename, "image deleted");
         Ok(())

@@ -20,6 +20,43 @@ pub struct Space {
     pub used: u64,
 }
 
+/// How the storage holds a retention lock: S3 Object Lock's modes, VAST's file retention modes.
+/// Under `Compliance` nobody can shorten or remove a lock; under `Governance` a privileged
+/// administrator of the storage can (the plug-in never does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetentionMode {
+    Governance,
+    Compliance,
+}
+
+impl RetentionMode {
+    /// The S3 spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetentionMode::Governance => "GOVERNANCE",
+            RetentionMode::Compliance => "COMPLIANCE",
+        }
+    }
+}
+
+/// A retention lock as the storage holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionLock {
+    /// When it ends, seconds since the epoch.
+    pub until: u64,
+    /// It holds now, by the storage's clock where the storage tells it (S3's `Date`).
+    pub active: bool,
+}
+
+/// An LSU whose storage enforces retention locks (a WORM-enabled VAST view): the mode, and the
+/// shortest and longest lock the view allows, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WormPolicy {
+    pub mode: RetentionMode,
+    pub min_secs: u64,
+    pub max_secs: u64,
+}
+
 /// What kind of data path a backend is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -77,6 +114,30 @@ pub trait PieceStore: Send + Sync {
     fn list_image_keys(&self, lsu: &str, image: &str) -> Result<Vec<(String, Option<std::time::Duration>)>>;
     /// Remove these keys of `image` (objects, files, open uploads). Missing ones are fine.
     fn remove_keys(&self, lsu: &str, image: &str, keys: &[String]) -> Result<()>;
+
+    /// Lock `keys` against deletion and overwrite until `until` (seconds since the epoch), by
+    /// the storage's own means (S3 Object Lock; VAST file retention on NFS), in `mode`. A lock
+    /// is only ever extended. `NotSupported` where the store cannot.
+    fn set_retention(&self, lsu: &str, keys: &[String], until: u64, mode: RetentionMode) -> Result<()> {
+        let _ = (lsu, keys, until, mode);
+        Err(crate::error::Error::new(
+            crate::error::ErrorKind::NotSupported,
+            "retention locks are not supported here",
+        ))
+    }
+
+    /// The storage's retention lock on `key`, if it has one (it may have run out already).
+    fn retention(&self, lsu: &str, key: &str) -> Result<Option<RetentionLock>> {
+        let _ = (lsu, key);
+        Ok(None)
+    }
+
+    /// Whether deleting a locked key fails by itself (POSIX unlink on a WORM file). S3 on a
+    /// versioned bucket may instead hide the object under a delete marker, so for such stores
+    /// the image layer asks for the lock before it deletes.
+    fn refuses_locked_deletes(&self) -> bool {
+        false
+    }
 
     /// Longest piece this store writes with bounded memory: the image layer starts a new
     /// piece before a piece grows past it.

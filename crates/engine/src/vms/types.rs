@@ -55,6 +55,41 @@ pub struct ViewRecord {
     pub protocols: Vec<String>,
     #[serde(deserialize_with = "nullable_string")]
     pub bucket: String,
+    /// S3 Object Lock on the bucket (with `s3_versioning`).
+    pub locking: Option<bool>,
+    /// `GOVERNANCE` | `COMPLIANCE`.
+    #[serde(deserialize_with = "nullable_string")]
+    pub s3_locks_retention_mode: String,
+    /// `NONE` | `GOVERNANCE` | `COMPLIANCE`: retention of files (NFS).
+    #[serde(deserialize_with = "nullable_string")]
+    pub files_retention_mode: String,
+    /// VAST durations (`2d`, `1y`, …).
+    #[serde(deserialize_with = "nullable_string")]
+    pub min_retention_period: String,
+    #[serde(deserialize_with = "nullable_string")]
+    pub max_retention_period: String,
+}
+
+/// A VAST duration (`30s`, `15m`, `12h`, `2d`, `1w`, `6M`, `1y`: m is minutes, M months of 30
+/// days, y years of 365 days), in seconds; a bare number is seconds. `None` if it does not parse.
+pub fn duration_secs(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..split].parse().ok()?;
+    let unit = match &s[split..] {
+        "" | "s" | "S" => 1,
+        "m" => 60,
+        "h" | "H" => 3600,
+        "d" | "D" => 86_400,
+        "w" | "W" => 7 * 86_400,
+        "M" => 30 * 86_400,
+        "y" | "Y" => 365 * 86_400,
+        _ => return None,
+    };
+    n.checked_mul(unit)
 }
 
 /// `quotas/`.
@@ -141,6 +176,17 @@ mod tests {
             serde_json::from_str(r#"{"name":"p","ip_ranges":[["10.0.0.1","10.0.0.2"]],"role":"PROTOCOLS"}"#)
                 .unwrap();
         assert_eq!(p.ip_ranges[0][1], "10.0.0.2");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_secs("2d"), Some(172_800));
+        assert_eq!(duration_secs("1y"), Some(31_536_000));
+        assert_eq!(duration_secs("15m"), Some(900));
+        assert_eq!(duration_secs("6M"), Some(6 * 30 * 86_400));
+        assert_eq!(duration_secs("90"), Some(90));
+        assert_eq!(duration_secs("1x"), None);
+        assert_eq!(duration_secs(""), None);
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub async fn commit(
     cond: &WriteCond,
 ) -> Result<(), S3Err> {
     let _g = ctx.sh.commit_lock.lock().await;
+    if let Err(e) = super::retention::check_unlocked(ctx, dest) {
+        let _ = std::fs::remove_file(tmp);
+        return Err(e);
+    }
     if cond.none_match || cond.if_match.is_some() {
         let existing = std::fs::metadata(dest).ok().filter(|m| m.is_file());
         let verdict = match (&existing, &cond.if_match) {

@@ -41,6 +41,16 @@ impl Caller {
 pub struct Bucket {
     pub dir: PathBuf,
     pub owner: String,
+    /// S3 Object Lock, when the view has `locking`.
+    pub worm: Option<BucketWorm>,
+}
+
+/// A locking bucket's retention settings (from its view).
+#[derive(Clone)]
+pub struct BucketWorm {
+    pub mode: crate::worm::Mode,
+    /// `default_retention_period`, in seconds.
+    pub default_secs: Option<u64>,
 }
 
 pub struct Ctx {
@@ -61,7 +71,18 @@ impl Ctx {
         }
         let vpath = v.get("path").and_then(|p| p.as_str()).unwrap_or("/");
         let dir = self.sh.store.resolve(vpath).ok_or_else(|| internal("bad view path"))?;
-        Ok(Bucket { dir, owner })
+        let worm = (v.get("locking").and_then(|l| l.as_bool()) == Some(true)).then(|| BucketWorm {
+            mode: v
+                .get("s3_locks_retention_mode")
+                .and_then(|m| m.as_str())
+                .and_then(crate::worm::Mode::parse)
+                .unwrap_or(crate::worm::Mode::Compliance),
+            default_secs: v
+                .get("default_retention_period")
+                .and_then(|d| d.as_str())
+                .and_then(crate::util::duration_secs),
+        });
+        Ok(Bucket { dir, owner, worm })
     }
 
     pub fn object_path(&self, b: &Bucket, key: &str) -> Result<PathBuf, S3Err> {

@@ -76,6 +76,8 @@ pub async fn copy_object(ctx: &Ctx, bucket: &str, key: &str, h: &HeaderMap) -> R
         }
         if src != dest {
             let _g = ctx.sh.commit_lock.lock().await;
+            super::retention::check_unlocked(ctx, &src)?;
+            super::retention::check_unlocked(ctx, &dest)?;
             ctx.quota_check(&dest, src_md.len(), Some(&src)).await?;
             let (s, d) = (src.clone(), dest.clone());
             blocking(move || store::commit(&s, &d)).await?.map_err(conflict)?;
@@ -93,6 +95,7 @@ pub async fn copy_object(ctx: &Ctx, bucket: &str, key: &str, h: &HeaderMap) -> R
         })?;
         commit(ctx, &tmp, &dest, src_md.len(), None, new_meta, &WriteCond::of(ctx, h)?).await?;
     }
+    super::retention::apply_default(ctx, &b, &dest);
     let md = std::fs::metadata(&dest).map_err(internal)?;
     let (sh, d2, md2) = (ctx.sh.clone(), dest.clone(), md.clone());
     let m = blocking(move || sh.store.meta(&d2, &md2)).await?;

@@ -8,6 +8,7 @@
 //! - [`body`] — request bodies and integrity checks
 //! - [`commit`] — how a new object enters the namespace
 //! - [`buckets`], [`listing`], [`objects`], [`copy`], [`multipart`] — the operations
+//! - [`retention`] — S3 Object Lock on WORM-enabled views
 //! - [`sigv4`] — signature verification; [`xml`] — the XML documents
 
 mod body;
@@ -19,6 +20,7 @@ mod error;
 mod listing;
 mod multipart;
 mod objects;
+mod retention;
 mod router;
 mod sigv4;
 mod xml;

@@ -343,6 +343,7 @@ pub async fn complete(
         ..Default::default()
     };
     commit(ctx, &tmp, &dest, total, None, m, &cond).await?;
+    super::retention::apply_default(ctx, &b, &dest);
     ctx.sh.uploads.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     let dir = up.dir.clone();
     let _ = blocking(move || std::fs::remove_dir_all(dir)).await;

@@ -5,7 +5,7 @@ use super::body::{content_length, receive, small_body, take_body, user_meta, Che
 use super::commit::{commit, etag_matches, WriteCond};
 use super::context::{blocking, Ctx};
 use super::error::{internal, no_such_key, S3Err};
-use super::{hdr, mtime, ok_empty, quoted_md5, sigv4, xml};
+use super::{hdr, mtime, ok_empty, quoted_md5, retention, sigv4, xml};
 use crate::server::{channel_body, empty, Resp};
 use crate::store::ObjMeta;
 use crate::util::http_date;
@@ -46,6 +46,7 @@ pub async fn put_object(
         ..Default::default()
     };
     commit(ctx, &tmp, &dest, r.size, None, m, &cond).await?;
+    retention::apply_default(ctx, &b, &dest);
     let mut rb = http::Response::builder().status(200).header("etag", etag);
     if let Some(c) = hdr(&h, "x-amz-checksum-crc32c") {
         rb = rb.header("x-amz-checksum-crc32c", c);
@@ -193,6 +194,7 @@ pub async fn delete_object(ctx: &Ctx, bucket: &str, key: &str) -> Result<Resp, S
 /// Deletes the file at an object path; a missing key or a directory is not an error (S3
 /// DeleteObject is idempotent).
 async fn remove_file(ctx: &Ctx, path: &Path) -> Result<(), S3Err> {
+    retention::check_unlocked(ctx, path)?;
     let p = path.to_path_buf();
     let r = blocking(move || match std::fs::symlink_metadata(&p) {
         Ok(md) if md.is_file() => match std::fs::remove_file(&p) {
@@ -205,6 +207,7 @@ async fn remove_file(ctx: &Ctx, path: &Path) -> Result<(), S3Err> {
     .await?;
     r.map_err(internal)?;
     ctx.sh.store.forget(path);
+    ctx.sh.worm.forget(path);
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 use super::body::SReq;
 use super::context::{Caller, Ctx};
 use super::error::{access_denied, S3Err};
-use super::{buckets, copy, listing, multipart, objects, sigv4};
+use super::{buckets, copy, listing, multipart, objects, retention, sigv4};
 use super::{hdr, ok_empty};
 use crate::faults::{Plane, Verdict};
 use crate::percent::{self, parse_query};
@@ -24,6 +24,7 @@ pub async fn handle(sh: Arc<Shared>, req: Req) -> Result<Resp, Dropped> {
         let mut st = sh.state.lock().unwrap_or_else(|e| e.into_inner());
         st.rng.string(crate::util::UPPER_ALNUM, 16)
     };
+    let sh_now = sh.worm.now();
     let (latency, verdict) = sh.faults.decide(Plane::S3);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -42,6 +43,10 @@ pub async fn handle(sh: Arc<Shared>, req: Req) -> Result<Resp, Dropped> {
     };
     let h = resp.headers_mut();
     h.insert("server", http::HeaderValue::from_static(SERVER));
+    // The simulator's clock, which decides when retention locks run out.
+    if let Ok(v) = http::HeaderValue::from_str(&crate::util::http_date(Duration::from_secs(sh_now))) {
+        h.insert("date", v);
+    }
     if let Ok(v) = http::HeaderValue::from_str(&rid) {
         h.insert("x-amz-request-id", v);
     }
@@ -134,6 +139,10 @@ async fn route(sh: Arc<Shared>, req: &mut SReq) -> Result<Resp, S3Err> {
         }
         (Method::GET, Some(id)) => multipart::list_parts(&ctx, &bucket, &key, &id, &query),
         (Method::DELETE, Some(id)) => multipart::abort(&ctx, &bucket, &key, &id).await,
+        (Method::PUT, None) if has("retention") => {
+            retention::put_retention(&ctx, &bucket, &key, req, &sig).await
+        }
+        (Method::GET, None) if has("retention") => retention::get_retention(&ctx, &bucket, &key),
         (Method::PUT, None) if req.headers().contains_key("x-amz-copy-source") => {
             copy::copy_object(&ctx, &bucket, &key, req.headers()).await
         }

@@ -75,6 +75,21 @@ fn parse<T: DeserializeOwned>(doc: &str, root: &str) -> Result<T, S3Err> {
 // ---------------------------------------------------------------------------------------
 // Request bodies
 
+/// The body of PutObjectRetention, and GetObjectRetention's answer.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Retention {
+    #[serde(rename = "Mode")]
+    pub mode: String,
+    #[serde(rename = "RetainUntilDate")]
+    pub retain_until_date: String,
+}
+
+impl Retention {
+    pub fn parse(doc: &str) -> Result<Self, S3Err> {
+        parse(doc, "Retention")
+    }
+}
+
 /// The body of CompleteMultipartUpload.
 #[derive(Debug, Deserialize)]
 pub struct CompleteMultipartUpload {

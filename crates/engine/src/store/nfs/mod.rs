@@ -13,6 +13,7 @@
 
 mod commit;
 mod piece;
+mod retention;
 mod settings;
 
 pub use settings::{DirectIo, NfsSettings};
@@ -24,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::RwLock;
 
 use self::commit::{read_current, sync_dir, with_lock, write_temp};
-use super::{Kind, PieceReader, PieceStore, PieceWriter, Space};
+use super::{Kind, PieceReader, PieceStore, PieceWriter, RetentionLock, RetentionMode, Space};
 use crate::error::{Error, ErrorKind, Result};
 use crate::filter::LsuFilter;
 use crate::layout::{self, MANIFEST};
@@ -337,6 +338,35 @@ impl PieceStore for NfsStore {
         // An image directory left empty goes too.
         let _ = fs::remove_dir(&dir);
         Ok(())
+    }
+
+    fn set_retention(&self, lsu: &str, keys: &[String], until: u64, _mode: RetentionMode) -> Result<()> {
+        // The view's files_retention_mode decides governance or compliance on VAST.
+        for key in keys {
+            let path = if let Some(image) = key.strip_suffix(&format!("/{MANIFEST}")) {
+                self.record_path(lsu, image, MANIFEST)?
+            } else {
+                self.piece_path(lsu, key)?
+            };
+            retention::lock(&path, until)?;
+        }
+        Ok(())
+    }
+
+    fn retention(&self, lsu: &str, key: &str) -> Result<Option<RetentionLock>> {
+        let path = match key.strip_suffix(&format!("/{MANIFEST}")) {
+            Some(image) => self.record_path(lsu, image, MANIFEST)?,
+            None => self.piece_path(lsu, key)?,
+        };
+        match fs::metadata(&path) {
+            Ok(md) => Ok(retention::lock_of(&md)),
+            Err(e) if e.kind() == IoKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("stat {}", path.display()), e)),
+        }
+    }
+
+    fn refuses_locked_deletes(&self) -> bool {
+        true
     }
 
     fn max_piece_len(&self) -> u64 {

@@ -18,7 +18,7 @@ use crate::filter::LsuFilter;
 use crate::layout::{self, MAX_MANIFEST};
 use crate::names;
 use crate::retry::RetryPolicy;
-use crate::store::{Kind, PieceReader, PieceStore, PieceWriter, Space};
+use crate::store::{Kind, PieceReader, PieceStore, PieceWriter, RetentionLock, RetentionMode, Space};
 
 /// How long a bucket found by HeadBucket is taken to exist without asking again.
 const BUCKET_TTL: Duration = Duration::from_secs(10);
@@ -256,6 +256,26 @@ impl PieceStore for S3Store {
             api::delete_objects(&self.sh.client, &bucket, &keys)?;
         }
         Ok(())
+    }
+
+    fn set_retention(&self, lsu: &str, keys: &[String], until: u64, mode: RetentionMode) -> Result<()> {
+        let bucket = self.bucket(lsu)?;
+        let until = jiff::Timestamp::from_second(until as i64)
+            .map_err(|e| Error::invalid(format!("retention until {until}: {e}")))?;
+        for key in keys {
+            api::put_retention(&self.sh.client, &bucket, key, mode.as_str(), until)?;
+        }
+        Ok(())
+    }
+
+    fn retention(&self, lsu: &str, key: &str) -> Result<Option<RetentionLock>> {
+        let bucket = self.bucket(lsu)?;
+        let (until, date) = api::get_retention(&self.sh.client, &bucket, key)?;
+        let secs = |t: jiff::Timestamp| t.as_second().max(0) as u64;
+        Ok(until.map(|u| {
+            let now = date.map(secs).unwrap_or_else(crate::util::now_secs);
+            RetentionLock { until: secs(u), active: secs(u) > now }
+        }))
     }
 
     fn max_piece_len(&self) -> u64 {

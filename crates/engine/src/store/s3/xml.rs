@@ -160,6 +160,15 @@ pub struct DeleteKey<'a> {
     pub key: &'a str,
 }
 
+/// PutObjectRetention's body and GetObjectRetention's answer.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Retention {
+    pub mode: String,
+    /// RFC 3339.
+    pub retain_until_date: String,
+}
+
 /// The body of CompleteMultipartUpload.
 #[derive(Debug, Serialize)]
 pub struct CompleteMultipartUpload<'a> {

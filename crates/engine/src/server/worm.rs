@@ -1,0 +1,88 @@
+//! WORM on an open server: which LSUs the storage locks (from their VAST views), setting an
+//! image's lock within the view's minimum and maximum, and turning the storage's refusal of a
+//! delete into `WormLocked` with the unlock time.
+
+use tracing::warn;
+
+use super::Server;
+use crate::error::{Error, ErrorKind, Result};
+use crate::image::{self, retention};
+use crate::manifest::ImageDef;
+use crate::store::{RetentionLock, WormPolicy};
+use crate::util::now_secs;
+
+impl Server {
+    /// The LSU's WORM policy: `None` unless VMS says its view locks (S3 Object Lock, file
+    /// retention).
+    pub fn worm(&self, lsu: &str) -> Result<Option<WormPolicy>> {
+        match &self.control {
+            Some(c) => Ok(c.lsu(lsu)?.worm),
+            None => Ok(None),
+        }
+    }
+
+    /// Lock image `def` until `until` (seconds since the epoch), or extend its lock. The time
+    /// must lie between the view's minimum and maximum retention from now.
+    pub fn set_image_retention(&self, lsu: &str, def: &ImageDef, until: u64) -> Result<()> {
+        let store = self.store_for(lsu)?;
+        let Some(policy) = self.worm(lsu)? else {
+            return Err(Error::new(
+                ErrorKind::NotSupported,
+                format!("LSU '{lsu}' is not on a WORM-enabled view: its storage cannot lock images"),
+            ));
+        };
+        let now = now_secs();
+        let secs = until.saturating_sub(now);
+        if until <= now || secs < policy.min_secs {
+            return Err(Error::new(
+                ErrorKind::WormMin,
+                format!(
+                    "lock of image '{}' until {until} is {secs} s from now, below LSU '{lsu}''s minimum retention of {} s",
+                    def.basename, policy.min_secs
+                ),
+            ));
+        }
+        if secs > policy.max_secs {
+            return Err(Error::new(
+                ErrorKind::WormMax,
+                format!(
+                    "lock of image '{}' until {until} is {secs} s from now, above LSU '{lsu}''s maximum retention of {} s",
+                    def.basename, policy.max_secs
+                ),
+            ));
+        }
+        image::retention::lock(store.as_ref(), lsu, def, until, policy.mode)?;
+        Ok(())
+    }
+
+    /// The storage's lock on an image of a WORM LSU (`None` elsewhere).
+    pub fn image_retention(&self, lsu: &str, image: &str) -> Result<Option<RetentionLock>> {
+        if self.worm(lsu)?.is_none() {
+            return Ok(None);
+        }
+        retention::lock_of(self.store_for(lsu)?.as_ref(), lsu, image)
+    }
+
+    /// Before a delete on a WORM LSU: refuse it when the image is locked and the store would
+    /// not refuse by itself.
+    pub(super) fn check_deletable(&self, lsu: &str, def: &ImageDef) -> Result<()> {
+        let store = self.store_for(lsu)?;
+        if store.refuses_locked_deletes() || self.worm(lsu)?.is_none() {
+            return Ok(());
+        }
+        match retention::lock_of(store.as_ref(), lsu, &def.basename)? {
+            Some(l) if l.active => Err(retention::locked_error(lsu, &def.basename, Some(l))),
+            _ => Ok(()),
+        }
+    }
+
+    /// A delete the storage refused on a WORM LSU is the image's lock.
+    pub(super) fn delete_refused(&self, lsu: &str, def: &ImageDef, e: Error) -> Error {
+        if e.kind() != ErrorKind::Access || !matches!(self.worm(lsu), Ok(Some(_))) {
+            return e;
+        }
+        let lock = self.image_retention(lsu, &def.basename).ok().flatten();
+        warn!(server = %self.name, lsu, image = %def.basename, "the storage refused the delete: {e}");
+        retention::locked_error(lsu, &def.basename, lock)
+    }
+}
