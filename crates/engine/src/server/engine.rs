@@ -33,7 +33,7 @@ impl Engine {
         if let Some(w) = cfg.secrets_exposed(config_path) {
             warn!("{w}");
         }
-        info!(config = %config_path.display(), servers = cfg.servers.len(), "plug-in initialised, version {}", env!("CARGO_PKG_VERSION"));
+        info!(config = %config_path.display(), servers = cfg.servers.len(), "plug-in initialised, {}", crate::version::describe());
         Ok(Engine { config_path: config_path.to_path_buf(), config: Mutex::new((mtime, Arc::new(cfg))) })
     }
 
