@@ -194,6 +194,7 @@ fn demo(plugin: &Path, o: &Options, root: &Path) -> Result<()> {
     // Read by stspi_init, so set before the plug-in is loaded.
     std::env::set_var(CONFIG_ENV, &config);
     std::env::set_var(LOG_ENV, &log);
+    std::env::set_var(vast_ost_engine::config::CACHE_ENV, root.join("cache"));
     let res = cycle(plugin, o, root, &config, &log, &user, &password);
     drop(cluster);
     res

@@ -277,6 +277,10 @@ enum Cmd {
         /// VMS port [default: any free port]
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Refuse VMS clients without a client certificate (cert: credentials; the admin's is
+        /// written to <root>/client.pem)
+        #[arg(long)]
+        require_client_cert: bool,
     },
 }
 
@@ -303,11 +307,12 @@ fn main() -> ExitCode {
 }
 
 /// `vast-ost sim`: a simulated cluster for trying the plug-in without one.
-fn sim(root: PathBuf, vips: usize, tls: bool, port: u16) -> Result<()> {
+fn sim(root: PathBuf, vips: usize, tls: bool, port: u16, require_client_cert: bool) -> Result<()> {
     let mut cfg = vast_sim::SimConfig::new(&root);
     cfg.vips = vips;
     cfg.tls = tls;
     cfg.vms_port = port;
+    cfg.require_client_cert = require_client_cert;
     let sim = vast_sim::Sim::start(cfg).context("starting the VAST simulator")?;
     println!("VMS          {}", sim.vms_url());
     println!("admin        {} / {}", sim.admin_user(), sim.admin_password());
@@ -315,6 +320,20 @@ fn sim(root: PathBuf, vips: usize, tls: bool, port: u16) -> Result<()> {
         let ca = root.join("ca.pem");
         std::fs::write(&ca, pem).with_context(|| format!("writing {}", ca.display()))?;
         println!("CA           {}", ca.display());
+        let client = root.join("client.pem");
+        let pem = sim.client_cert_pem(sim.admin_user()).context("issuing the admin's client certificate")?;
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // It holds a private key: 0600.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&client)
+            .and_then(|mut f| f.write_all(pem.as_bytes()))
+            .with_context(|| format!("writing {}", client.display()))?;
+        println!("client cert  {} (the admin's: --password cert:{})", client.display(), client.display());
     }
     println!("S3 VIPs      {}", sim.s3_endpoints().join(" "));
     println!("data root    {}", sim.root().display());
@@ -389,6 +408,8 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
         Cmd::Demo { size, keep, dir, nfs_only } => {
             demo::run(plugin, &demo::Options { size, keep, dir, nfs_only })
         }
-        Cmd::Sim { root, vips, no_tls, port } => sim(root, vips, !no_tls, port),
+        Cmd::Sim { root, vips, no_tls, port, require_client_cert } => {
+            sim(root, vips, !no_tls, port, require_client_cert)
+        }
     }
 }

@@ -46,6 +46,7 @@ impl Fixture {
         c.arg("--plugin").arg(plugin()).arg("--config").arg(self.path("vast-ost.toml"));
         c.args(["--server", server]).args(args);
         c.env("VAST_OST_LOG", self.path("vast-ost.log"));
+        c.env("VAST_OST_CACHE_DIR", self.path("cache"));
         for v in ["VAST_OST_CONFIG", "VAST_OST_SERVER", "VAST_OST_USER", "VAST_OST_PASSWORD"] {
             c.env_remove(v);
         }

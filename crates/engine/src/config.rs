@@ -2,6 +2,7 @@
 //! the line and what was expected.
 //!
 //! ```toml
+//! cache_dir = "/usr/openv/var/vast-ost"  # what polling by name is told (only a cache)
 //! [log]
 //! path = "/usr/openv/logs/vast-ost/vast-ost.log"
 //! level = "info"                 # error | warn | info | debug | trace
@@ -49,6 +50,10 @@ pub const DEFAULT_LOG: &str = "/usr/openv/logs/vast-ost/vast-ost.log";
 /// Where the plug-in is installed (the config is looked for here when the plug-in's own
 /// directory is unknown).
 pub const INSTALL_DIR: &str = "/usr/openv/lib/ost-plugins";
+/// Default `cache_dir`: what polling by name is told about servers opened here.
+pub const DEFAULT_CACHE_DIR: &str = "/usr/openv/var/vast-ost";
+/// Environment variable naming the cache directory (overrides `cache_dir`).
+pub const CACHE_ENV: &str = "VAST_OST_CACHE_DIR";
 
 /// An environment variable's value, with an empty value taken as unset.
 fn env_path(var: &str) -> Option<PathBuf> {
@@ -65,6 +70,9 @@ pub fn config_path(plugin_dir: Option<&Path>) -> PathBuf {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Where the descriptions of servers opened on this media server are cached for polling
+    /// by name (default [`DEFAULT_CACHE_DIR`]; only a cache).
+    pub cache_dir: Option<PathBuf>,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default, rename = "server")]
@@ -232,6 +240,14 @@ impl Config {
     /// [`DEFAULT_LOG`] (the log falls back to `/tmp/vast-ost.log` when that cannot be opened).
     pub fn log_path(&self) -> PathBuf {
         env_path(LOG_ENV).or_else(|| self.log.path.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_LOG))
+    }
+
+    /// `$VAST_OST_CACHE_DIR` when set and not empty, else `cache_dir`, else
+    /// [`DEFAULT_CACHE_DIR`].
+    pub fn cache_dir(&self) -> PathBuf {
+        env_path(CACHE_ENV)
+            .or_else(|| self.cache_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR))
     }
 
     /// The `[[server]]` entry for a cluster name (case-insensitive, as host names are).

@@ -6,9 +6,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Deserialize;
-use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::tls::{Certificate, ClientCert, RootCerts, TlsConfig};
 
 use crate::error::{Error, ErrorKind, Result};
+
+pub mod tls;
 
 /// How to check the server's certificate.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -32,7 +34,13 @@ pub struct Http {
 
 impl Http {
     pub fn new(tls: &TlsSettings, timeout: Duration) -> Result<Http> {
-        let config = config(tls, timeout)?;
+        Http::with_identity(tls, timeout, None)
+    }
+
+    /// As [`Http::new`], presenting `client` to servers that ask for a client certificate
+    /// (mutual TLS: `cert:` credentials, [`tls::client_cert`]).
+    pub fn with_identity(tls: &TlsSettings, timeout: Duration, client: Option<ClientCert>) -> Result<Http> {
+        let config = config(tls, timeout, client)?;
         let agent = config.new_agent();
         Ok(Http { config, current: Mutex::new((std::process::id(), agent)) })
     }
@@ -47,8 +55,8 @@ impl Http {
     }
 }
 
-fn config(tls: &TlsSettings, timeout: Duration) -> Result<ureq::config::Config> {
-    let mut t = TlsConfig::builder();
+fn config(tls: &TlsSettings, timeout: Duration, client: Option<ClientCert>) -> Result<ureq::config::Config> {
+    let mut t = TlsConfig::builder().client_cert(client);
     if let Some(ca) = &tls.ca_file {
         let pem =
             std::fs::read(ca).map_err(|e| Error::config(format!("TLS CA file {}: {e}", ca.display())))?;
@@ -96,9 +104,17 @@ pub fn transport_error(what: &str, e: ureq::Error) -> Error {
         _ => ErrorKind::Network,
     };
     let hint = match kind {
-        ErrorKind::Tls => " (check [server.vms] ca_file, or set insecure = true to skip verification)",
-        ErrorKind::Connect => " (is the address right and the service up?)",
-        _ => "",
+        ErrorKind::Tls => match tls::rustls_error(&e) {
+            // The certificate problem in words, and its fix (http/tls.rs).
+            Some(r) => {
+                let section = if what.starts_with("VMS") { "[server.vms]" } else { "[server.s3.tls]" };
+                let p = tls::explain(r, section);
+                format!(": {}; {}", p.problem, p.fix)
+            }
+            None => " (check [server.vms] ca_file, or set insecure = true to skip verification)".into(),
+        },
+        ErrorKind::Connect => " (is the address right and the service up?)".into(),
+        _ => String::new(),
     };
     Error::new(kind, format!("{what}: {e}{hint}"))
 }

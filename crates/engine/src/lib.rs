@@ -3,7 +3,8 @@
 //! Modules, from the bottom up (each uses only those above it; `tests/layering.rs` fails if a
 //! cycle comes back). `docs/architecture.md` has the whole map.
 //! - [`error`]: the one error type (with the remote server's answer) and its one mapping to
-//!   OST status codes; [`names`]: checks on names before they touch storage; [`util`].
+//!   OST status codes; [`names`]: checks on names before they touch storage; [`util`];
+//!   [`version`]: which build this is.
 //! - [`credentials`], [`filter`], [`layout`], [`retry`], [`http`], [`log`]: leaves — what
 //!   tpconfig hands over, which LSUs a server offers, where an image's records live, the retry
 //!   policy, the one HTTP stack (rustls), the plug-in log.
@@ -32,6 +33,7 @@ pub mod retry;
 pub mod server;
 pub mod store;
 pub mod util;
+pub mod version;
 pub mod vms;
 
 pub use credentials::{Credentials, Secret};

@@ -62,6 +62,7 @@ pub fn init(path: &Path, level: LogLevel) {
         .map(|f| (path.to_path_buf(), f))
         .or_else(|| open(Path::new(FALLBACK_LOG)).map(|f| (PathBuf::from(FALLBACK_LOG), f)));
     *state.file.write().unwrap_or_else(|p| p.into_inner()) = opened.map(Arc::new);
+    banner::moved();
 }
 
 fn current() -> Option<Arc<(PathBuf, File)>> {
@@ -115,6 +116,7 @@ struct LogWriter;
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if let Some(f) = current() {
+            banner::before_first_line(&f.1);
             let _ = (&f.1).write_all(&one_line(buf));
         }
         Ok(buf.len())
@@ -141,6 +143,38 @@ fn one_line(buf: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     }
     out.push(b'\n');
     std::borrow::Cow::Owned(out)
+}
+
+/// The first line each process writes to a log file names the build (a forked child's too):
+/// `<time> pid=<pid>  INFO vast-ost 0.1.0 (git …, …) in <program>`, whatever the level.
+mod banner {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use tracing_subscriber::fmt::format::Writer;
+    use tracing_subscriber::fmt::time::FormatTime;
+
+    /// The process that wrote the banner to the current file (0: nobody yet).
+    static WRITTEN_BY: AtomicU32 = AtomicU32::new(0);
+
+    /// The log now goes to another file: it gets a banner too.
+    pub(super) fn moved() {
+        WRITTEN_BY.store(0, Ordering::Relaxed);
+    }
+
+    pub(super) fn before_first_line(mut file: &std::fs::File) {
+        let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
+        if WRITTEN_BY.swap(pid, Ordering::Relaxed) == pid {
+            return;
+        }
+        let mut time = String::new();
+        let _ = tracing_subscriber::fmt::time::SystemTime.format_time(&mut Writer::new(&mut time));
+        let exe = std::env::current_exe().ok();
+        let program =
+            exe.as_ref().and_then(|e| e.file_name()).map(|n| n.to_string_lossy()).unwrap_or_default();
+        let line = format!("{time} pid={pid}  INFO {} in {program}\n", crate::version::describe());
+        let _ = file.write_all(line.as_bytes());
+    }
 }
 
 #[cfg(test)]

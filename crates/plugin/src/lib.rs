@@ -30,6 +30,8 @@
 
 mod boundary;
 mod convert;
+#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+mod exe;
 mod fork;
 mod handles;
 mod optimized;
@@ -80,12 +82,13 @@ fn config_path() -> PathBuf {
 fn fill_plugin_info(info: &mut sts_plugin_info_t) -> Result<()> {
     put_str(&mut info.pi_name, "libstspiVastDataMT", "plug-in name", true)?;
     put_str(&mut info.pi_prefix, vast_ost_engine::names::PREFIX, "prefix", true)?;
-    put_str(&mut info.pi_label, "VAST Data OpenStorage plug-in (S3 and NFS)", "label", false)?;
-    let mut v = env!("CARGO_PKG_VERSION").split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    use vast_ost_engine::version;
+    put_str(&mut info.pi_label, version::LABEL, "label", false)?;
+    let mut v = version::VERSION.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     info.pi_build_version = v.next().unwrap_or(0);
     info.pi_build_version_minor = v.next().unwrap_or(0);
     info.pi_operating_version = STSPI_VASTDATA_API_VERSION;
-    put_str(&mut info.pi_vendor_version, env!("CARGO_PKG_VERSION"), "vendor version", false)
+    put_str(&mut info.pi_vendor_version, version::VENDOR_VERSION, "vendor version", false)
 }
 
 /// The server handle inside an `sts_lsu_t`, and the LSU name.

@@ -88,6 +88,8 @@ pub fn jwt_invalid_body(class: &str, ty: &str) -> Value {
 pub struct AuthState {
     pub managers: Vec<Manager>,
     pub tokens: Vec<ApiToken>,
+    /// Client certificates the simulator issued (DER), and the manager each stands for.
+    pub client_certs: std::collections::HashMap<Vec<u8>, String>,
     secret: [u8; 32],
     /// Access tokens minted before the current generation are refused.
     generation: u64,
@@ -107,6 +109,7 @@ impl AuthState {
         AuthState {
             managers: Vec::new(),
             tokens: Vec::new(),
+            client_certs: Default::default(),
             secret,
             generation: 0,
             used_refresh: HashSet::new(),
@@ -122,6 +125,14 @@ impl AuthState {
 
     pub fn expire_access_tokens(&mut self) {
         self.generation += 1;
+    }
+
+    /// Resolves the client certificate of a request without an `Authorization` header: the
+    /// manager it was issued to (`Sim::client_cert_pem`). An assumption of the simulator: how
+    /// VMS maps client certificates to users is not documented.
+    pub fn authenticate_cert(&self, der: &[u8]) -> Result<String, AuthError> {
+        let user = self.client_certs.get(der).ok_or(AuthError::Missing)?;
+        self.managers.iter().find(|m| &m.name == user).map(|m| m.name.clone()).ok_or(AuthError::Missing)
     }
 
     /// Resolves an `Authorization` header value to a manager name.

@@ -80,6 +80,16 @@ pub struct SimConfig {
     pub vips: usize,
     /// Serve VMS over HTTPS with the simulator's own CA. Default true.
     pub tls: bool,
+    /// Names the VMS server certificate is issued for. Default `localhost`, `127.0.0.1`;
+    /// others make a "wrong host" certificate.
+    pub tls_names: Vec<String>,
+    /// Issue the VMS server certificate already expired. Default false.
+    pub tls_expired: bool,
+    /// VMS refuses TLS clients without a client certificate of the simulator's CA
+    /// ([`Sim::client_cert_pem`]). Default false: a client certificate is optional, and a
+    /// request without an Authorization header on a connection that presented one is
+    /// authenticated as the user it was issued to.
+    pub require_client_cert: bool,
     /// VMS port on 127.0.0.1; 0 = ephemeral (default).
     pub vms_port: u16,
     /// S3 port on every VIP; 0 = one ephemeral port shared by all VIPs when possible.
@@ -111,6 +121,9 @@ impl SimConfig {
             root: root.into(),
             vips: 3,
             tls: true,
+            tls_names: vec!["localhost".into(), "127.0.0.1".into()],
+            tls_expired: false,
+            require_client_cert: false,
             vms_port: 0,
             s3_port: 0,
             access_token_lifetime: Duration::from_secs(300),
@@ -229,6 +242,7 @@ pub struct Sim {
     vms: Option<server::Listener>,
     vms_url: String,
     ca_pem: Option<String>,
+    ca: Option<tls::Ca>,
     admin: (String, String),
     seeded_keys: Vec<(String, String, String)>,
 }
@@ -251,7 +265,15 @@ impl Sim {
             vip_ls.iter().map(|l| l.local_addr()).collect::<std::io::Result<_>>()?;
         let mut vip_ips: Vec<String> = vip_addrs.iter().map(|a| a.ip().to_string()).collect();
         vip_ips.dedup();
-        let tls = if cfg.tls { Some(tls::make(&["localhost".into(), "127.0.0.1".into()])?) } else { None };
+        let tls = if cfg.tls {
+            Some(tls::make(&tls::TlsOptions {
+                names: cfg.tls_names.clone(),
+                expired: cfg.tls_expired,
+                require_client_cert: cfg.require_client_cert,
+            })?)
+        } else {
+            None
+        };
         let scheme = if cfg.tls { "https" } else { "http" };
         let vms_host = format!("127.0.0.1:{}", vms_addr.port());
 
@@ -314,7 +336,8 @@ impl Sim {
             shared,
             vms: Some(vms),
             vms_url: format!("{scheme}://127.0.0.1:{}", vms_addr.port()),
-            ca_pem: tls.map(|t| t.ca_pem),
+            ca_pem: tls.as_ref().map(|t| t.ca_pem.clone()),
+            ca: tls.map(|t| t.ca),
             admin: (cfg.admin_user, cfg.admin_password),
             seeded_keys,
         })
@@ -328,6 +351,20 @@ impl Sim {
     /// The CA certificate (PEM) that signed the VMS server certificate; None without TLS.
     pub fn ca_pem(&self) -> Option<&str> {
         self.ca_pem.as_deref()
+    }
+
+    /// A client certificate and its key (one PEM text) for VMS user `user`, issued by the
+    /// simulator's CA: a connection presenting it is authenticated as `user` when its
+    /// requests carry no Authorization header. Errors without TLS or for an unknown user.
+    pub fn client_cert_pem(&self, user: &str) -> Result<String> {
+        let ca = self.ca.as_ref().ok_or_else(|| anyhow!("VMS is served without TLS"))?;
+        let mut st = self.lock();
+        if !st.auth.managers.iter().any(|m| m.name == user) {
+            return Err(anyhow!("no VMS user {user}"));
+        }
+        let (pem, der) = ca.client_pem(user)?;
+        st.auth.client_certs.insert(der, user.to_string());
+        Ok(pem)
     }
 
     /// One `http://127.0.0.N:PORT` per VIP, in VIP index order (including VIPs now down).

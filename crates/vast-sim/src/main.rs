@@ -30,6 +30,10 @@ struct Args {
     /// Answer S3 writes as if If-None-Match and If-Match were absent (as some S3 servers do).
     #[arg(long)]
     ignore_preconditions: bool,
+    /// Refuse VMS clients without a client certificate of the simulator's CA (the admin's is
+    /// written to <root>/client.pem).
+    #[arg(long)]
+    require_client_cert: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +46,7 @@ fn main() -> anyhow::Result<()> {
     cfg.min_part_size = a.min_part_size;
     cfg.seed = a.seed;
     cfg.ignore_preconditions = a.ignore_preconditions;
+    cfg.require_client_cert = a.require_client_cert;
     let sim = vast_sim::Sim::start(cfg)?;
     println!("VMS:        {}", sim.vms_url());
     println!("admin:      {} / {}", sim.admin_user(), sim.admin_password());
@@ -49,6 +54,9 @@ fn main() -> anyhow::Result<()> {
         let p = sim.root().join("ca.pem");
         std::fs::write(&p, pem)?;
         println!("CA:         {}", p.display());
+        let c = sim.root().join("client.pem");
+        std::fs::write(&c, sim.client_cert_pem(sim.admin_user())?)?;
+        println!("client:     {} (the admin's certificate and key: cert:{})", c.display(), c.display());
     }
     for (i, e) in sim.s3_endpoints().iter().enumerate() {
         println!("S3 VIP {i}:   {e}");

@@ -22,6 +22,11 @@ pub type RespBody = BoxBody<Bytes, io::Error>;
 pub type Resp = http::Response<RespBody>;
 pub type Req = http::Request<Incoming>;
 
+/// The client certificate (DER) a TLS connection presented, put in the extensions of each of
+/// its requests: `cert:` credentials authenticate with it.
+#[derive(Debug, Clone)]
+pub struct PeerCert(pub Arc<Vec<u8>>);
+
 /// The handler asked for the connection to be closed without a response.
 #[derive(Debug)]
 pub struct Dropped;
@@ -119,10 +124,12 @@ async fn accept_loop(
                 match tls {
                     Some(acc) => {
                         if let Ok(s) = acc.accept(stream).await {
-                            serve_conn(TokioIo::new(s), handler, kill.clone()).await
+                            let peer = s.get_ref().1.peer_certificates().and_then(|c| c.first());
+                            let peer = peer.map(|c| PeerCert(Arc::new(c.to_vec())));
+                            serve_conn(TokioIo::new(s), handler, kill.clone(), peer).await
                         }
                     }
-                    None => serve_conn(TokioIo::new(stream), handler, kill.clone()).await,
+                    None => serve_conn(TokioIo::new(stream), handler, kill.clone(), None).await,
                 }
             };
             tokio::select! {
@@ -134,11 +141,14 @@ async fn accept_loop(
     }
 }
 
-async fn serve_conn<I>(io: TokioIo<I>, handler: Handler, kill: Arc<Notify>)
+async fn serve_conn<I>(io: TokioIo<I>, handler: Handler, kill: Arc<Notify>, peer: Option<PeerCert>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req: Req| {
+    let svc = hyper::service::service_fn(move |mut req: Req| {
+        if let Some(p) = &peer {
+            req.extensions_mut().insert(p.clone());
+        }
         let (handler, kill) = (handler.clone(), kill.clone());
         async move {
             match handler(req).await {

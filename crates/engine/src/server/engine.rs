@@ -33,7 +33,7 @@ impl Engine {
         if let Some(w) = cfg.secrets_exposed(config_path) {
             warn!("{w}");
         }
-        info!(config = %config_path.display(), servers = cfg.servers.len(), "plug-in initialised, version {}", env!("CARGO_PKG_VERSION"));
+        info!(config = %config_path.display(), servers = cfg.servers.len(), "plug-in initialised, {}", crate::version::describe());
         Ok(Engine { config_path: config_path.to_path_buf(), config: Mutex::new((mtime, Arc::new(cfg))) })
     }
 
@@ -70,17 +70,21 @@ impl Engine {
     }
 
     pub fn open_server(&self, name: &str, creds: &Credentials) -> Result<Arc<Server>> {
-        let (_cfg, sc) = self.server_config(name)?;
+        let (cfg, sc) = self.server_config(name)?;
         let server = Server::connect(name, &sc, Some(creds))?;
         info!(server = name, user = %creds.user, "storage server opened ({})", server.describe());
+        super::described::remember(&cfg.cache_dir(), &server.info());
         Ok(Arc::new(server))
     }
 
-    /// Server properties without an open handle (what polling asks for). Without credentials
-    /// VMS cannot be asked: the answer comes from the config and the data path's reachability.
+    /// Server properties without an open handle (what polling asks for). NetBackup passes no
+    /// credentials, so VMS cannot be asked: the flags come from the config, the version, GUID
+    /// and interfaces from what the last open on this media server cached (`described`). The
+    /// NFS mount is checked as an open would.
     pub fn server_info_byname(&self, name: &str) -> Result<ServerInfo> {
-        let (_cfg, sc) = self.server_config(name)?;
-        Ok(Server::connect(name, &sc, None)?.info())
+        let (cfg, sc) = self.server_config(name)?;
+        Server::connect(name, &sc, None)?;
+        Ok(super::described::by_name(&cfg.cache_dir(), name, &sc))
     }
 }
 

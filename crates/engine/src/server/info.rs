@@ -63,17 +63,7 @@ impl Server {
         };
         ServerInfo {
             name: self.name.clone(),
-            flags: abi::STS_SRV_DISK
-                | abi::STS_SRV_CRED
-                | abi::STS_SRV_COPY_IMAGE
-                | abi::STS_SRV_WRITE_RANDOM
-                | abi::STS_SRV_IMAGE_META
-                // Both data paths share pieces (includes, reference copies) and copy pieces
-                // inside the storage.
-                | abi::STS_SRV_OPTIMIZED_IMAGE
-                | abi::STS_SRV_COPY_EXTENT
-                | if self.nfs.is_some() { abi::STS_SRV_NFS } else { 0 }
-                | if self.s3.is_some() { abi::STS_SRV_S3 } else { 0 },
+            flags: super::described::flags(self.nfs.is_some(), self.s3.is_some()),
             max_connect: 0,
             connections: self.open_children() as u32,
             version,

@@ -1,10 +1,12 @@
 //! The plug-in's model, what the C layer drives: the [`Engine`] (config and log), open
 //! storage [`Server`]s, LSUs, [`OpenImage`]s and list [`Cursor`]s. Rooms: [`engine`] (config
-//! reload, opening servers), [`connect`] (reaching data paths and VMS), [`routing`] (which
+//! reload, opening servers), [`connect`] (reaching data paths and VMS), [`described`] (what
+//! polling by name is told, from the config and a cache of the last open), [`routing`] (which
 //! store holds an LSU), [`info`] (what NetBackup is told, flags, caches), [`ops`] (image
 //! operations), [`open_image`] (open images and cursors), [`worm`] (retention locks).
 
 mod connect;
+mod described;
 mod engine;
 mod info;
 mod open_image;

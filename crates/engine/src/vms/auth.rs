@@ -1,15 +1,17 @@
 //! How the plug-in proves who it is to VMS (reference §2): JWT by default (login, refresh, a
 //! fresh login when refresh fails), an API token when NetBackup's password is
-//! `token:<api-token>`, or HTTP Basic when configured. One JWT renewal at a time across
+//! `token:<api-token>`, a client certificate (mutual TLS, no Authorization header) when it is
+//! `cert:<path to a PEM file>`, or HTTP Basic when configured. One JWT renewal at a time across
 //! threads, without holding a lock over the network, and a renewal a parent had in flight at
 //! `fork` is ignored in the child.
 
+use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
 
-use super::settings::{AuthScheme, TOKEN_PREFIX};
+use super::settings::{AuthScheme, CERT_PREFIX, TOKEN_PREFIX};
 use super::types::Tokens;
 use crate::credentials::{Credentials, Secret};
 use crate::error::{Error, ErrorKind, Result};
@@ -18,9 +20,16 @@ use crate::error::{Error, ErrorKind, Result};
 const RENEW_WAIT: Duration = Duration::from_secs(60);
 
 pub enum Scheme {
-    Jwt { user: String, password: Secret },
+    Jwt {
+        user: String,
+        password: Secret,
+    },
     Basic(Secret),
     ApiToken(Secret),
+    /// The TLS layer proves who we are (the PEM file with the client certificate and key);
+    /// requests carry no Authorization header. **[project]**: VAST's own behaviour with client
+    /// certificates is unconfirmed (`docs/admin-guide.md`).
+    ClientCert(PathBuf),
 }
 
 #[derive(Default)]
@@ -46,6 +55,8 @@ impl Auth {
         let password = creds.password.expose();
         let scheme = if let Some(t) = password.strip_prefix(TOKEN_PREFIX) {
             Scheme::ApiToken(Secret::new(t))
+        } else if let Some(path) = password.strip_prefix(CERT_PREFIX) {
+            Scheme::ClientCert(PathBuf::from(path))
         } else {
             match scheme {
                 AuthScheme::Jwt => Scheme::Jwt { user: creds.user.clone(), password: creds.password.clone() },
@@ -54,7 +65,7 @@ impl Auth {
                 )),
             }
         };
-        if creds.user.is_empty() && !matches!(scheme, Scheme::ApiToken(_)) {
+        if creds.user.is_empty() && !matches!(scheme, Scheme::ApiToken(_) | Scheme::ClientCert(_)) {
             return Err(Error::new(ErrorKind::Auth, "no user name given (tpconfig -sts_user_id)"));
         }
         Ok(Auth { scheme, jwt: Mutex::new(Jwt::default()), renewed: Condvar::new() })
@@ -64,11 +75,20 @@ impl Auth {
         matches!(self.scheme, Scheme::Jwt { .. })
     }
 
+    /// The PEM file of `cert:` credentials.
+    pub fn client_cert(&self) -> Option<&std::path::Path> {
+        match &self.scheme {
+            Scheme::ClientCert(p) => Some(p),
+            _ => None,
+        }
+    }
+
     /// The Authorization header now, and the token generation it belongs to.
     pub fn header(&self) -> (Option<String>, u64) {
         match &self.scheme {
             Scheme::Basic(b) => (Some(format!("Basic {}", b.expose())), 0),
             Scheme::ApiToken(t) => (Some(format!("Api-Token {}", t.expose())), 0),
+            Scheme::ClientCert(_) => (None, 0),
             Scheme::Jwt { .. } => {
                 let j = self.jwt.lock().unwrap_or_else(|p| p.into_inner());
                 (j.access.as_ref().map(|a| format!("Bearer {a}")), j.generation)

@@ -5,7 +5,7 @@ mod auth;
 mod settings;
 pub mod types;
 
-pub use settings::{AuthScheme, VmsSettings, TOKEN_PREFIX};
+pub use settings::{AuthScheme, VmsSettings, CERT_PREFIX, TOKEN_PREFIX};
 
 use std::time::Duration;
 
@@ -82,18 +82,34 @@ impl Vms {
             Some(_) => address.to_string(),
             None => format!("https://{address}"),
         };
+        let auth = Auth::new(s.auth, creds)?;
+        let identity = auth.client_cert().map(http::tls::client_cert).transpose()?;
         let vms = Vms {
-            http: http::Http::new(&s.tls, Duration::from_secs(s.timeout_secs.max(1)))?,
+            http: http::Http::with_identity(&s.tls, Duration::from_secs(s.timeout_secs.max(1)), identity)?,
             origin,
             version: s.api_version.trim_matches('/').to_string(),
             tenant: s.tenant.clone(),
-            auth: Auth::new(s.auth, creds)?,
+            auth,
             retry: RetryPolicy::default(),
         };
         if vms.auth.is_jwt() {
-            vms.renew(0)?;
+            vms.renew(0).map_err(|e| vms.tls_refusal(e))?;
         }
         Ok(vms)
+    }
+
+    /// A TLS 1.3 server refuses a client certificate (or its absence) after the handshake, in
+    /// an alert the client reads only on its next read: a request written in two pieces (the
+    /// login's POST) meets a broken pipe first. A bodiless GET reads the alert: when it fails
+    /// with a TLS error, that is the reason, else `e` stands.
+    fn tls_refusal(&self, e: Error) -> Error {
+        if !matches!(e.kind(), ErrorKind::Network) || !self.origin.starts_with("https://") {
+            return e;
+        }
+        match self.exchange("GET", &format!("{}/api/", self.origin), None, None) {
+            Err(tls) if tls.kind() == ErrorKind::Tls => tls,
+            _ => e,
+        }
     }
 
     /// Use `policy` for idempotent requests (`[server.retry]`).

@@ -55,3 +55,5 @@ pub enum AuthScheme {
 
 /// The password prefix that selects API-token auth.
 pub const TOKEN_PREFIX: &str = "token:";
+/// The password prefix that selects client-certificate auth (mutual TLS): `cert:<PEM file>`.
+pub const CERT_PREFIX: &str = "cert:";

@@ -50,6 +50,7 @@ pub fn write_config(path: &Path, mount: &Path, extra: &str) {
 pub fn load_plugin(config: &Path, log: &Path) -> Plugin {
     std::env::set_var("VAST_OST_CONFIG", config);
     std::env::set_var("VAST_OST_LOG", log);
+    std::env::set_var("VAST_OST_CACHE_DIR", log.with_file_name("cache"));
     let plugin = Plugin::load(&plugin_path()).unwrap();
     plugin.init().unwrap();
     plugin

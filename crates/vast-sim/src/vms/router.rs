@@ -87,7 +87,14 @@ async fn route(sh: &Arc<Shared>, req: Req, scheme: &'static str) -> Res {
         ["token", "refresh"] => return token::refresh(&mut st, &method, body),
         _ => {}
     }
-    let user = st.auth.authenticate(header("authorization").as_deref()).map_err(|e| err(403, e.body()))?;
+    // Without an Authorization header, a client certificate the simulator issued stands for
+    // its user (cert: credentials); with one, the header decides.
+    let peer = parts.extensions.get::<crate::server::PeerCert>();
+    let user = match (header("authorization"), peer) {
+        (None, Some(cert)) => st.auth.authenticate_cert(&cert.0),
+        (h, _) => st.auth.authenticate(h.as_deref()),
+    }
+    .map_err(|e| err(403, e.body()))?;
     let rq = Rq { method, segs, query, body, prefix, user, tenant };
     dispatch(sh, &mut st, &rq)
 }
