@@ -75,20 +75,28 @@ pub fn run(plugin: &Path, b: &Bench) -> Result<()> {
     }
     let dir =
         tempfile::Builder::new().prefix("vast-ost-bench-").tempdir().context("creating a work directory")?;
-    let (server, lsu, peers) = match &b.s3 {
+    // How many bytes the storage holds under an image: the figure shared pieces save.
+    type Stored = Box<dyn Fn(&str) -> Result<u64>>;
+    let (server, lsu, peers, stored): (_, String, _, Stored) = match &b.s3 {
         Some(ep) => {
             let bucket = format!("vost-bench-{}", std::process::id());
             let settings =
                 vast_ost_engine::store::s3::S3Settings::new(vec![ep.clone()], &b.access_key, &b.secret_key);
-            vast_ost_engine::store::s3::S3Store::new(&settings, Default::default())?
-                .create_bucket(&bucket)
-                .with_context(|| format!("creating bucket {bucket} at {ep}"))?;
-            (s3_server(b, ep, &bucket), bucket, S3_PEERS)
+            let store = vast_ost_engine::store::s3::S3Store::new(&settings, Default::default())?;
+            store.create_bucket(&bucket).with_context(|| format!("creating bucket {bucket} at {ep}"))?;
+            let bk = bucket.clone();
+            let stored: Stored = Box::new(move |image: &str| {
+                let (objects, _) = store.list_objects(&bk, &format!("{image}/"), None)?;
+                Ok(objects.iter().map(|(_, n)| n).sum())
+            });
+            (s3_server(b, ep, &bucket), bucket, S3_PEERS, stored)
         }
         None => {
             let mount = dir.path().join("mnt");
             std::fs::create_dir_all(mount.join("lsu1"))?;
-            (config_file::nfs_server(SERVER, &mount), "lsu1".into(), NFS_PEERS)
+            let root = mount.join("lsu1");
+            let stored: Stored = Box::new(move |image: &str| Ok(dir_bytes(&root.join(image))));
+            (config_file::nfs_server(SERVER, &mount), "lsu1".into(), NFS_PEERS, stored)
         }
     };
     let cfg_path = dir.path().join("vast-ost.toml");
@@ -143,7 +151,6 @@ pub fn run(plugin: &Path, b: &Bench) -> Result<()> {
         bail!("restored {off} bytes of {}", b.size);
     }
     let down = (t.elapsed(), cpu().saturating_sub(c));
-    s.p().delete_image(&s.lsu(&lsu)?, &def).context("deleting the bench image")?;
 
     let gib = b.size as f64 / (1u64 << 30) as f64;
     let mib = b.size as f64 / (1u64 << 20) as f64;
@@ -165,7 +172,33 @@ pub fn run(plugin: &Path, b: &Bench) -> Result<()> {
             down_rate / pd
         );
     }
+    crate::bench_synth::run(
+        &s,
+        &crate::bench_synth::Baseline {
+            lsu: &lsu,
+            image: "bench_1_C1_F1",
+            size: b.size,
+            pattern: &pattern,
+            backup: up.0,
+            restore_cpu: down.1,
+            stored: &stored,
+            cpu,
+        },
+    )?;
+    s.p().delete_image(&s.lsu(&lsu)?, &def).context("deleting the bench image")?;
     Ok(())
+}
+
+/// Bytes of the files below `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 #[cfg(test)]

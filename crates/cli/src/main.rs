@@ -3,6 +3,7 @@
 //! queries, backup/restore/verify/copy/delete of images, and a self-contained demo.
 
 mod bench;
+mod bench_synth;
 mod cleanup;
 mod commands;
 mod config_file;

@@ -124,7 +124,7 @@ pub struct Image<'a> {
 }
 
 impl Image<'_> {
-    fn handle(&self) -> stsp_image_handle_t {
+    pub(crate) fn handle(&self) -> stsp_image_handle_t {
         self.h.expect("image handle used after close")
     }
 
