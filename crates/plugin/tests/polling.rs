@@ -65,6 +65,8 @@ fn by_name_describes_the_open_server() {
         | STS_SRV_COPY_IMAGE
         | STS_SRV_WRITE_RANDOM
         | STS_SRV_IMAGE_META
+        | STS_SRV_OPTIMIZED_IMAGE
+        | STS_SRV_COPY_EXTENT
         | STS_SRV_NFS
         | STS_SRV_S3;
 
