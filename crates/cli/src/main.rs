@@ -27,7 +27,7 @@ use crate::session::{Loaded, Session, CONFIG_ENV};
 #[derive(Parser)]
 #[command(
     name = "vast-ost",
-    version,
+    version = vast_ost_engine::version::VERSION_BUILD,
     about = "Drive the VAST Data OpenStorage plug-in (libstspiVastDataMT.so) through its C interface",
     long_about = "Drive the VAST Data OpenStorage plug-in (libstspiVastDataMT.so) through its C interface, \
 as NetBackup's bptm and bpstsinfo do: show plug-in, server, LSU and image properties, back up, restore, \
