@@ -8,6 +8,7 @@ mod cleanup;
 mod commands;
 mod config_file;
 mod demo;
+mod doctor;
 mod fmt;
 mod pattern;
 mod progress;
@@ -27,7 +28,7 @@ use crate::session::{Loaded, Session, CONFIG_ENV};
 #[derive(Parser)]
 #[command(
     name = "vast-ost",
-    version,
+    version = vast_ost_engine::version::VERSION_BUILD,
     about = "Drive the VAST Data OpenStorage plug-in (libstspiVastDataMT.so) through its C interface",
     long_about = "Drive the VAST Data OpenStorage plug-in (libstspiVastDataMT.so) through its C interface, \
 as NetBackup's bptm and bpstsinfo do: show plug-in, server, LSU and image properties, back up, restore, \
@@ -107,6 +108,27 @@ fn parse_block(s: &str) -> Result<usize, String> {
 enum Cmd {
     /// Plug-in information, like `bpstsinfo -pi` (needs no configuration)
     PluginInfo,
+
+    /// Check an installation and a storage server end to end, like `nbdevconfig -teststs`
+    ///
+    /// In order: the plug-in loads (and its version), the config (syntax, the server, file
+    /// permissions), name resolution, the NFS mount, TLS to VMS (the certificate problem and
+    /// its fix), the VMS login with the credential form given (--user/--password as tpconfig
+    /// stores them: a password, token:<api-token> or cert:<pem>), the LSUs NetBackup would see
+    /// and their capacity, every data VIP, what the S3 server honours (conditional writes,
+    /// CRC32C), and a 1 MiB write/read/delete probe on every LSU. One line per item with the
+    /// fix under each failure; exit status 1 when any check failed.
+    Doctor {
+        /// Storage server: VastData:<cluster> [default: --server / $VAST_OST_SERVER]
+        #[arg(value_name = "SERVER")]
+        name: Option<String>,
+        /// Also require this LSU to be visible (a disk pool's volume); repeatable
+        #[arg(long, value_name = "LSU")]
+        lsu: Vec<String>,
+        /// Print the checklist as JSON (for scripts)
+        #[arg(long)]
+        json: bool,
+    },
 
     /// Storage-server properties, like `bpstsinfo -si`
     ServerInfo,
@@ -290,6 +312,8 @@ fn main() -> ExitCode {
     let plugin = cli.global.plugin.clone().unwrap_or_else(Plugin::default_path);
     match run(cli, &plugin) {
         Ok(()) => ExitCode::SUCCESS,
+        // The checklist already said what failed.
+        Err(e) if e.is::<doctor::Failed>() => ExitCode::FAILURE,
         Err(e) => {
             // One line: what was being done, the cause, the plug-in's status and its log.
             let mut msg = format!("vast-ost: error: {e:#}").replace('\n', " ");
@@ -360,6 +384,26 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
     let open = || -> Result<Session> { Session::open(Loaded::new(plugin)?, server()?, &g.user, &g.password) };
     match cli.cmd {
         Cmd::PluginInfo => commands::plugin_info(plugin),
+        Cmd::Doctor { name, lsu, json } => {
+            let server = match &name {
+                Some(n) => n.as_str(),
+                None => server()?,
+            };
+            let d = doctor::Doctor {
+                plugin,
+                config: session::config_path(plugin),
+                server,
+                user: &g.user,
+                password: &g.password,
+                lsus: &lsu,
+                json,
+            };
+            if doctor::run(&d)? {
+                Ok(())
+            } else {
+                Err(doctor::Failed.into())
+            }
+        }
         Cmd::ServerInfo => commands::server_info(&open()?),
         Cmd::LsuInfo { lsu } => commands::lsu_info(&open()?, lsu.as_deref()),
         Cmd::ImageList { lsu, prefix } => commands::image_list(&open()?, &lsu, &prefix),

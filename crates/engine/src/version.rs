@@ -34,6 +34,9 @@ macro_rules! build_line {
 /// `git <hash>, <date>, <target>, glibc <floor>`.
 pub const BUILD: &str = build_line!();
 
+/// `0.1.0 (git <hash>, <date>, <target>, glibc <floor>)`: `vast-ost --version`.
+pub const VERSION_BUILD: &str = concat!(env!("CARGO_PKG_VERSION"), " (", build_line!(), ")");
+
 /// The vendor version NetBackup shows (`bpstsinfo -pi`, 63 bytes at most): `0.1.0 (git <hash>)`.
 pub const VENDOR_VERSION: &str =
     concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("VAST_OST_BUILD_GIT"), ")");
@@ -43,7 +46,7 @@ pub const LABEL: &str = concat!("VAST Data OpenStorage plug-in (S3 and NFS); bui
 
 /// `vast-ost 0.1.0 (git …, date, target, glibc …)`: the log's first line names this.
 pub fn describe() -> String {
-    format!("vast-ost {VERSION} ({BUILD})")
+    format!("vast-ost {VERSION_BUILD}")
 }
 
 #[cfg(test)]
@@ -55,6 +58,7 @@ mod tests {
         assert!(VENDOR_VERSION.len() < ost_abi::STS_MAX_PLUGIN_STRING, "{VENDOR_VERSION}");
         assert!(LABEL.len() < ost_abi::STS_MAX_DESCRIPTION, "{LABEL}");
         assert!(LABEL.ends_with(BUILD) && describe().contains(BUILD), "{LABEL} / {BUILD}");
+        assert_eq!(describe(), format!("vast-ost {VERSION} ({BUILD})"));
         assert!(VENDOR_VERSION.starts_with(VERSION) && VENDOR_VERSION.contains(GIT));
         assert!(!TARGET.is_empty() && !GLIBC.is_empty() && !DATE.is_empty());
     }

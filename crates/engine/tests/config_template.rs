@@ -63,3 +63,11 @@ fn template_names_every_key_of_the_readme_example() {
     let missing: Vec<_> = example.difference(&template).collect();
     assert!(missing.is_empty(), "keys of the README example missing from the template: {missing:?}");
 }
+
+#[test]
+fn admin_guide_explains_every_key_of_the_template() {
+    let guide = read("docs/admin-guide.md");
+    let missing: Vec<String> =
+        template_keys().into_iter().filter(|k| !guide.contains(&format!("`{k}`"))).collect();
+    assert!(missing.is_empty(), "keys of the template the admin guide does not explain: {missing:?}");
+}

@@ -6,7 +6,9 @@
 use std::path::Path;
 
 use rustls::{AlertDescription, CertificateError};
-use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey};
+/// A client identity (certificate chain and key) for [`super::Http::with_identity`].
+pub use ureq::tls::ClientCert;
+use ureq::tls::{Certificate, PemItem, PrivateKey};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -45,6 +47,26 @@ pub fn client_cert(path: &Path) -> Result<ClientCert> {
     }
 }
 
+/// Why [`try_get`] got no answer: the transport error and, when TLS failed, the problem in
+/// words.
+#[derive(Debug)]
+pub struct Unanswered {
+    pub error: Error,
+    pub problem: Option<Problem>,
+}
+
+/// One bodiless GET of `url`: its HTTP status when the server answered at all (so TLS works),
+/// else why not, the TLS problem told for config section `section`.
+pub fn try_get(http: &super::Http, url: &str, section: &str) -> std::result::Result<u16, Box<Unanswered>> {
+    match http.agent().get(url).call() {
+        Ok(r) => Ok(r.status().as_u16()),
+        Err(e) => {
+            let problem = rustls_error(&e).map(|r| explain(r, section));
+            Err(Box::new(Unanswered { error: super::transport_error(&format!("GET {url}"), e), problem }))
+        }
+    }
+}
+
 /// The rustls error behind a transport failure, if the failure was TLS.
 pub fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
     match e {
@@ -67,6 +89,17 @@ fn date(t: rustls::pki_types::UnixTime) -> String {
         .unwrap_or_else(|_| format!("{} s after 1970", t.as_secs()))
 }
 
+/// A name as webpki presents it (`DnsName("vms.example.com")`, `IpAddress(10.0.0.1)`), bare.
+fn bare_name(n: &str) -> &str {
+    match (n.find('"'), n.rfind('"')) {
+        (Some(a), Some(b)) if b > a => &n[a + 1..b],
+        _ => match (n.find('('), n.rfind(')')) {
+            (Some(a), Some(b)) if b > a => &n[a + 1..b],
+            _ => n,
+        },
+    }
+}
+
 /// What `e` means when talking to the server of config section `section` (`[server.vms]`,
 /// `[server.s3.tls]`).
 pub fn explain(e: &rustls::Error, section: &str) -> Problem {
@@ -74,7 +107,7 @@ pub fn explain(e: &rustls::Error, section: &str) -> Problem {
     let insecure = format!("(insecure = true in {section} skips the check, and is logged as a warning)");
     match e {
         rustls::Error::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer => p(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => p(
                 "the server's certificate is signed by a CA this media server does not trust (unknown CA)"
                     .into(),
                 format!(
@@ -102,14 +135,16 @@ pub fn explain(e: &rustls::Error, section: &str) -> Problem {
                 "the server's certificate is issued for another host name (wrong host)".into(),
                 format!("set address in {section} to a name the certificate lists"),
             ),
-            CertificateError::NotValidForNameContext { expected, presented } => p(
-                format!(
-                    "the server's certificate is for {} but was reached as {} (wrong host)",
-                    presented.join(", "),
-                    expected.to_str()
-                ),
-                format!("set address in {section} to one of {}", presented.join(", ")),
-            ),
+            CertificateError::NotValidForNameContext { expected, presented } => {
+                let names = presented.iter().map(|n| bare_name(n)).collect::<Vec<_>>().join(", ");
+                p(
+                    format!(
+                        "the server's certificate is for {names} but was reached as {} (wrong host)",
+                        expected.to_str()
+                    ),
+                    format!("set address in {section} to one of {names}"),
+                )
+            }
             other => p(
                 format!("the server's certificate did not verify: {other}"),
                 format!("check the certificate on the cluster and ca_file in {section} {insecure}"),
@@ -163,7 +198,7 @@ mod tests {
         assert!(expired.fix.contains("renew"));
         let host = e(CertificateError::NotValidForNameContext {
             expected: rustls::pki_types::ServerName::try_from("10.1.1.1").unwrap().to_owned(),
-            presented: vec!["vms.example.com".into()],
+            presented: vec!["DnsName(\"vms.example.com\")".into()],
         });
         assert!(host.problem.contains("for vms.example.com but was reached as 10.1.1.1"), "{host:?}");
         assert!(host.fix.contains("address in [server.vms]"));

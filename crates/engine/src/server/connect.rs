@@ -102,8 +102,7 @@ impl Server {
     ) -> Result<S3> {
         let mut cfg = cfg.clone();
         if cfg.endpoints.is_empty() {
-            let port = cfg.vip_port.map(|p| format!(":{p}")).unwrap_or_default();
-            cfg.endpoints = vips.iter().map(|ip| format!("{}://{ip}{port}", cfg.vip_scheme)).collect();
+            cfg.endpoints = cfg.vip_endpoints(vips);
             if cfg.endpoints.is_empty() {
                 return Err(Error::config(format!(
                     "server '{name}': [server.s3] has no endpoints and VMS reported no data VIPs"
@@ -116,6 +115,6 @@ impl Server {
         }
         let store = Arc::new(S3Store::with_retry(&cfg, sc.filter(), sc.retry.into())?);
         info!(server = name, "S3 data path over {}", cfg.endpoints.join(" "));
-        Ok(S3 { dyn_store: store.clone(), store })
+        Ok(S3 { dyn_store: store.clone(), store, endpoints: cfg.endpoints })
     }
 }

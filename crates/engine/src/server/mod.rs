@@ -2,13 +2,15 @@
 //! storage [`Server`]s, LSUs, [`OpenImage`]s and list [`Cursor`]s. Rooms: [`engine`] (config
 //! reload, opening servers), [`connect`] (reaching data paths and VMS), [`described`] (what
 //! polling by name is told, from the config and a cache of the last open), [`routing`] (which
-//! store holds an LSU), [`info`] (what NetBackup is told, flags, caches), [`ops`] (image
-//! operations), [`open_image`] (open images and cursors), [`worm`] (retention locks).
+//! store holds an LSU), [`info`] (what NetBackup is told, flags, caches), [`inspect`] (what
+//! `vast-ost doctor` asks beyond the OST calls), [`ops`] (image operations), [`open_image`]
+//! (open images and cursors), [`worm`] (retention locks).
 
 mod connect;
 mod described;
 mod engine;
 mod info;
+mod inspect;
 mod open_image;
 mod ops;
 mod routing;
@@ -61,6 +63,8 @@ struct Nfs {
 struct S3 {
     store: Arc<S3Store>,
     dyn_store: Arc<dyn PieceStore>,
+    /// The endpoint URLs requests go to (configured, or the data VIPs).
+    endpoints: Vec<String>,
 }
 
 impl Server {

@@ -76,12 +76,7 @@ impl Vms {
         if s.tls.insecure {
             warn!(vms = %s.address, "TLS verification of VMS is switched off (insecure = true)");
         }
-        let address = s.address.trim_end_matches('/');
-        // A bare host (or host:port) is HTTPS, as VMS always is.
-        let origin = match address.split_once("://") {
-            Some(_) => address.to_string(),
-            None => format!("https://{address}"),
-        };
+        let origin = s.origin();
         let auth = Auth::new(s.auth, creds)?;
         let identity = auth.client_cert().map(http::tls::client_cert).transpose()?;
         let vms = Vms {

@@ -32,6 +32,15 @@ fn default_timeout() -> u64 {
 }
 
 impl VmsSettings {
+    /// `https://host:port` (a bare host or host:port is HTTPS, as VMS always is).
+    pub fn origin(&self) -> String {
+        let address = self.address.trim().trim_end_matches('/');
+        match address.split_once("://") {
+            Some(_) => address.to_string(),
+            None => format!("https://{address}"),
+        }
+    }
+
     /// Settings with defaults for everything but the address and TLS.
     pub fn new(address: impl Into<String>, tls: TlsSettings) -> VmsSettings {
         VmsSettings {

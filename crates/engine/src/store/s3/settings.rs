@@ -99,6 +99,14 @@ pub struct S3Settings {
     pub timeout_secs: u64,
 }
 
+impl S3Settings {
+    /// The endpoint URL of each data VIP: `vip_scheme://<ip>[:vip_port]`.
+    pub fn vip_endpoints(&self, vips: &[String]) -> Vec<String> {
+        let port = self.vip_port.map(|p| format!(":{p}")).unwrap_or_default();
+        vips.iter().map(|ip| format!("{}://{ip}{port}", self.vip_scheme)).collect()
+    }
+}
+
 fn default_region() -> String {
     "us-east-1".into()
 }
