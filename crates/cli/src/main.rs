@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_synth;
+mod chaos;
 mod cleanup;
 mod commands;
 mod config_file;
@@ -286,6 +287,63 @@ enum Cmd {
         nfs_only: bool,
     },
 
+    /// NetBackup workloads under random faults, checked like Jepsen (issue 14)
+    ///
+    /// Each iteration starts the simulator (S3 buckets, a WORM bucket, an NFS view; half the
+    /// iterations with the S3 plane ignoring If-None-Match/If-Match), runs worker processes
+    /// through the plug-in (backup sets, checkpoint restarts, restores at random offsets,
+    /// polling, copies, extent copies, synthetic fulls, expiries, WORM locks) while injecting
+    /// the faults drawn from the same seed (connection resets and stalls, lost answers, 503
+    /// storms, token expiry, VIPs down, a restart, quota full, NFS disk full, kill -9, clock
+    /// jumps), then checks what the plug-in reported against what is stored, runs cleanup
+    /// --remove on each LSU and checks nothing is left unreferenced. Stops at the first failing
+    /// iteration and prints the command that replays it.
+    Chaos {
+        /// Number of iterations
+        #[arg(long, default_value_t = 1000)]
+        iterations: u64,
+        /// Seed of the run [default: a random one, printed]
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Run only iteration N of the run (a replay)
+        #[arg(long, value_name = "N")]
+        only: Option<u64>,
+        /// Worker processes per iteration (host names alternate media-a, media-b)
+        #[arg(long, default_value_t = 3)]
+        workers: usize,
+        /// Operations per worker per iteration
+        #[arg(long, default_value_t = 24)]
+        ops: usize,
+        /// A deliberately planted bug, to show the checker catches it (needs a plug-in built
+        /// with the `chaos-plant` feature; scripts/chaos --plant builds one)
+        #[arg(long, value_name = "BUG")]
+        plant: Option<String>,
+        /// Keep every iteration's directory (a failing one is always kept)
+        #[arg(long)]
+        keep: bool,
+    },
+
+    /// One process of a chaos iteration (started by `vast-ost chaos`)
+    #[command(hide = true)]
+    ChaosWorker {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        worker: usize,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 0)]
+        ops: usize,
+        /// The verify pass: its record's name
+        #[arg(long)]
+        verify: Option<String>,
+        /// The images the verify pass restores
+        #[arg(long)]
+        expect: Option<PathBuf>,
+    },
+
     /// Run the VAST simulator (VMS REST over TLS + S3 on loopback VIPs) until Ctrl-C
     Sim {
         /// Data root: view path /a/b is <root>/a/b
@@ -452,6 +510,22 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
         }
         Cmd::Demo { size, keep, dir, nfs_only } => {
             demo::run(plugin, &demo::Options { size, keep, dir, nfs_only })
+        }
+        Cmd::Chaos { iterations, seed, only, workers, ops, plant, keep } => {
+            chaos::run(plugin, &chaos::Options { iterations, seed, only, workers, ops, plant, keep })
+        }
+        Cmd::ChaosWorker { dir, worker, workers, seed, ops, verify, expect } => {
+            let args = chaos::WorkerArgs {
+                dir,
+                worker,
+                workers,
+                seed,
+                ops,
+                server: server()?.to_string(),
+                user: g.user.clone(),
+                password: g.password.clone(),
+            };
+            chaos::worker(plugin, args, verify.map(|v| (v, expect)))
         }
         Cmd::Sim { root, vips, no_tls, port, require_client_cert } => {
             sim(root, vips, !no_tls, port, require_client_cert)

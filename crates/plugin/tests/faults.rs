@@ -1,5 +1,5 @@
 //! Faults through the C interface (issue 5, items 3 and 4): the built `.so` against the VAST
-//! simulator, with a fault-injecting TCP proxy (`common/proxy.rs`) between the plug-in and the
+//! simulator, with a fault-injecting TCP proxy (`vast_sim::proxy`) between the plug-in and the
 //! S3 data plane (or VMS) and the simulator's own knobs. Each test writes down the outcome it
 //! expects and asserts it; after each, `World::after` checks that no multipart upload is left
 //! open on the scenario's images or on any completed image, and that no byte of any image
@@ -17,8 +17,6 @@
 //! a permanent failure is reported (see `permanent_failures_fail_clearly_in_bounded_time`).
 
 mod common;
-#[path = "common/proxy.rs"]
-mod proxy;
 
 use std::collections::BTreeMap;
 use std::hash::Hasher;
@@ -27,11 +25,11 @@ use std::sync::{Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use common::*;
-use proxy::{Dir, Proxy};
 use vast_ost_engine::filter::LsuFilter;
 use vast_ost_engine::store::s3::{S3Settings, S3Store};
 use vast_ost_host::abi::*;
 use vast_ost_host::{get_str, image_def, lsu, Plugin, Status};
+use vast_sim::proxy::{Dir, Proxy};
 use vast_sim::{FaultConfig, Plane, Sim, SimConfig};
 
 const MIB: u64 = 1 << 20;

@@ -6,6 +6,7 @@
 //! - an S3 data plane on every VIP with SigV4: [`s3`]
 //! - one namespace shared by S3 and "NFS" (plain files under the data root): [`store`]
 //! - fault injection (latency, 503 storms, dropped connections, VIPs down): [`faults`]
+//! - a fault-injecting TCP proxy to put in front of any listener (resets, stalls): [`proxy`]
 //!
 //! [`Sim::start`] binds every listener and runs them on its own tokio runtime, so callers need
 //! no async code; dropping the [`Sim`] (or [`Sim::stop`]) shuts everything down.
@@ -18,6 +19,7 @@
 mod auth;
 mod faults;
 mod percent;
+pub mod proxy;
 mod s3;
 mod server;
 mod store;
@@ -27,6 +29,7 @@ mod vms;
 mod worm;
 
 pub use faults::{FaultConfig, Plane};
+pub use util::Rng;
 
 use anyhow::{anyhow, Context, Result};
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! A fault-injecting TCP proxy for the fault tests: it listens on 127.0.0.1, forwards every
+//! A fault-injecting TCP proxy for the fault tests and the chaos run: it listens on 127.0.0.1, forwards every
 //! connection to one target, and on command resets connections after some bytes, stalls
 //! (holds every byte) for a while, throttles all traffic to a bandwidth, refuses connections
 //! (the listener is closed, so connects get ECONNREFUSED) or drops every open connection.
@@ -6,7 +6,6 @@
 //! std threads only, and bounded: at most [`MAX_CONNS`] connections at once (more are closed
 //! at accept), two threads and two 16 KiB buffers per connection, one accept thread that
 //! polls. Dropping the proxy closes everything.
-#![allow(dead_code)]
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

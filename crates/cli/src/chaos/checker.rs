@@ -1,0 +1,280 @@
+//! The checker: from the records of what the plug-in reported (every worker's file) and what
+//! a fault-free verify pass saw (listings, whole restores), the rules an iteration must keep:
+//!
+//! - an image reported complete (close or copy returned `STS_EOK`) and never expired is
+//!   listed complete, at its size, and restores byte-identical;
+//! - an image whose close failed is not listed complete; one whose outcome is unknown (its
+//!   process was killed, its expiry failed) is either absent or byte-identical;
+//! - nothing is listed complete that no close reported or attempted;
+//! - an image deleted with `STS_EOK` is gone, and none under a retention lock still running
+//!   was deleted or lost;
+//! - no process saw wrong bytes, hung, or crashed (the parent adds those);
+//! - after `vast-ost cleanup --remove` (see [`storage_rules`]), every complete image is still
+//!   there, and no piece, object or multipart upload is left that no image references.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use vast_ost_host::abi::{STS_EOK, STS_II_IMAGE_CREATED};
+
+use super::content::Content;
+use super::record::Event;
+
+/// What the records say about one image.
+#[derive(Debug, Default)]
+struct Facts {
+    /// The content a close or copy promised (the last one attempted).
+    content: Option<Content>,
+    closes_attempted: usize,
+    close_ok: bool,
+    close_failed: bool,
+    delete_attempted: bool,
+    delete_ok: bool,
+    /// Lock times the plug-in accepted.
+    locked_until: Vec<u64>,
+}
+
+type Key = (String, String);
+
+fn facts(records: &[Vec<Event>]) -> BTreeMap<Key, Facts> {
+    let mut m: BTreeMap<Key, Facts> = BTreeMap::new();
+    for rec in records {
+        for e in rec {
+            match e {
+                Event::Closing { lsu, image, runs } => {
+                    let f = m.entry((lsu.clone(), image.clone())).or_default();
+                    f.content = Some(Content { runs: runs.clone() });
+                    f.closes_attempted += 1;
+                }
+                Event::Closed { lsu, image, rc } => {
+                    let f = m.entry((lsu.clone(), image.clone())).or_default();
+                    if *rc == STS_EOK {
+                        f.close_ok = true;
+                    } else {
+                        f.close_failed = true;
+                    }
+                }
+                Event::Deleting { lsu, image } => {
+                    m.entry((lsu.clone(), image.clone())).or_default().delete_attempted = true
+                }
+                Event::Deleted { lsu, image, rc } if *rc == STS_EOK => {
+                    m.entry((lsu.clone(), image.clone())).or_default().delete_ok = true
+                }
+                Event::Locked { lsu, image, until, rc } if *rc == STS_EOK => {
+                    m.entry((lsu.clone(), image.clone())).or_default().locked_until.push(*until)
+                }
+                _ => {}
+            }
+        }
+    }
+    m
+}
+
+/// The images whose content is known, for the verify pass to restore.
+pub fn to_restore(records: &[Vec<Event>]) -> Vec<(String, String, Content)> {
+    facts(records).into_iter().filter_map(|((l, i), f)| f.content.map(|c| (l, i, c))).collect()
+}
+
+/// What the verify pass saw: listing entries (flags, size) and restore problems.
+pub struct Seen {
+    pub listed: BTreeMap<Key, (u32, u64)>,
+    pub restored: BTreeMap<Key, Option<String>>,
+}
+
+pub fn seen(verify: &[Event]) -> Seen {
+    let mut s = Seen { listed: BTreeMap::new(), restored: BTreeMap::new() };
+    for e in verify {
+        match e {
+            Event::Listed { lsu, image, flags, size } => {
+                s.listed.insert((lsu.clone(), image.clone()), (*flags, *size));
+            }
+            Event::Restored { lsu, image, problem } => {
+                s.restored.insert((lsu.clone(), image.clone()), problem.clone());
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+impl Seen {
+    pub fn complete(&self, k: &Key) -> bool {
+        self.listed.get(k).is_some_and(|(flags, _)| flags & STS_II_IMAGE_CREATED != 0)
+    }
+}
+
+/// The rules over the records and the verify pass; `clock` is the simulator's clock now
+/// (locks running past it were in force all along). One line per violation.
+pub fn image_rules(records: &[Vec<Event>], verify: &[Event], clock: u64) -> Vec<String> {
+    let mut out = Vec::new();
+    for rec in records.iter().chain([&verify.to_vec()]) {
+        for e in rec {
+            if let Event::Violation { what } = e {
+                out.push(what.clone());
+            }
+        }
+    }
+    let s = seen(verify);
+    let m = facts(records);
+    for ((l, i), f) in &m {
+        let k = (l.clone(), i.clone());
+        let name = format!("{l}/{i}");
+        let complete = s.complete(&k);
+        let restore_problem = s.restored.get(&k).cloned().flatten();
+        let locked = f.locked_until.iter().any(|&u| u > clock + 60);
+        if locked && f.delete_ok {
+            out.push(format!("{name}: deleted (STS_EOK) while WORM-locked until {:?}", f.locked_until));
+        } else if locked && !complete {
+            out.push(format!("{name}: WORM-locked until {:?} but not listed complete", f.locked_until));
+        }
+        if f.delete_ok {
+            if s.listed.contains_key(&k) {
+                out.push(format!("{name}: deleted (STS_EOK) but still listed"));
+            }
+            continue;
+        }
+        if f.close_ok && !f.delete_attempted {
+            match s.listed.get(&k) {
+                None => out.push(format!("{name}: reported complete but not listed (LOST)")),
+                Some((flags, _)) if flags & STS_II_IMAGE_CREATED == 0 => {
+                    out.push(format!("{name}: reported complete but listed with flags {flags:#x}"))
+                }
+                Some(_) => {}
+            }
+        }
+        if !f.close_ok && f.close_failed && f.closes_attempted <= 1 && complete {
+            out.push(format!("{name}: its close failed but it is listed complete"));
+        }
+        if complete {
+            if let Some(p) = restore_problem {
+                out.push(format!("{name}: listed complete but does not restore: {p}"));
+            }
+        }
+    }
+    for (k, (flags, _)) in &s.listed {
+        if flags & STS_II_IMAGE_CREATED != 0 && m.get(k).is_none_or(|f| f.closes_attempted == 0) {
+            out.push(format!("{}/{}: listed complete but nothing ever closed it complete", k.0, k.1));
+        }
+    }
+    out
+}
+
+/// After cleanup: every image listed complete before is still listed complete.
+pub fn cleanup_kept(before: &Seen, after: &Seen) -> Vec<String> {
+    before
+        .listed
+        .keys()
+        .filter(|k| before.complete(k) && !after.complete(k))
+        .map(|k| format!("{}/{}: complete before cleanup, not after", k.0, k.1))
+        .collect()
+}
+
+/// What is stored in one LSU after cleanup against what its listed images reference: every
+/// key (S3 object, NFS path relative to the LSU) must be a listed image's manifest, a piece a
+/// listed image's manifest names (in its own directory or, shared, in another's), a shared
+/// piece's reference record, a claim of a record that exists (the claim protocol keeps the
+/// winner's), or a lease of a listed image (leases are removed by the next holder); and no
+/// multipart upload may be open. `referenced`: the piece keys the listed images' manifests name.
+pub fn storage_rules(
+    lsu: &str,
+    keys: &[String],
+    uploads: &[(String, String)],
+    after: &Seen,
+    referenced: &BTreeSet<String>,
+) -> Vec<String> {
+    let listed: BTreeSet<&str> =
+        after.listed.keys().filter(|(l, _)| l == lsu).map(|(_, i)| i.as_str()).collect();
+    let stored: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
+    let mut strays: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for k in keys {
+        let (image, rest) = k.split_once('/').unwrap_or((k, ""));
+        let claimed = rest
+            .strip_prefix('.')
+            .and_then(|r| r.split_once(".claim."))
+            .is_some_and(|(record, _)| stored.contains(format!("{image}/{record}").as_str()));
+        let ok = image.starts_with('.')
+            || (rest == "manifest" && listed.contains(image))
+            || referenced.contains(k)
+            || k.strip_suffix(".refs").is_some_and(|p| referenced.contains(p))
+            || claimed
+            || (listed.contains(image) && rest.starts_with('.') && rest.contains(".lock."));
+        if !ok {
+            strays.entry(image).or_default().push(rest);
+        }
+    }
+    let mut out: Vec<String> = strays
+        .into_iter()
+        .map(|(image, rest)| {
+            format!("{lsu}: left after cleanup, referenced by no listed image: {image}/{rest:?}")
+        })
+        .collect();
+    for (key, id) in uploads {
+        out.push(format!("{lsu}: multipart upload {id} of {key} left open after cleanup"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chaos::content::Run;
+
+    fn closing(i: &str) -> Event {
+        Event::Closing {
+            lsu: "l".into(),
+            image: i.into(),
+            runs: vec![Run { off: 0, len: 10, stream: i.into(), src: 0 }],
+        }
+    }
+    fn closed(i: &str, rc: i32) -> Event {
+        Event::Closed { lsu: "l".into(), image: i.into(), rc }
+    }
+    fn listed(i: &str, flags: u32) -> Event {
+        Event::Listed { lsu: "l".into(), image: i.into(), flags, size: 10 }
+    }
+    fn restored(i: &str, problem: Option<&str>) -> Event {
+        Event::Restored { lsu: "l".into(), image: i.into(), problem: problem.map(String::from) }
+    }
+
+    #[test]
+    fn each_rule_catches_its_violation() {
+        let rec = vec![vec![
+            closing("ok"),
+            closed("ok", 0),
+            closing("lost"),
+            closed("lost", 0),
+            closing("failed"),
+            closed("failed", 2060106),
+            closing("bad"),
+            closed("bad", 0),
+            Event::Locked { lsu: "l".into(), image: "ok".into(), until: 5000, rc: 0 },
+            Event::Deleting { lsu: "l".into(), image: "gone".into() },
+            Event::Deleted { lsu: "l".into(), image: "gone".into(), rc: 0 },
+        ]];
+        let verify = vec![
+            listed("ok", STS_II_IMAGE_CREATED),
+            listed("failed", STS_II_IMAGE_CREATED),
+            listed("bad", STS_II_IMAGE_CREATED),
+            listed("gone", 1),
+            listed("stray", STS_II_IMAGE_CREATED),
+            restored("ok", None),
+            restored("bad", Some("WRONG BYTES from offset 3")),
+        ];
+        let v = image_rules(&rec, &verify, 1000);
+        let has = |s: &str| v.iter().any(|l| l.contains(s));
+        assert!(has("l/lost: reported complete but not listed"), "{v:?}");
+        assert!(has("l/failed: its close failed"), "{v:?}");
+        assert!(has("l/bad: listed complete but does not restore"), "{v:?}");
+        assert!(has("l/gone: deleted (STS_EOK) but still listed"), "{v:?}");
+        assert!(has("l/stray: listed complete but nothing ever closed"), "{v:?}");
+        assert!(!has("l/ok"), "{v:?}");
+        assert_eq!(v.len(), 5, "{v:?}");
+        // The lock on `ok` is in force at clock 1000: deleting it is a violation.
+        let mut rec2 = rec.clone();
+        rec2[0].push(Event::Deleted { lsu: "l".into(), image: "ok".into(), rc: 0 });
+        let v = image_rules(&rec2, &verify, 1000);
+        assert!(v.iter().any(|l| l.contains("l/ok: deleted (STS_EOK) while WORM-locked")), "{v:?}");
+        // Once the clock has passed it, the delete was fine (but the image must be gone).
+        let v = image_rules(&rec2, &verify, 9000);
+        assert!(v.iter().any(|l| l.contains("l/ok: deleted (STS_EOK) but still listed")), "{v:?}");
+    }
+}
