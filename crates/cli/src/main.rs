@@ -309,10 +309,10 @@ enum Cmd {
         #[arg(long, value_name = "N")]
         only: Option<u64>,
         /// Worker processes per iteration (host names alternate media-a, media-b)
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = chaos::DEFAULT_WORKERS)]
         workers: usize,
         /// Operations per worker per iteration
-        #[arg(long, default_value_t = 24)]
+        #[arg(long, default_value_t = chaos::DEFAULT_OPS)]
         ops: usize,
         /// A deliberately planted bug, to show the checker catches it (needs a plug-in built
         /// with the `chaos-plant` feature; scripts/chaos --plant builds one)

@@ -38,6 +38,9 @@ use self::record::Event;
 use self::rng::Rng;
 pub use self::workload::WorkerArgs;
 
+/// Worker processes and operations per worker of an iteration, unless told otherwise.
+pub const DEFAULT_WORKERS: usize = 3;
+pub const DEFAULT_OPS: usize = 24;
 /// The storage server every iteration configures.
 const SERVER: &str = "VastData:chaos";
 /// Media-server host names of the workers, in turn: two hosts, one with two processes.
@@ -116,8 +119,11 @@ pub fn run(plugin: &Path, o: &Options) -> Result<()> {
                     Err(e) => vec![format!("the iteration could not run: {e:#}")],
                 };
                 println!("iteration {i}: FAILED ({:.1} s){}", t.elapsed().as_secs_f64(), it.summary);
-                for l in &lines {
+                for l in lines.iter().take(20) {
                     println!("  - {l}");
+                }
+                if lines.len() > 20 {
+                    println!("  - ... and {} more", lines.len() - 20);
                 }
                 println!(
                     "  seed {seed}, iteration {i} (iteration seed {}); files kept in {}",
@@ -140,10 +146,10 @@ pub fn run(plugin: &Path, o: &Options) -> Result<()> {
 
 fn replay_command(seed: u64, i: u64, o: &Options) -> String {
     let plant = o.plant.as_ref().map(|p| format!(" --plant {p}")).unwrap_or_default();
-    format!(
-        "scripts/chaos --replay {i} {seed} # = vast-ost chaos --seed {seed} --only {i} --workers {} --ops {}{plant}",
-        o.workers, o.ops
-    )
+    let defaults = o.workers == DEFAULT_WORKERS && o.ops == DEFAULT_OPS;
+    let script =
+        if defaults { format!("scripts/chaos{plant} --replay {i} {seed}  # or: ") } else { String::new() };
+    format!("{script}vast-ost chaos --seed {seed} --only {i} --workers {} --ops {}{plant}", o.workers, o.ops)
 }
 
 /// One iteration: its seed, directory and choices.

@@ -92,6 +92,7 @@ pub fn delete(store: &dyn PieceStore, lsu: &str, def: &ImageDef) -> Result<()> {
         Some(m) => shared::release_pieces(store, lsu, m)?,
         None => shared::release_unknown(store, lsu, image)?,
     };
+    let keep = if crate::plant::planted("delete-referenced") { Vec::new() } else { keep };
     store.remove_image(lsu, image, &keep)
 }
 

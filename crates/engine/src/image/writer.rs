@@ -189,7 +189,9 @@ impl ImageWriter {
                 p.writer.abort();
                 return Err(e);
             }
-            p.writer.finish()?;
+            if !crate::plant::planted("skip-durability") {
+                p.writer.finish()?;
+            }
             debug_assert_eq!(p.index as usize, self.working.pieces.len());
             self.working.pieces.push(Piece {
                 key: p.key,
