@@ -321,6 +321,9 @@ enum Cmd {
         /// Keep every iteration's directory (a failing one is always kept)
         #[arg(long)]
         keep: bool,
+        /// Iterations run side by side (each has its own simulator and workers)
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
     },
 
     /// One process of a chaos iteration (started by `vast-ost chaos`)
@@ -511,8 +514,8 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
         Cmd::Demo { size, keep, dir, nfs_only } => {
             demo::run(plugin, &demo::Options { size, keep, dir, nfs_only })
         }
-        Cmd::Chaos { iterations, seed, only, workers, ops, plant, keep } => {
-            chaos::run(plugin, &chaos::Options { iterations, seed, only, workers, ops, plant, keep })
+        Cmd::Chaos { iterations, seed, only, workers, ops, plant, keep, jobs } => {
+            chaos::run(plugin, &chaos::Options { iterations, seed, only, workers, ops, plant, keep, jobs })
         }
         Cmd::ChaosWorker { dir, worker, workers, seed, ops, verify, expect } => {
             let args = chaos::WorkerArgs {

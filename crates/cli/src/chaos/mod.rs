@@ -73,6 +73,8 @@ pub struct Options {
     pub plant: Option<String>,
     /// Keep every iteration's directory (a failing one is always kept).
     pub keep: bool,
+    /// Iterations run side by side.
+    pub jobs: usize,
 }
 
 /// Run the iterations; an error when any failed.
@@ -100,45 +102,56 @@ pub fn run(plugin: &Path, o: &Options) -> Result<()> {
         o.plant.as_ref().map(|p| format!(", PLANTED BUG {p}")).unwrap_or_default()
     );
     let start = Instant::now();
-    let mut failed = 0;
-    for i in range.clone() {
-        let t = Instant::now();
-        let mut it = Iteration::new(seed, i, o);
-        let res = it.run(&plugin);
-        match &res {
-            Ok(v) if v.is_empty() => {
-                println!("iteration {i}: ok ({:.1} s){}", t.elapsed().as_secs_f64(), it.summary);
-                if !o.keep {
-                    it.remove();
+    // Iterations are independent: `jobs` threads take the next one until one fails.
+    let next = std::sync::atomic::AtomicU64::new(range.start);
+    let failed = AtomicBool::new(false);
+    let out = Mutex::new(());
+    std::thread::scope(|sc| {
+        for _ in 0..o.jobs.max(1) {
+            sc.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= range.end || failed.load(Ordering::SeqCst) {
+                    return;
                 }
-            }
-            _ => {
-                failed += 1;
-                let lines = match res {
-                    Ok(v) => v,
-                    Err(e) => vec![format!("the iteration could not run: {e:#}")],
-                };
-                println!("iteration {i}: FAILED ({:.1} s){}", t.elapsed().as_secs_f64(), it.summary);
-                for l in lines.iter().take(20) {
-                    println!("  - {l}");
+                let t = Instant::now();
+                let mut it = Iteration::new(seed, i, o);
+                let res = it.run(&plugin);
+                let _g = out.lock().unwrap_or_else(|p| p.into_inner());
+                let secs = t.elapsed().as_secs_f64();
+                match res {
+                    Ok(v) if v.is_empty() => {
+                        println!("iteration {i}: ok ({secs:.1} s){}", it.summary);
+                        if !o.keep {
+                            it.remove();
+                        }
+                    }
+                    res => {
+                        failed.store(true, Ordering::SeqCst);
+                        let lines =
+                            res.unwrap_or_else(|e| vec![format!("the iteration could not run: {e:#}")]);
+                        println!("iteration {i}: FAILED ({secs:.1} s){}", it.summary);
+                        for l in lines.iter().take(20) {
+                            println!("  - {l}");
+                        }
+                        if lines.len() > 20 {
+                            println!("  - ... and {} more", lines.len() - 20);
+                        }
+                        println!(
+                            "  seed {seed}, iteration {i} (iteration seed {}); files kept in {}",
+                            it.seed,
+                            it.dir.display()
+                        );
+                        println!("  replay: {}", replay_command(seed, i, o));
+                    }
                 }
-                if lines.len() > 20 {
-                    println!("  - ... and {} more", lines.len() - 20);
-                }
-                println!(
-                    "  seed {seed}, iteration {i} (iteration seed {}); files kept in {}",
-                    it.seed,
-                    it.dir.display()
-                );
-                println!("  replay: {}", replay_command(seed, i, o));
-                break;
-            }
+                let _ = std::io::stdout().flush();
+            });
         }
-        let _ = std::io::stdout().flush();
-    }
-    let ran = if failed > 0 { "stopped at the first failure" } else { "all clean" };
+    });
+    let failed = failed.load(Ordering::SeqCst);
+    let ran = if failed { "stopped at the first failure" } else { "all clean" };
     println!("chaos: seed {seed}: {ran}; {:.0} s in all", start.elapsed().as_secs_f64());
-    if failed > 0 {
+    if failed {
         bail!("chaos: an iteration failed (seed {seed})");
     }
     Ok(())
