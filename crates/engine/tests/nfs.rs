@@ -4,6 +4,8 @@
 mod conformance;
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
 use vast_ost_engine::store::nfs::NfsStore;
@@ -112,8 +114,11 @@ fn readme_config_example_parses() {
 }
 
 /// A store whose pieces may not pass a length: the image layer must cut a sequential image into
-/// consecutive pieces and read it back whole (what keeps S3 parts, and memory, bounded).
-struct Capped(Arc<dyn PieceStore>, u64);
+/// consecutive pieces and read it back whole (what keeps S3 parts, and memory, bounded). Its
+/// third field: how many replaces of a record take effect and then report a failure (an answer
+/// lost, the retry refused: what the chaos run found under lost answers and a full quota); its
+/// fourth: how many are refused without taking effect.
+struct Capped(Arc<dyn PieceStore>, u64, AtomicU32, AtomicU32);
 
 impl PieceStore for Capped {
     fn kind(&self) -> vast_ost_engine::store::Kind {
@@ -138,7 +143,19 @@ impl PieceStore for Capped {
         self.0.create_record(l, i, n, b)
     }
     fn replace_record(&self, l: &str, i: &str, n: &str, b: &[u8], e: &[u8]) -> vast_ost_engine::Result<()> {
-        self.0.replace_record(l, i, n, b, e)
+        let take = |c: &AtomicU32| c.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok();
+        let full = || {
+            let err = std::io::Error::new(std::io::ErrorKind::StorageFull, "quota exceeded");
+            Err(vast_ost_engine::Error::io("PUT manifest", err))
+        };
+        if take(&self.3) {
+            return full();
+        }
+        self.0.replace_record(l, i, n, b, e)?;
+        if take(&self.2) {
+            return full();
+        }
+        Ok(())
     }
     fn delete_record(&self, l: &str, i: &str, n: &str) -> vast_ost_engine::Result<()> {
         self.0.delete_record(l, i, n)
@@ -183,7 +200,8 @@ fn long_sequential_image_is_cut_into_bounded_pieces() {
     use vast_ost_engine::image::{ImageReader, ImageWriter};
     use vast_ost_engine::manifest::ImageDef;
     let t = Nfs::new(DirectIo::Never);
-    let store: Arc<dyn PieceStore> = Arc::new(Capped(t.store.clone(), 100_000));
+    let store: Arc<dyn PieceStore> =
+        Arc::new(Capped(t.store.clone(), 100_000, Default::default(), Default::default()));
     let def = ImageDef { basename: "long_C1_F1".into(), ..Default::default() };
     let mut w = ImageWriter::create(store.clone(), "lsu1", def.clone()).unwrap();
     let mut buf = vec![0u8; 30_000];
@@ -200,4 +218,32 @@ fn long_sequential_image_is_cut_into_bounded_pieces() {
     let mut want = vec![0u8; 600_000];
     conformance::pattern(5, 0, &mut want);
     assert!(back == want);
+}
+
+/// A close whose manifest write took effect but was reported failed (the answer lost, the
+/// retry refused because the quota filled meanwhile) reports success: the image is complete on
+/// storage, and a host told "failed" would hold a complete image it believes broken. Found by
+/// the chaos run (seed 20261204, iteration 7). A failure that did not take effect still fails.
+#[test]
+fn a_commit_that_landed_with_its_answer_lost_is_not_reported_failed() {
+    use vast_ost_engine::image::{self, ImageWriter};
+    use vast_ost_engine::manifest::{ImageDef, State};
+    let t = Nfs::new(DirectIo::Never);
+    let capped = Arc::new(Capped(t.store.clone(), u64::MAX, Default::default(), Default::default()));
+    let store: Arc<dyn PieceStore> = capped.clone();
+    let def = ImageDef { basename: "lost_C1_F1".into(), ..Default::default() };
+    let mut w = ImageWriter::create(store.clone(), "lsu1", def.clone()).unwrap();
+    w.write_at(&[5u8; 1000], 0).unwrap();
+    capped.2.store(1, SeqCst);
+    let m = w.close(true).expect("the close is stored: it must not be reported failed");
+    assert_eq!(m.state, State::Complete);
+    assert_eq!(image::load(store.as_ref(), "lsu1", &def).unwrap().state, State::Complete);
+
+    // A replace that is refused without taking effect is still a failure.
+    let def2 = ImageDef { basename: "refused_C1_F1".into(), ..Default::default() };
+    let mut w = ImageWriter::create(store.clone(), "lsu1", def2.clone()).unwrap();
+    w.write_at(&[6u8; 1000], 0).unwrap();
+    capped.3.store(1, SeqCst);
+    assert!(w.close(true).is_err(), "a refused close fails");
+    assert_eq!(image::load(store.as_ref(), "lsu1", &def2).unwrap().state, State::Pending);
 }

@@ -303,9 +303,27 @@ impl ImageWriter {
         self.working.updated = util::now_secs();
         self.last_attempt = Some(self.working.clone());
         // Compare-and-swap on what was just read: nobody's commit or delete is lost in between.
-        self.store.replace_manifest(&self.lsu, name, &self.working.encode(), &raw)?;
+        if let Err(e) = self.store.replace_manifest(&self.lsu, name, &self.working.encode(), &raw) {
+            // An attempt may have taken effect with its answer lost, and the retry then been
+            // refused for a reason of its own (the quota filled meanwhile, or the condition no
+            // longer held because of that very write): what is stored decides, or the caller
+            // would be told "failed" of an image that is committed (complete, after a close).
+            if !self.last_attempt_landed() {
+                return Err(e);
+            }
+            warn!(lsu = %self.lsu, image = %name, "commit reported failed but it is stored (an answer was lost): {e}");
+        }
         self.committed = self.working.clone();
         Ok(())
+    }
+
+    /// Whether the stored manifest is the one this writer last sent.
+    fn last_attempt_landed(&self) -> bool {
+        let name = &self.working.def.basename;
+        match self.store.read_manifest(&self.lsu, name) {
+            Ok(Some(raw)) => Manifest::decode(&raw).is_ok_and(|m| self.last_attempt.as_ref() == Some(&m)),
+            _ => false,
+        }
     }
 }
 
