@@ -24,7 +24,8 @@ pub const MAX_MANIFEST: usize = 64 << 20;
 /// Where the plug-in keeps its own records in an LSU.
 pub const RESERVED_PREFIX: &str = ".vast-ost/";
 
-/// The prefix of the keys the S3 feature probe writes (and removes) in a bucket.
+/// The prefix of the keys the S3 feature probes write: the conditional-write probe removes its
+/// keys; the Object Lock probe keeps one locked object (`retention`) while its lock holds.
 pub fn probe_prefix() -> String {
     format!("{RESERVED_PREFIX}probe/")
 }

@@ -111,6 +111,9 @@ pub struct SimConfig {
     /// The S3 plane answers as if `If-None-Match` and `If-Match` were absent (as some S3
     /// servers do: `200 OK`, condition ignored). Default false.
     pub ignore_preconditions: bool,
+    /// The S3 plane answers `200 OK` to PutObjectRetention and keeps no lock (as a server
+    /// without Object Lock that ignores the subresource might). Default false.
+    pub ignore_object_lock: bool,
     pub faults: FaultConfig,
     pub seed_data: SeedData,
 }
@@ -137,6 +140,7 @@ impl SimConfig {
             max_api_tokens_per_user: 5,
             trash_enabled: true,
             ignore_preconditions: false,
+            ignore_object_lock: false,
             faults: FaultConfig::default(),
             seed_data: SeedData::default(),
         }
@@ -157,6 +161,8 @@ pub(crate) struct Shared {
     pub min_part_size: AtomicU64,
     /// See [`SimConfig::ignore_preconditions`].
     pub ignore_preconditions: std::sync::atomic::AtomicBool,
+    /// See [`SimConfig::ignore_object_lock`].
+    pub ignore_object_lock: std::sync::atomic::AtomicBool,
     /// Serialises quota check + rename of S3 writes.
     pub commit_lock: tokio::sync::Mutex<()>,
     /// Retention locks and the simulator's clock.
@@ -302,6 +308,7 @@ impl Sim {
             uploads: Mutex::new(HashMap::new()),
             min_part_size: AtomicU64::new(cfg.min_part_size),
             ignore_preconditions: std::sync::atomic::AtomicBool::new(cfg.ignore_preconditions),
+            ignore_object_lock: std::sync::atomic::AtomicBool::new(cfg.ignore_object_lock),
             commit_lock: tokio::sync::Mutex::new(()),
             worm: worm::Worm::default(),
             vms_host,
@@ -446,6 +453,11 @@ impl Sim {
 
     pub fn set_ignore_preconditions(&self, on: bool) {
         self.shared.ignore_preconditions.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Make the S3 plane accept PutObjectRetention and keep no lock.
+    pub fn set_ignore_object_lock(&self, on: bool) {
+        self.shared.ignore_object_lock.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Creates a local user (like `POST users/`) and returns its id.

@@ -78,7 +78,11 @@ impl Server {
             Some(c) => {
                 let v = c.lsu(lsu)?;
                 let mut d = format!("VAST view {} ({})", v.path, store.describe(lsu));
-                if let Some(w) = &v.worm {
+                let worm = self.held(lsu, v.worm)?;
+                if v.worm.is_some() && worm.is_none() {
+                    d.push_str("; WORM view, but the storage does not hold retention locks (see the log)");
+                }
+                if let Some(w) = &worm {
                     d.push_str(&format!(
                         "; WORM {} retention {}..{}",
                         w.mode.as_str(),
@@ -86,7 +90,7 @@ impl Server {
                         if w.max_secs == u64::MAX { "unlimited".to_string() } else { w.max_secs.to_string() }
                     ));
                 }
-                (c.space(&v)?, d, v.worm)
+                (c.space(&v)?, d, worm)
             }
             None => (store.lsu_space(lsu)?, store.describe(lsu), None),
         };

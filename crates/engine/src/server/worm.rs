@@ -13,11 +13,23 @@ use crate::util::now_secs;
 
 impl Server {
     /// The LSU's WORM policy: `None` unless VMS says its view locks (S3 Object Lock, file
-    /// retention).
+    /// retention) and the storage is seen to hold locks (see [`Self::held`]).
     pub fn worm(&self, lsu: &str) -> Result<Option<WormPolicy>> {
         match &self.control {
-            Some(c) => Ok(c.lsu(lsu)?.worm),
+            Some(c) => self.held(lsu, c.lsu(lsu)?.worm),
             None => Ok(None),
+        }
+    }
+
+    /// `policy` when the storage really holds retention locks for `lsu` (probed once per
+    /// bucket and process, `PieceStore::verify_retention`); `None` when it does not (logged
+    /// once by the probe): such an LSU is not advertised WORM, and its images cannot be locked.
+    pub(super) fn held(&self, lsu: &str, policy: Option<WormPolicy>) -> Result<Option<WormPolicy>> {
+        let Some(p) = policy else { return Ok(None) };
+        match self.store_for(lsu)?.verify_retention(lsu, &p) {
+            Ok(()) => Ok(Some(p)),
+            Err(e) if e.kind() == ErrorKind::NotSupported => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -25,12 +37,19 @@ impl Server {
     /// must lie between the view's minimum and maximum retention from now.
     pub fn set_image_retention(&self, lsu: &str, def: &ImageDef, until: u64) -> Result<()> {
         let store = self.store_for(lsu)?;
-        let Some(policy) = self.worm(lsu)? else {
+        let view = match &self.control {
+            Some(c) => c.lsu(lsu)?.worm,
+            None => None,
+        };
+        let Some(policy) = view else {
             return Err(Error::new(
                 ErrorKind::NotSupported,
                 format!("LSU '{lsu}' is not on a WORM-enabled view: its storage cannot lock images"),
             ));
         };
+        // Before any object of the image is locked: a server that would not hold the lock (or
+        // would take the request for a write) is found out on a probe object.
+        store.verify_retention(lsu, &policy)?;
         let now = now_secs();
         let secs = until.saturating_sub(now);
         if until <= now || secs < policy.min_secs {

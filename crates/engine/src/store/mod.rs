@@ -126,6 +126,14 @@ pub trait PieceStore: Send + Sync {
         ))
     }
 
+    /// Whether the storage really holds retention locks for `lsu` in `policy` (tried on a probe
+    /// object where it can be, not taken on the storage's word): `NotSupported` saying what it
+    /// did instead when it does not.
+    fn verify_retention(&self, lsu: &str, policy: &WormPolicy) -> Result<()> {
+        let _ = (lsu, policy);
+        Ok(())
+    }
+
     /// The storage's retention lock on `key`, if it has one (it may have run out already).
     fn retention(&self, lsu: &str, key: &str) -> Result<Option<RetentionLock>> {
         let _ = (lsu, key);

@@ -18,6 +18,7 @@
 //! - [`api`], [`multipart`]: the S3 operations the store uses, one function each.
 //! - [`checksum`]: per-request checksums and the fallback when a server refuses them.
 //! - [`probe`]: what a bucket's server really does with conditional writes and CRC32C.
+//! - [`lock_probe`]: whether it really holds Object Lock retention (WORM LSUs).
 //! - [`precondition`]: manifest create, replace and delete, with the conditional headers the
 //!   server honours, else the claim protocol ([`claim`], `docs/commit-protocol.md`).
 //! - [`copy`]: server-side piece copy.
@@ -55,6 +56,7 @@ mod claim;
 pub mod client;
 mod copy;
 mod endpoints;
+pub(crate) mod lock_probe;
 pub mod multipart;
 mod precondition;
 pub mod probe;

@@ -10,6 +10,7 @@ use tracing::debug;
 use super::api::{self, Listing};
 use super::checksum::Checksums;
 use super::client::Client;
+use super::lock_probe::LockProbes;
 use super::precondition::Preconditions;
 use super::settings::S3Settings;
 use super::{copy, multipart, reader, writer, Shared, PARTS_PER_PIECE};
@@ -18,7 +19,9 @@ use crate::filter::LsuFilter;
 use crate::layout::{self, MAX_MANIFEST};
 use crate::names;
 use crate::retry::RetryPolicy;
-use crate::store::{Kind, PieceReader, PieceStore, PieceWriter, RetentionLock, RetentionMode, Space};
+use crate::store::{
+    Kind, PieceReader, PieceStore, PieceWriter, RetentionLock, RetentionMode, Space, WormPolicy,
+};
 
 /// How long a bucket found by HeadBucket is taken to exist without asking again.
 const BUCKET_TTL: Duration = Duration::from_secs(10);
@@ -30,6 +33,8 @@ pub struct S3Store {
     /// as the bucket. `Some`: exactly these LSUs, each on its bucket (VAST views through VMS).
     buckets: RwLock<Option<BTreeMap<String, String>>>,
     preconditions: Preconditions,
+    /// Which buckets hold Object Lock retention (probed before the first lock).
+    lock_probes: LockProbes,
     copy_part_size: u64,
     nominal_capacity: u64,
     /// Buckets seen to exist, and when.
@@ -63,6 +68,7 @@ impl S3Store {
             filter,
             buckets: RwLock::new(None),
             preconditions: Preconditions::new(settings.create_mode),
+            lock_probes: LockProbes::default(),
             copy_part_size: settings.copy_part_size,
             nominal_capacity: settings.nominal_capacity,
             seen: Mutex::new(HashMap::new()),
@@ -266,6 +272,10 @@ impl PieceStore for S3Store {
             api::put_retention(&self.sh.client, &bucket, key, mode.as_str(), until)?;
         }
         Ok(())
+    }
+
+    fn verify_retention(&self, lsu: &str, policy: &WormPolicy) -> Result<()> {
+        self.lock_probes.verify(&self.sh, &self.bucket(lsu)?, policy)
     }
 
     fn retention(&self, lsu: &str, key: &str) -> Result<Option<RetentionLock>> {
