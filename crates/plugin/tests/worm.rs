@@ -224,6 +224,9 @@ fn nfs_locks_are_the_files_retention_time_and_read_only() {
         })
         .collect();
     assert!(locked.len() >= 2, "manifest and pieces carry the lock: {files:?}");
+    // The plug-in does not count on the filer refusing the unlink: it refuses first.
+    assert_eq!(w.plugin.delete_image(&l, &def), Err(Status(STS_EWORM_LOCKED)));
+    assert_eq!(files_below(&w.c.sim.root().join("nbu/nfsworm/nfs_1_C1_F1")), files, "nothing removed");
     restore(w, &l, &def);
     w.plugin.close_server(s).unwrap();
 }

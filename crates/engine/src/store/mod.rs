@@ -140,13 +140,6 @@ pub trait PieceStore: Send + Sync {
         Ok(None)
     }
 
-    /// Whether deleting a locked key fails by itself (POSIX unlink on a WORM file). S3 on a
-    /// versioned bucket may instead hide the object under a delete marker, so for such stores
-    /// the image layer asks for the lock before it deletes.
-    fn refuses_locked_deletes(&self) -> bool {
-        false
-    }
-
     /// Longest piece this store writes with bounded memory: the image layer starts a new
     /// piece before a piece grows past it.
     fn max_piece_len(&self) -> u64 {

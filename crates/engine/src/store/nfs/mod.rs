@@ -365,10 +365,6 @@ impl PieceStore for NfsStore {
         }
     }
 
-    fn refuses_locked_deletes(&self) -> bool {
-        true
-    }
-
     fn max_piece_len(&self) -> u64 {
         // Bounds a piece's block table (1 MiB at 64 GiB), which readers load whole.
         MAX_PIECE

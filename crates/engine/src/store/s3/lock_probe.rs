@@ -93,7 +93,9 @@ fn probe(sh: &Shared, bucket: &str, policy: &WormPolicy) -> Result<()> {
         0 => DEFAULT_PROBE_SECS.min(if policy.max_secs > 0 { policy.max_secs } else { u64::MAX }),
         s => s,
     };
-    let until = now_secs() + secs.max(1);
+    // From the server's clock (a listing's `Date`): a lock must end in its future.
+    let (_, date) = api::list_timed(c, bucket, &key)?;
+    let until = server_now(date) + secs.max(1);
     let o = api::Obj { ep, bucket, key: &key };
     match api::put_object(
         c,
