@@ -16,9 +16,23 @@ impl Server {
     /// retention) and the storage is seen to hold locks (see [`Self::held`]).
     pub fn worm(&self, lsu: &str) -> Result<Option<WormPolicy>> {
         match &self.control {
-            Some(c) => self.held(lsu, c.lsu(lsu)?.worm),
+            Some(_) => self.held(lsu, self.view_worm(lsu)?),
             None => Ok(None),
         }
+    }
+
+    /// What the LSU's VAST view promises (VMS), whether or not the storage holds it.
+    pub fn view_worm(&self, lsu: &str) -> Result<Option<WormPolicy>> {
+        match &self.control {
+            Some(c) => Ok(c.lsu(lsu)?.worm),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the storage holds retention locks for `lsu` as `policy` asks: `NotSupported`
+    /// saying what it did instead (for `vast-ost doctor`).
+    pub fn verify_worm(&self, lsu: &str, policy: &WormPolicy) -> Result<()> {
+        self.store_for(lsu)?.verify_retention(lsu, policy)
     }
 
     /// `policy` when the storage really holds retention locks for `lsu` (probed once per
@@ -37,11 +51,7 @@ impl Server {
     /// must lie between the view's minimum and maximum retention from now.
     pub fn set_image_retention(&self, lsu: &str, def: &ImageDef, until: u64) -> Result<()> {
         let store = self.store_for(lsu)?;
-        let view = match &self.control {
-            Some(c) => c.lsu(lsu)?.worm,
-            None => None,
-        };
-        let Some(policy) = view else {
+        let Some(policy) = self.view_worm(lsu)? else {
             return Err(Error::new(
                 ErrorKind::NotSupported,
                 format!("LSU '{lsu}' is not on a WORM-enabled view: its storage cannot lock images"),
