@@ -44,7 +44,7 @@ fn table() -> &'static Table {
     T.get_or_init(|| {
         // Start somewhere unpredictable so a handle from another process or a stale copy is
         // unlikely to name a live object.
-        let seed = std::process::id() as usize ^ (&T as *const _ as usize >> 4);
+        let seed = vast_ost_engine::util::pid() as usize ^ (&T as *const _ as usize >> 4);
         Table { map: Mutex::new(HashMap::new()), next: AtomicUsize::new((seed & 0xffff) + 1) }
     })
 }
@@ -72,7 +72,7 @@ pub fn unlock_after_fork() {
 pub fn insert(obj: Object) -> usize {
     let seq = table().next.fetch_add(1, Ordering::Relaxed);
     let h = (seq << TAG_BITS) | obj.tag();
-    map().insert(h, (std::process::id(), obj));
+    map().insert(h, (vast_ost_engine::util::pid(), obj));
     h
 }
 
@@ -91,7 +91,7 @@ fn bad(h: usize, what: &str) -> Error {
 /// forked child can go on with them); images may not: their writers' upload threads and their
 /// files' positions belong to the process that opened them.
 fn usable_here(owner: u32, is_image: bool, h: usize) -> Result<()> {
-    let me = std::process::id();
+    let me = vast_ost_engine::util::pid();
     if is_image && owner != me {
         return Err(Error::new(
             ErrorKind::BadHandle,
@@ -154,7 +154,7 @@ accessor!(image_list, take_image_list, ImageList, Shared<Cursor<ImageInfo>>, "im
 
 /// Drop every handle (terminate). Images open for writing close incomplete as they drop.
 pub fn clear() -> usize {
-    let me = std::process::id();
+    let me = vast_ost_engine::util::pid();
     let all: Vec<_> = map().drain().collect();
     let n = all.len();
     // A forked child that terminates must not close its parent's images (that would commit or

@@ -169,8 +169,8 @@ impl ImageWriter {
             self.current = Some(OpenPiece { writer, key, index, start: off, len: 0, table });
         }
         let p = self.current.as_mut().expect("piece was just opened");
-        p.writer.append(buf)?;
-        p.table.update(buf);
+        let crc = p.table.update(buf);
+        p.writer.append_crc(buf, crc)?;
         insert_extent(
             &mut self.working.extents,
             Extent { off, len: buf.len() as u64, piece: p.index, piece_off: p.len },

@@ -159,6 +159,13 @@ pub trait PieceWriter: Send {
     /// Append `buf`. May return before the bytes are durable; an error from an earlier
     /// append may surface here.
     fn append(&mut self, buf: &[u8]) -> Result<()>;
+    /// Append `buf`, whose CRC32C the caller has computed already (the image layer does, for
+    /// the block table): a store that sends a per-request checksum uses it instead of a second
+    /// pass over the bytes.
+    fn append_crc(&mut self, buf: &[u8], crc32c: u32) -> Result<()> {
+        let _ = crc32c;
+        self.append(buf)
+    }
     /// Make what was appended durable.
     fn finish(self: Box<Self>) -> Result<()>;
     /// Throw the piece away (nothing may leak on the storage).

@@ -63,6 +63,7 @@ impl S3Store {
                 part_size: settings.part_size,
                 workers: settings.upload_workers,
                 read_ahead: settings.read_ahead,
+                read_range: settings.read_range.unwrap_or(settings.part_size),
                 checksums: Checksums::new(settings.checksum),
             }),
             filter,
