@@ -204,9 +204,9 @@ pub struct Sent {
     addr: String,
     head: bool,
     deadline: Instant,
-    /// Resent once on a new connection when a reused one turns out closed.
+    /// The head of a GET or HEAD, resent once on a new connection when a reused one turns
+    /// out closed.
     resend: Option<Vec<u8>>,
-    body: Option<Vec<u8>>,
 }
 
 impl Wire {
@@ -225,35 +225,23 @@ impl Wire {
         // then once more on a new one.
         while let Some(mut c) = self.pool.take(req.addr) {
             if c.set_timeout(timeout).is_ok() && write_all(&mut c.stream, head.as_bytes(), body).is_ok() {
-                let resend = Some(head.clone().into_bytes());
-                let body = (!body.is_empty()).then(|| body.to_vec());
-                // Keeping a copy of a large body for a resend would cost what this module
-                // saves: a reused connection that fails an upload is retried by the caller.
-                let (resend, body) = if body.as_ref().is_some_and(|b| b.len() > MAX_DRAIN as usize) {
-                    (None, None)
-                } else {
-                    (resend, body)
-                };
+                // Only a GET or HEAD is sent again here: the server may have carried out a
+                // write before the connection failed, and a conditional PUT sent twice would
+                // be refused by its own first landing. Writes go back to the caller, whose
+                // retries know a lost answer (`api::put_object`'s `on_retry_refusal`).
+                let resend = matches!(req.method, "GET" | "HEAD").then(|| head.clone().into_bytes());
                 return Ok(Sent {
                     conn: c,
                     addr: req.addr.to_string(),
                     head: req.method == "HEAD",
                     deadline,
                     resend,
-                    body,
                 });
             }
         }
         let mut c = Conn::connect(req.addr, timeout)?;
         write_all(&mut c.stream, head.as_bytes(), body)?;
-        Ok(Sent {
-            conn: c,
-            addr: req.addr.to_string(),
-            head: req.method == "HEAD",
-            deadline,
-            resend: None,
-            body: None,
-        })
+        Ok(Sent { conn: c, addr: req.addr.to_string(), head: req.method == "HEAD", deadline, resend: None })
     }
 
     /// Send `req` and read the answer's head.
@@ -293,20 +281,16 @@ fn write_all(s: &mut TcpStream, head: &[u8], body: &[u8]) -> io::Result<()> {
 impl Sent {
     /// Read the answer's status line and headers (interim `100 Continue` skipped).
     pub fn response(self, wire: &Wire) -> io::Result<Response> {
-        let Sent { mut conn, addr, head, deadline, resend, body } = self;
+        let Sent { mut conn, addr, head, deadline, resend } = self;
         match read_head(&mut conn, deadline) {
             Ok((status, headers, close)) => {
                 Response::new(conn, wire.pool.clone(), head, deadline, status, headers, close)
             }
-            Err(e) if conn.reused && resend.is_some() && e.kind() != io::ErrorKind::TimedOut => {
+            Err(e) if conn.reused && e.kind() != io::ErrorKind::TimedOut && resend.is_some() => {
                 // The server closed the idle connection before it saw this request.
                 drop(conn);
                 let mut c = Conn::connect(&addr, wire.timeout)?;
-                write_all(
-                    &mut c.stream,
-                    resend.as_deref().unwrap_or_default(),
-                    body.as_deref().unwrap_or_default(),
-                )?;
+                write_all(&mut c.stream, resend.as_deref().unwrap_or_default(), &[])?;
                 let (status, headers, close) = read_head(&mut c, deadline)?;
                 Response::new(c, wire.pool.clone(), head, deadline, status, headers, close)
             }
@@ -664,5 +648,32 @@ mod tests {
             assert_eq!(s, want);
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    #[test]
+    fn a_write_whose_answer_is_lost_on_a_pooled_connection_is_not_sent_again() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let conns = Arc::new(Mutex::new(0usize));
+        let c2 = conns.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let mut conn = conn.unwrap();
+                *c2.lock().unwrap() += 1;
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+                // The next request is taken in, and the connection dies before its answer (a
+                // server that carried out the write and then failed).
+                let _ = conn.read(&mut buf);
+            }
+        });
+        let w = Wire::new(Duration::from_secs(5));
+        w.call(&get(&addr, "/")).unwrap();
+        let put = Request { method: "PUT", body: Some(b"manifest"), ..get(&addr, "/b/k") };
+        // The caller hears of it (its retries know a lost answer); the wire does not resend.
+        assert!(w.call(&put).is_err());
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(*conns.lock().unwrap(), 1, "no new connection carried the PUT again");
     }
 }
