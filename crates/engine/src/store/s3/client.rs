@@ -3,7 +3,8 @@
 //! endpoint (kept-alive connections, bodies read straight into the caller's buffer) and the
 //! engine's ureq agent to an `https` one, and this file owns what rusty-s3 leaves to its user: retries, status and error-body
 //! handling (the server's answer is kept in the error), body-size limits. Which VIP a request
-//! goes to is [`super::endpoints`]' job.
+//! goes to is [`super::endpoints`]' job. One job (one request, start to end), long for its
+//! error mapping.
 //!
 //! Every action goes through [`rusty_s3::signing::sign`], the primitive rusty-s3's own actions
 //! use, so actions rusty-s3 does not have (ListBuckets, ListMultipartUploads, CopyObject,

@@ -8,6 +8,9 @@
 //! the read-ahead of [`super::reader`] keeps several ranged GETs outstanding this way, their
 //! bytes waiting in the kernel's socket buffers until the reader takes them.
 //!
+//! Response heads and chunk sizes are parsed by `httparse` (hyper's and ureq's parser); this
+//! file's one job is the connection pool and the body framing around it.
+//!
 //! `https` endpoints do not come here: they go through the engine's ureq agent (TLS copies
 //! every byte anyway). Connections are never shared with a forked child: a pool made in
 //! another process is emptied (see `crate::http::Http`).
@@ -24,6 +27,8 @@ use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 const MAX_IDLE: usize = 64;
 /// A response head (status line and headers) longer than this is refused.
 const MAX_HEAD: usize = 64 << 10;
+/// Headers in one response head (S3 answers carry about 15).
+const MAX_HEADERS: usize = 64;
 /// What the head buffer reads at once: the head, and the first bytes of the body with it.
 const HEAD_READ: usize = 8 << 10;
 /// Unread body bytes a dropped response drains to keep its connection (more: closed).
@@ -301,33 +306,35 @@ impl Sent {
 
 fn read_head(c: &mut Conn, deadline: Instant) -> io::Result<(u16, HeaderMap, bool)> {
     loop {
-        let status_line = c.line(deadline)?;
-        let mut parts = status_line.splitn(3, ' ');
-        let version = parts.next().unwrap_or_default();
-        let status: u16 =
-            parts.next().and_then(|s| s.parse().ok()).filter(|_| version.starts_with("HTTP/1.")).ok_or_else(
-                || io::Error::new(io::ErrorKind::InvalidData, format!("bad status line '{status_line}'")),
-            )?;
-        let mut headers = HeaderMap::new();
-        loop {
-            let line = c.line(deadline)?;
-            if line.is_empty() {
-                break;
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut slots);
+        let bad = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+        let used = match parsed.parse(&c.buf[c.start..c.end]) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => {
+                check(deadline)?;
+                if c.fill()? == 0 {
+                    return Err(eof("in a response head"));
+                }
+                continue;
             }
-            let Some((k, v)) = line.split_once(':') else {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("bad header line '{line}'")));
-            };
-            let name = HeaderName::from_bytes(k.trim().as_bytes())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("bad header name '{k}'")))?;
-            let value = HeaderValue::from_str(v.trim()).map_err(|_| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("bad header value of '{k}'"))
-            })?;
+            Err(e) => return Err(bad(format!("bad response head: {e}"))),
+        };
+        let status = parsed.code.unwrap_or_default();
+        let http10 = parsed.version == Some(0);
+        let mut headers = HeaderMap::new();
+        for h in parsed.headers.iter() {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| bad(format!("bad header name '{}'", h.name)))?;
+            let value =
+                HeaderValue::from_bytes(h.value).map_err(|_| bad(format!("bad value of '{}'", h.name)))?;
             headers.append(name, value);
         }
+        c.start += used;
         if (100..200).contains(&status) {
             continue;
         }
-        let close = version == "HTTP/1.0"
+        let close = http10
             || headers
                 .get_all("connection")
                 .iter()
@@ -426,10 +433,21 @@ impl Response {
     fn chunk_size(&mut self) -> io::Result<u64> {
         let deadline = self.deadline;
         let c = self.conn.as_mut().ok_or_else(|| eof("(response already read)"))?;
-        let line = c.line(deadline)?;
-        let hex = line.split(';').next().unwrap_or_default().trim();
-        u64::from_str_radix(hex, 16)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("bad chunk size '{line}'")))
+        loop {
+            match httparse::parse_chunk_size(&c.buf[c.start..c.end]) {
+                Ok(httparse::Status::Complete((used, size))) => {
+                    c.start += used;
+                    return Ok(size);
+                }
+                Ok(httparse::Status::Partial) => {
+                    check(deadline)?;
+                    if c.fill()? == 0 {
+                        return Err(eof("in a chunk size"));
+                    }
+                }
+                Err(_) => return Err(io::Error::new(io::ErrorKind::InvalidData, "bad chunk size line")),
+            }
+        }
     }
 }
 
