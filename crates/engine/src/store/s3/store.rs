@@ -138,6 +138,21 @@ impl S3Store {
         api::create_bucket(&self.sh.client, bucket)
     }
 
+    /// Abort every open upload of `bucket`, delete every object, then the bucket: for tools
+    /// that made a bucket for a run (`vast-ost bench`) and leave nothing behind.
+    pub fn remove_bucket(&self, bucket: &str) -> Result<()> {
+        let c = &self.sh.client;
+        for (key, id) in multipart::list_uploads(c, bucket, "")? {
+            multipart::abort_upload(c, c.pick(), bucket, &key, &id);
+        }
+        let (objects, _) = api::list_objects(c, bucket, "", None)?;
+        let keys: Vec<String> = objects.into_iter().map(|(k, _)| k).collect();
+        for chunk in keys.chunks(1000) {
+            api::delete_objects(c, bucket, chunk)?;
+        }
+        api::delete_bucket(c, bucket)
+    }
+
     /// HeadObject: the size, `None` if there is no such object.
     pub fn object_size(&self, bucket: &str, key: &str) -> Result<Option<u64>> {
         api::head_size(&self.sh.client, self.sh.client.pick(), bucket, key)
