@@ -3,6 +3,7 @@
 //! queries, backup/restore/verify/copy/delete of images, and a self-contained demo.
 
 mod bench;
+mod chaos;
 mod cleanup;
 mod commands;
 mod config_file;
@@ -268,6 +269,53 @@ enum Cmd {
         seed: u64,
     },
 
+    /// NetBackup workloads under random faults, checked like Jepsen
+    ///
+    /// Each iteration starts a simulated cluster (NFS view, S3 bucket, WORM bucket; every
+    /// other one with the S3 plane ignoring conditional writes), runs --workers processes
+    /// through the plug-in as two media servers (backups, restores at random offsets, copies,
+    /// synthetic fulls, expiries, WORM locks) while injecting faults (503 storms, resets, slow
+    /// links, token expiry, VIPs down, clock jumps, kill -9 of a worker), then checks every
+    /// promise the plug-in made and that orphan cleanup leaves nothing unreferenced. A failure
+    /// prints its seed and the command that replays it; exit status 1.
+    Chaos {
+        /// Iterations to run
+        #[arg(long, default_value_t = 1000)]
+        iterations: u64,
+        /// The run's seed [default: random, printed]
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Run just this iteration seed (as a failure prints it)
+        #[arg(long, conflicts_with_all = ["seed", "iterations"])]
+        replay: Option<u64>,
+        /// Worker processes per iteration
+        #[arg(long, default_value_t = 4)]
+        workers: u32,
+        /// Operations per worker
+        #[arg(long, default_value_t = 25)]
+        ops: u32,
+        /// Keep each iteration's directory (simulator data, records, plug-in log)
+        #[arg(long)]
+        keep: bool,
+    },
+
+    /// One chaos worker (started by `vast-ost chaos`)
+    #[command(hide = true)]
+    ChaosWorker {
+        #[arg(long)]
+        id: u32,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long)]
+        ops: u32,
+        #[arg(long)]
+        record: PathBuf,
+        #[arg(long, value_delimiter = ',')]
+        lsus: Vec<String>,
+        #[arg(long)]
+        worm: String,
+    },
+
     /// Find (and with --remove, remove) what writers that died left in an LSU
     ///
     /// Pieces no manifest names, images without a manifest (an interrupted create or delete),
@@ -496,6 +544,26 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
                 synthetics: !no_synthetics,
             };
             bench::run(plugin, &b)
+        }
+        Cmd::Chaos { iterations, seed, replay, workers, ops, keep } => {
+            chaos::run(plugin, &chaos::Chaos { iterations, seed, replay, workers, ops, keep })
+        }
+        Cmd::ChaosWorker { id, seed, ops, record, lsus, worm } => {
+            // The server may be in a fault storm: opening it is retried for a while.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            let s = loop {
+                match open() {
+                    Ok(s) => break s,
+                    Err(_) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(200))
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            chaos::worker::run(
+                &s,
+                &chaos::worker::Plan { id, seed, ops, record: &record, lsus: &lsus, worm: &worm },
+            )
         }
         Cmd::ReadRandom { lsu, image, count, block, seed } => {
             bench::worker::read_random(&open()?, &lsu, &image, count, block.block_size, seed)

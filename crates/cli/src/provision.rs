@@ -129,6 +129,31 @@ fn id_of(v: &Value) -> Result<u64> {
 }
 
 /// Provision; returns the S3 key pair when one was created (`access_key`).
+impl Provision {
+    /// An LSU on the simulator at `vms` (CA `ca`) at `/nbu/<name>`, an S3 bucket owned by
+    /// `nbu-s3` when `s3` (with its first key when `key`), with nothing else set: for the
+    /// demo and the chaos run, which provision as an admin would.
+    pub fn on_sim(vms: &str, ca: &std::path::Path, name: &str, s3: bool, key: bool) -> Provision {
+        Provision {
+            vms: vms.to_string(),
+            ca_file: Some(ca.to_path_buf()),
+            insecure: false,
+            api_version: "latest".into(),
+            name: name.to_string(),
+            s3,
+            path: Some(format!("/nbu/{name}")),
+            quota: None,
+            policy: None,
+            owner: s3.then(|| "nbu-s3".to_string()),
+            access_key: s3 && key,
+            worm: None,
+            min_retention: None,
+            max_retention: None,
+            default_retention: None,
+        }
+    }
+}
+
 pub fn run(p: &Provision, user: &str, password: &str) -> Result<Option<(String, String)>> {
     vast_ost_engine::names::validate("LSU", &p.name)?;
     let settings = VmsSettings {

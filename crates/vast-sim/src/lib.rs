@@ -204,8 +204,20 @@ pub(crate) fn set_vip(sh: &Arc<Shared>, idx: usize, up: bool) -> Result<()> {
         return Ok(());
     }
     if slot.listener.is_none() {
-        // std sets SO_REUSEADDR on Unix, so the port is free again despite TIME_WAIT.
-        let l = TcpListener::bind(slot.addr).with_context(|| format!("rebinding VIP {}", slot.addr))?;
+        // std sets SO_REUSEADDR on Unix, so the port is free again despite TIME_WAIT. The
+        // listener a moment ago taken down closes on its own task: until it has, the address
+        // is still in use (found by `vast-ost chaos`, a VIP down and up within milliseconds).
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let l = loop {
+            match TcpListener::bind(slot.addr) {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                r => break r.with_context(|| format!("rebinding VIP {}", slot.addr))?,
+            }
+        };
         let _g = sh.rt.enter();
         slot.listener = Some(server::spawn(l, None, s3_handler(sh))?);
     }

@@ -1,0 +1,130 @@
+//! After an iteration, the chaos checker holds the storage to what the plug-in reported,
+//! through a fresh session on the same `.so` (faults cleared):
+//! - every image whose `close(complete)` returned `STS_EOK` and that no delete removed is
+//!   listed complete with its size and restores byte-identical;
+//! - no image whose write or close failed (or that was abandoned) is listed complete;
+//! - no image deleted with `STS_EOK` is listed;
+//! - no WORM-locked image was deleted, and each is still there;
+//! - no read ever returned wrong bytes;
+//! - after orphan cleanup, nothing is left that no image references (pieces, records, open
+//!   multipart uploads).
+//!
+//! An image whose worker was killed between intent and answer may be either way.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use vast_ost_host::abi::STS_II_IMAGE_CREATED;
+
+use super::record::Event;
+use super::worker::expected;
+use crate::session::Session;
+
+/// What the records say of one image.
+#[derive(Debug, Default, Clone)]
+struct Fate {
+    size: u64,
+    complete: bool,
+    failed: bool,
+    deleted: bool,
+    locked: bool,
+    /// Included from another image (synthetic full): its name and length.
+    from: Option<(String, u64)>,
+    /// Whose name's pattern the rest is (a copy's source), when not its own.
+    pattern: Option<String>,
+}
+
+/// The fate of every image, from every worker's events (names are unique per worker).
+fn fates(events: &[Vec<Event>]) -> (BTreeMap<(String, String), Fate>, Vec<String>) {
+    let mut m: BTreeMap<(String, String), Fate> = BTreeMap::new();
+    let mut bad = Vec::new();
+    for ev in events.iter().flatten() {
+        match ev {
+            Event::Begin { lsu, image, size } => {
+                m.entry((lsu.clone(), image.clone())).or_default().size = *size
+            }
+            Event::Complete { lsu, image, size, from, pattern } => {
+                let f = m.entry((lsu.clone(), image.clone())).or_default();
+                (f.complete, f.size, f.from, f.pattern) = (true, *size, from.clone(), pattern.clone());
+            }
+            Event::Failed { lsu, image, .. } => {
+                m.entry((lsu.clone(), image.clone())).or_default().failed = true
+            }
+            Event::Deleting { .. } => {}
+            Event::Deleted { lsu, image } => {
+                let f = m.entry((lsu.clone(), image.clone())).or_default();
+                if f.locked {
+                    bad.push(format!("WORM-locked image {lsu}/{image} was deleted with STS_EOK"));
+                }
+                f.deleted = true;
+            }
+            Event::Locked { lsu, image, .. } => {
+                m.entry((lsu.clone(), image.clone())).or_default().locked = true
+            }
+            Event::BadRead { lsu, image, offset } => {
+                bad.push(format!("a read of {lsu}/{image} at {offset} returned STS_EOK with wrong bytes"))
+            }
+        }
+    }
+    (m, bad)
+}
+
+/// Every broken promise found, in words (empty: the iteration passed).
+pub fn check(s: &Session, events: &[Vec<Event>]) -> Result<Vec<String>> {
+    let (m, mut bad) = fates(events);
+    let mut listed: BTreeMap<(String, String), (u64, bool)> = BTreeMap::new();
+    for lsu in m.keys().map(|(l, _)| l.clone()).collect::<std::collections::BTreeSet<_>>() {
+        for info in s.images(&lsu, "")? {
+            let name = vast_ost_host::get_str(&info.imo_def.img_basename);
+            listed.insert((lsu.clone(), name), (info.imo_size, info.imo_flags & STS_II_IMAGE_CREATED != 0));
+        }
+    }
+    for ((lsu, image), f) in &m {
+        let shown = listed.get(&(lsu.clone(), image.clone()));
+        let is_complete = shown.is_some_and(|(_, c)| *c);
+        if f.deleted {
+            if shown.is_some() {
+                bad.push(format!("{lsu}/{image} was deleted with STS_EOK but is still listed"));
+            }
+            continue;
+        }
+        if f.complete {
+            match shown {
+                Some((size, true)) if *size == f.size => {
+                    if let Some(why) = verify(s, lsu, image, f)? {
+                        bad.push(why);
+                    }
+                }
+                Some((size, c)) => bad.push(format!(
+                    "{lsu}/{image} closed complete with {} bytes is listed {} with {size}",
+                    f.size,
+                    if *c { "complete" } else { "pending" }
+                )),
+                None => bad.push(format!("{lsu}/{image} closed complete is not listed")),
+            }
+        } else if f.failed && is_complete {
+            bad.push(format!("{lsu}/{image}: its write or close failed, yet it is listed complete"));
+        }
+    }
+    Ok(bad)
+}
+
+/// Read the whole image and compare; `Some(why)` on a difference.
+fn verify(s: &Session, lsu: &str, image: &str, f: &Fate) -> Result<Option<String>> {
+    let img = s.open_read(lsu, image)?;
+    let (mut got, mut want) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let mut off = 0;
+    while off < f.size {
+        let n = img.read(&mut got, off)?;
+        if n == 0 {
+            return Ok(Some(format!("{lsu}/{image}: restore ends at {off} of {}", f.size)));
+        }
+        expected(f.pattern.as_deref().unwrap_or(image), f.from.as_ref(), off, &mut want[..n]);
+        if let Some(i) = crate::pattern::first_difference(&got[..n], &want[..n]) {
+            return Ok(Some(format!("{lsu}/{image}: restore differs at byte {}", off + i as u64)));
+        }
+        off += n as u64;
+    }
+    img.close(false)?;
+    Ok(None)
+}
