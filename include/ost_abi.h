@@ -262,7 +262,7 @@ typedef struct stsp_image *stsp_image_handle_t;
 typedef struct stsp_image_list *stsp_image_list_handle_t;
 
 // Version of this interface definition. The host passes the version it was compiled
-// against to `stspi_init`; a different major version is refused. **[project]**
+// against to `stspi_init`; any other value is refused (`STS_EVERSION`). **[project]**
 #define STSPI_VASTDATA_API_VERSION 1
 
 // Unit of write lengths: NetBackup writes `n * STS_BLOCK_SIZE` bytes (value not public).

@@ -268,9 +268,10 @@ int stspi_include_in_image(stsp_image_handle_t image,
                            sts_uint64_t dst_offset);
 
 // Open `target_name` as the target of an optimized duplication from the open server
-// `server`. The same name as `server` gives a second handle on that server (`cred` may then
-// be NULL); another name is opened with `cred` like `stspi_open_server`. Images created on
-// the target's LSUs receive extents with `stspi_copy_extent`.
+// `server`. The same name as `server` (compared without regard to case) gives a second
+// handle on that server (`cred` may then be NULL); another name is opened with `cred` like
+// `stspi_open_server`. Images created on the target's LSUs receive extents with
+// `stspi_copy_extent`.
 //
 // Returns `STS_EOK`, `STS_EINVAL`, `STS_EHANDLE`, and what `stspi_open_server` returns.
 int stspi_open_target_server(stsp_server_handle_t server,

@@ -297,6 +297,10 @@ enum Cmd {
         /// Keep each iteration's directory (simulator data, records, plug-in log)
         #[arg(long)]
         keep: bool,
+        /// Switch on a deliberate bug in the workers' plug-in (one built with the chaos-plant
+        /// feature: scripts/chaos --plant), to see the checker catch it: skip-durability
+        #[arg(long, value_name = "BUG")]
+        plant: Option<String>,
     },
 
     /// One chaos worker (started by `vast-ost chaos`)
@@ -545,8 +549,8 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
             };
             bench::run(plugin, &b)
         }
-        Cmd::Chaos { iterations, seed, replay, workers, ops, keep } => {
-            chaos::run(plugin, &chaos::Chaos { iterations, seed, replay, workers, ops, keep })
+        Cmd::Chaos { iterations, seed, replay, workers, ops, keep, plant } => {
+            chaos::run(plugin, &chaos::Chaos { iterations, seed, replay, workers, ops, keep, plant })
         }
         Cmd::ChaosWorker { id, seed, ops, record, lsus, worm } => {
             // The server may be in a fault storm: opening it is retried for a while.

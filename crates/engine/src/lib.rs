@@ -29,6 +29,7 @@ pub mod layout;
 pub mod log;
 pub mod manifest;
 pub mod names;
+pub mod plant;
 pub mod retry;
 pub mod server;
 pub mod store;

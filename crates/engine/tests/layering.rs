@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Low to high. A module may use modules of earlier layers only.
 const LAYERS: &[&[&str]] = &[
-    &["error", "util", "version"],
+    &["error", "plant", "util", "version"],
     &["names", "credentials", "filter", "retry", "http", "log"],
     &["layout"],
     &["manifest"],

@@ -18,7 +18,7 @@ pub type sts_uint32_t = u32;
 pub type sts_uint64_t = u64;
 
 /// Version of this interface definition. The host passes the version it was compiled
-/// against to `stspi_init`; a different major version is refused. **[project]**
+/// against to `stspi_init`; any other value is refused (`STS_EVERSION`). **[project]**
 pub const STSPI_VASTDATA_API_VERSION: sts_uint32_t = 1;
 
 /// Unit of write lengths: NetBackup writes `n * STS_BLOCK_SIZE` bytes (value not public).

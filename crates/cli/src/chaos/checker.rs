@@ -9,7 +9,8 @@
 //! - after orphan cleanup, nothing is left that no image references (pieces, records, open
 //!   multipart uploads).
 //!
-//! An image whose worker was killed between intent and answer may be either way.
+//! An image whose worker was killed between intent and answer (or whose delete failed) may be
+//! either way, but never half: listed complete means whole.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,9 @@ struct Fate {
     size: u64,
     complete: bool,
     failed: bool,
+    /// A delete was asked for: without its `STS_EOK` (an error, or the worker killed), the
+    /// image may be there or gone, but if there, it must be whole.
+    deleting: bool,
     deleted: bool,
     locked: bool,
     /// Included from another image (synthetic full): its name and length.
@@ -50,7 +54,9 @@ fn fates(events: &[Vec<Event>]) -> (BTreeMap<(String, String), Fate>, Vec<String
             Event::Failed { lsu, image, .. } => {
                 m.entry((lsu.clone(), image.clone())).or_default().failed = true
             }
-            Event::Deleting { .. } => {}
+            Event::Deleting { lsu, image } => {
+                m.entry((lsu.clone(), image.clone())).or_default().deleting = true
+            }
             Event::Deleted { lsu, image } => {
                 let f = m.entry((lsu.clone(), image.clone())).or_default();
                 if f.locked {
@@ -88,6 +94,10 @@ pub fn check(s: &Session, events: &[Vec<Event>]) -> Result<Vec<String>> {
             }
             continue;
         }
+        if f.locked && shown.is_none() {
+            bad.push(format!("WORM-locked image {lsu}/{image} is gone"));
+            continue;
+        }
         if f.complete {
             match shown {
                 Some((size, true)) if *size == f.size => {
@@ -100,6 +110,7 @@ pub fn check(s: &Session, events: &[Vec<Event>]) -> Result<Vec<String>> {
                     f.size,
                     if *c { "complete" } else { "pending" }
                 )),
+                None if f.deleting => {}
                 None => bad.push(format!("{lsu}/{image} closed complete is not listed")),
             }
         } else if f.failed && is_complete {
@@ -109,8 +120,16 @@ pub fn check(s: &Session, events: &[Vec<Event>]) -> Result<Vec<String>> {
     Ok(bad)
 }
 
-/// Read the whole image and compare; `Some(why)` on a difference.
+/// Read the whole image and compare; `Some(why)` on a difference or a failed read (faults
+/// are cleared by now: an image reported complete must restore).
 fn verify(s: &Session, lsu: &str, image: &str, f: &Fate) -> Result<Option<String>> {
+    Ok(match compare(s, lsu, image, f) {
+        Ok(why) => why,
+        Err(e) => Some(format!("{lsu}/{image} closed complete does not restore: {e:#}")),
+    })
+}
+
+fn compare(s: &Session, lsu: &str, image: &str, f: &Fate) -> Result<Option<String>> {
     let img = s.open_read(lsu, image)?;
     let (mut got, mut want) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
     let mut off = 0;

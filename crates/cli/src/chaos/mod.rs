@@ -65,6 +65,8 @@ pub struct Chaos {
     pub ops: u32,
     /// Keep each iteration's directory (simulator data, records, plug-in log).
     pub keep: bool,
+    /// A deliberate bug to switch on in the workers (`crate::plant` of the engine).
+    pub plant: Option<String>,
 }
 
 /// The seed of iteration `i` of a run seeded `seed`.
@@ -100,10 +102,11 @@ pub fn run(plugin: &Path, c: &Chaos) -> Result<()> {
             Err(e) => {
                 println!("iteration {i} (seed {s}): FAILED: {e:#}");
                 println!(
-                    "replay: vast-ost --plugin {} chaos --replay {s} --workers {} --ops {} --keep",
+                    "replay: vast-ost --plugin {} chaos --replay {s} --workers {} --ops {} --keep{}",
                     plugin.display(),
                     c.workers,
-                    c.ops
+                    c.ops,
+                    c.plant.as_ref().map_or(String::new(), |p| format!(" --plant {p}"))
                 );
                 bail!("chaos iteration {i} failed (seed {s})");
             }
@@ -130,6 +133,7 @@ fn cluster(
     let mut keys = None;
     for (name, s3, worm) in [(LSUS[0], false, false), (LSUS[1], true, false), (WORM, true, true)] {
         let mut p = crate::provision::Provision::on_sim(sim.vms_url(), &ca, name, s3, keys.is_none());
+        p.quiet = true;
         if worm {
             p.worm = Some(crate::provision::WormMode::Compliance);
             (p.min_retention, p.max_retention) = (Some("1h".into()), Some("30d".into()));
@@ -182,6 +186,7 @@ fn iteration(plugin: &Path, dir: &Path, seed: u64, c: &Chaos) -> Result<String> 
             .env("VAST_OST_HOSTNAME", format!("media{}", w % 2))
             .env("VAST_OST_CACHE_DIR", dir.join(format!("cache{}", w % 2)))
             .env("VAST_OST_LOG", &log)
+            .env("VAST_OST_CHAOS_PLANT", c.plant.as_deref().unwrap_or(""))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -1105,6 +1105,8 @@ static void synthetics(void)
             check(rc == STS_EOK, "copy_extent every 256 KiB of the full", "stopped at %u: %s", k, status_name(rc));
             row("copy_extent from a handle to itself", "stspi_copy_extent(h, h, ...)", STS_EINVAL,
                 P.stspi_copy_extent(tgt_img, tgt_img, 0, BLOCK, 0));
+            row("copy_extent with one forged handle twice", "stspi_copy_extent(forged, forged, ...)", STS_EHANDLE,
+                P.stspi_copy_extent((stsp_image_handle_t)(void *)0xdead0, (stsp_image_handle_t)(void *)0xdead0, 0, BLOCK, 0));
             row("copy_extent into a read handle", "stspi_copy_extent(read, write, ...)", STS_ESTATE,
                 P.stspi_copy_extent(src, tgt_img, 0, BLOCK, 0));
             row("copy_extent past the source's end", "stspi_copy_extent(..., size, 1, ...)", STS_EINVAL,
