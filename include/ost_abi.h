@@ -33,6 +33,9 @@
 
 #define STS_MAX_PLUGIN_STRING 64
 
+// An LSU label (`stspi_label_lsu`, `lsu_label`). **[project]**
+#define STS_MAX_LSU_LABEL 256
+
 #define STS_ERR_BASE 2060000
 
 // Success.
@@ -214,6 +217,8 @@ typedef struct sts_lsu_info_t {
   sts_uint64_t lsu_worm_min;
   // [project] With `STS_LSUF_WORM`: the longest retention lock, in seconds; 0: no maximum.
   sts_uint64_t lsu_worm_max;
+  // [project] The label `stspi_label_lsu` set, stored in the LSU; empty: none.
+  char lsu_label[STS_MAX_LSU_LABEL];
 } sts_lsu_info_t;
 
 // Identifies an image. `img_basename` is the key; a non-empty `img_date` must match too.

@@ -108,6 +108,16 @@ int stspi_close_lsu_list(stsp_lsu_list_handle_t list);
 int stspi_get_lsu_prop_byname(const sts_lsu_t *lsu,
                               sts_lsu_info_t *info);
 
+// Set the label of `lsu` to `label` (printable text without control characters, at most
+// `STS_MAX_LSU_LABEL - 1` bytes; empty removes it). The label is stored in the LSU itself,
+// so every media server's `stspi_get_lsu_prop_byname` reports it in `lsu_label`.
+//
+// Returns `STS_EOK`, `STS_EINVAL` (NULL, not UTF-8, a control character), `STS_E2BIG`,
+// `STS_EHANDLE`, `STS_ENOENT` (no such LSU), `STS_EBUSY` (other media servers keep
+// relabelling it), `STS_EACCESS`, `STS_ESYSCALL`.
+int stspi_label_lsu(const sts_lsu_t *lsu,
+                    const char *label);
+
 // Create image `img` on `lsu` and open it for writing. `pending` is NetBackup's hint that
 // another image follows (accepted, unused). The image is listed as pending and busy until
 // closed.

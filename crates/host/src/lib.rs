@@ -105,6 +105,7 @@ exports! {
     stspi_close_target_server: fn(stsp_server_handle_t);
     stspi_copy_extent: fn(stsp_image_handle_t, stsp_image_handle_t, sts_uint64_t, sts_uint64_t, sts_uint64_t);
     stspi_set_image_retention: fn(*const sts_lsu_t, *const sts_image_def_t, sts_uint64_t);
+    stspi_label_lsu: fn(*const sts_lsu_t, *const c_char);
 }
 
 /// A loaded plug-in.
@@ -391,6 +392,12 @@ impl Plugin {
     pub fn set_image_retention(&self, lsu: &sts_lsu_t, def: &sts_image_def_t, until: u64) -> Res<()> {
         // SAFETY: `lsu` and `def` are references.
         check(unsafe { (self.f.stspi_set_image_retention)(lsu, def, until) })
+    }
+
+    /// Label LSU `lsu` (empty: remove the label).
+    pub fn label_lsu(&self, lsu: &sts_lsu_t, label: &str) -> Res<()> {
+        // SAFETY: `lsu` is a reference; the `CString` lives until the call returns.
+        check(unsafe { (self.f.stspi_label_lsu)(lsu, cstring(label).as_ptr()) })
     }
 
     pub fn image_prop(&self, h: stsp_image_handle_t) -> Res<sts_image_info_t> {

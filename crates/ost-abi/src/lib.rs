@@ -38,6 +38,8 @@ pub const STS_MAX_USER: usize = 256;
 pub const STS_MAX_PASSWORD: usize = 1024;
 pub const STS_MAX_DESCRIPTION: usize = 256;
 pub const STS_MAX_PLUGIN_STRING: usize = 64;
+/// An LSU label (`stspi_label_lsu`, `lsu_label`). **[project]**
+pub const STS_MAX_LSU_LABEL: usize = 256;
 /// Largest image metadata blob (`stspi_write_image_meta`). **[project]**
 pub const STS_MAX_IMAGE_META: sts_uint64_t = 1 << 20;
 
@@ -270,6 +272,8 @@ pub struct sts_lsu_info_t {
     pub lsu_worm_min: sts_uint64_t,
     /// [project] With `STS_LSUF_WORM`: the longest retention lock, in seconds; 0: no maximum.
     pub lsu_worm_max: sts_uint64_t,
+    /// [project] The label `stspi_label_lsu` set, stored in the LSU; empty: none.
+    pub lsu_label: [c_char; STS_MAX_LSU_LABEL],
 }
 
 /// Identifies an image. `img_basename` is the key; a non-empty `img_date` must match too.

@@ -388,6 +388,26 @@ pub unsafe extern "C" fn stspi_get_lsu_prop_byname(
         out.lsu_block_size = i.block_size;
         out.lsu_worm_min = i.worm_min;
         out.lsu_worm_max = if i.worm_max == u64::MAX { 0 } else { i.worm_max };
+        put_str(&mut out.lsu_label, &i.label, "LSU label", false)
+    })
+}
+
+/// Set the label of `lsu` to `label` (printable text without control characters, at most
+/// `STS_MAX_LSU_LABEL - 1` bytes; empty removes it). The label is stored in the LSU itself,
+/// so every media server's `stspi_get_lsu_prop_byname` reports it in `lsu_label`.
+///
+/// Returns `STS_EOK`, `STS_EINVAL` (NULL, not UTF-8, a control character), `STS_E2BIG`,
+/// `STS_EHANDLE`, `STS_ENOENT` (no such LSU), `STS_EBUSY` (other media servers keep
+/// relabelling it), `STS_EACCESS`, `STS_ESYSCALL`.
+#[no_mangle]
+pub unsafe extern "C" fn stspi_label_lsu(lsu: *const sts_lsu_t, label: *const c_char) -> c_int {
+    ffi!("stspi_label_lsu", |ctx| {
+        // SAFETY: `lsu` is NULL or an `sts_lsu_t` valid for reads (caller contract, crate docs).
+        let (s, name) = unsafe { lsu_arg(lsu, "LSU", ctx) }?;
+        // SAFETY: `label` is NULL or a NUL-terminated string (caller contract, crate docs).
+        let label = unsafe { arg_str(label, "label") }?;
+        s.set_lsu_label(&name, label)?;
+        info!(server = %s.name(), lsu = %name, label, "LSU labelled");
         Ok(())
     })
 }

@@ -34,6 +34,8 @@ pub struct LsuInfo {
     /// Shortest and longest retention lock, seconds (WORM LSUs; `u64::MAX`: no maximum).
     pub worm_min: u64,
     pub worm_max: u64,
+    /// What `stspi_label_lsu` set (empty: none).
+    pub label: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -111,6 +113,7 @@ impl Server {
             block_size: abi::STS_BLOCK_SIZE,
             worm_min: worm.map_or(0, |w| w.min_secs),
             worm_max: worm.map_or(0, |w| w.max_secs),
+            label: self.lsu_label(lsu)?,
         })
     }
 

@@ -4,13 +4,14 @@
 //! polling by name is told, from the config and a cache of the last open), [`routing`] (which
 //! store holds an LSU), [`info`] (what NetBackup is told, flags, caches), [`inspect`] (what
 //! `vast-ost doctor` asks beyond the OST calls), [`ops`] (image operations), [`open_image`]
-//! (open images and cursors), [`worm`] (retention locks).
+//! (open images and cursors), [`worm`] (retention locks), [`label`] (LSU labels).
 
 mod connect;
 mod described;
 mod engine;
 mod info;
 mod inspect;
+mod label;
 mod open_image;
 mod ops;
 mod routing;
@@ -18,6 +19,7 @@ mod worm;
 
 pub use engine::Engine;
 pub use info::{ImageInfo, LsuInfo, ServerInfo};
+pub use label::{check_label, MAX_LABEL};
 pub use open_image::{Cursor, OpenImage};
 
 use std::path::PathBuf;

@@ -73,8 +73,9 @@
     X(stspi_include_in_image)                                                                  \
     X(stspi_open_target_server)                                                                \
     X(stspi_close_target_server)                                                               \
-    X(stspi_copy_extent) \
-    X(stspi_set_image_retention)
+    X(stspi_copy_extent)                                                                       \
+    X(stspi_set_image_retention)                                                               \
+    X(stspi_label_lsu)
 
 #define DECLARE_FN(f) __typeof__(f) *f;
 #define COUNT_FN(f) +1
@@ -2042,7 +2043,7 @@ int main(int argc, char **argv)
         missing++;                                                                             \
     }
     STSPI_FUNCTIONS(LOAD_FN)
-    if (!check(missing == 0 && N_FUNCTIONS == 32, "dlsym every stspi_* function of the header",
+    if (!check(missing == 0 && N_FUNCTIONS == 33, "dlsym every stspi_* function of the header",
                "%d of %d missing", missing, N_FUNCTIONS)) {
         printf("%d passed, %d failed\n", n_pass, n_fail);
         return 1;
