@@ -28,6 +28,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod air;
 mod boundary;
 mod convert;
 #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
@@ -261,7 +262,8 @@ pub unsafe extern "C" fn stspi_close_server(handle: stsp_server_handle_t) -> c_i
 
 fn fill_server_info(out: &mut sts_server_info_t, i: &vast_ost_engine::ServerInfo) -> Result<()> {
     put_str(&mut out.srv_server, &i.name, "server name", true)?;
-    out.srv_flags = i.flags;
+    // A replication target keeps event journals (A.I.R.), as the config says.
+    out.srv_flags = i.flags | vast_ost_engine::replication::server_flags(&*engine()?.config()?, &i.name);
     out.srv_maxconnect = i.max_connect;
     out.srv_nconnect = i.connections;
     put_str(&mut out.srv_version, &i.version, "server version", false)?;
@@ -378,7 +380,8 @@ pub unsafe extern "C" fn stspi_get_lsu_prop_byname(
         put_str(&mut out.lsu_server, &i.server, "server name", true)?;
         put_str(&mut out.lsu_name.sln_name, &i.name, "LSU name", true)?;
         put_str(&mut out.lsu_description, &i.description, "LSU description", false)?;
-        out.lsu_flags = i.flags;
+        out.lsu_flags =
+            i.flags | vast_ost_engine::replication::rep_info(&*engine()?.config()?, s.name(), &name).flags;
         out.lsu_capacity = i.capacity;
         out.lsu_capacity_phys = i.capacity;
         out.lsu_used = i.used;

@@ -68,7 +68,7 @@ fn warn_if_stale(so: &Path) {
 }
 
 /// The exports of the plug-in: the header's `int stspi_*(` prototypes.
-const N_EXPORTS: usize = 33;
+const N_EXPORTS: usize = 41;
 
 /// The `N_EXPORTS` `int stspi_*(` prototypes of the checked-in header.
 fn header_functions() -> Vec<String> {

@@ -118,7 +118,7 @@ impl Server {
     }
 
     /// Forget cached capacity and image count of `lsu`: they just changed.
-    pub(super) fn changed(&self, lsu: &str) {
+    pub fn changed(&self, lsu: &str) {
         if let Some(c) = &self.control {
             c.invalidate_space(lsu);
         }

@@ -81,6 +81,11 @@ impl Server {
         nfs.into_iter().chain(s3).collect::<Vec<_>>().join(", ")
     }
 
+    /// How writers on this server show they are alive (`writer_silence_secs`).
+    pub fn liveness(&self) -> crate::image::Liveness {
+        self.liveness
+    }
+
     /// Images and lists still open.
     pub fn open_children(&self) -> usize {
         self.open.load(Ordering::Acquire)
@@ -97,14 +102,16 @@ impl Server {
         }
     }
 
-    pub(super) fn guard(self: &Arc<Self>) -> ChildGuard {
+    /// Count a child (an image, a list, an event channel) open on this server until the guard
+    /// drops: close_server is refused meanwhile.
+    pub fn guard(self: &Arc<Self>) -> ChildGuard {
         self.open.fetch_add(1, Ordering::AcqRel);
         ChildGuard(self.clone())
     }
 }
 
 /// Counts an open child of a server for as long as it lives.
-pub(super) struct ChildGuard(Arc<Server>);
+pub struct ChildGuard(Arc<Server>);
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {

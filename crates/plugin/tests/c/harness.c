@@ -75,7 +75,15 @@
     X(stspi_close_target_server)                                                               \
     X(stspi_copy_extent)                                                                       \
     X(stspi_set_image_retention)                                                               \
-    X(stspi_label_lsu)
+    X(stspi_label_lsu)                                                                         \
+    X(stspi_get_lsu_rep_prop)                                                                  \
+    X(stspi_async_copy_image)                                                                  \
+    X(stspi_async_wait)                                                                        \
+    X(stspi_async_cancel)                                                                      \
+    X(stspi_open_evchannel)                                                                    \
+    X(stspi_get_event)                                                                         \
+    X(stspi_get_event_payload)                                                                 \
+    X(stspi_close_evchannel)
 
 #define DECLARE_FN(f) __typeof__(f) *f;
 #define COUNT_FN(f) +1
@@ -2043,7 +2051,7 @@ int main(int argc, char **argv)
         missing++;                                                                             \
     }
     STSPI_FUNCTIONS(LOAD_FN)
-    if (!check(missing == 0 && N_FUNCTIONS == 33, "dlsym every stspi_* function of the header",
+    if (!check(missing == 0 && N_FUNCTIONS == 41, "dlsym every stspi_* function of the header",
                "%d of %d missing", missing, N_FUNCTIONS)) {
         printf("%d passed, %d failed\n", n_pass, n_fail);
         return 1;
