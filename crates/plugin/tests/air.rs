@@ -37,6 +37,8 @@ struct World {
     _proxy: Proxy,
     /// A plain S3 client of the target bucket's owner: what is really on the target storage.
     direct: S3Store,
+    /// The same on the source: where the job records are.
+    direct_src: S3Store,
 }
 
 fn world() -> &'static World {
@@ -81,7 +83,9 @@ fn make_world() -> World {
     let plugin = load_plugin(&cfg_path, &dir.path().join("vast-ost.log"));
     let direct =
         S3Store::new(&S3Settings::new(b.sim.s3_endpoints(), &ak_b, &sk_b), LsuFilter::default()).unwrap();
-    World { dir, a, b, plugin, _proxy: proxy, direct }
+    let direct_src =
+        S3Store::new(&S3Settings::new(a.sim.s3_endpoints(), &ak_a, &sk_a), LsuFilter::default()).unwrap();
+    World { dir, a, b, plugin, _proxy: proxy, direct, direct_src }
 }
 
 fn open(p: &Plugin, w: &World, server: &str) -> stsp_server_handle_t {
@@ -331,6 +335,52 @@ fn a_killed_copier_is_resumed_by_another_process_and_the_event_appears_once() {
     assert_eq!(events_of(p, w, &op).len(), 1, "exactly one event for the resumed set");
     assert_eq!(p.async_wait(&op, 0).0, Ok(()), "done, as seen from this process too");
     p.close_server(d).unwrap();
+    p.close_server(s).unwrap();
+}
+
+/// A copier that died after appending its set's event but before recording it: the process
+/// that resumes the job finds the event and appends no other.
+#[test]
+fn a_copier_dead_after_appending_its_event_does_not_append_another() {
+    use vast_ost_engine::replication::job::{self, Runner, State};
+    let w = world();
+    let p = &w.plugin;
+    let s = open(p, w, SRC);
+    let set = backup_set(w, s, "late_1700000006", MIB);
+    let op = p.async_copy_image(&lsu(s, "nbu-src"), &defs(&set)).unwrap();
+    let (rc, st) = wait_done(p, &op);
+    assert_eq!(rc, Ok(()));
+    // Put the record back as the dead copier left it: publishing, its event already appended.
+    let dead = fork_child(|| 0);
+    wait_child(dead, Duration::from_secs(10)).unwrap();
+    let id = get_str(&op.op_id).rsplit('/').next().unwrap().to_string();
+    job::update(&w.direct_src, "nbu-src", &id, |j| {
+        j.state = State::Publishing { after: st.as_event_seqno - 1 };
+        j.runner = Some(Runner {
+            host: vast_ost_engine::util::hostname(),
+            pid: dead as u32,
+            session: "dead".into(),
+        });
+        Ok(true)
+    })
+    .unwrap();
+    let seq = st.as_event_seqno;
+    std::fs::write(w.dir.path().join("late.opid"), get_str(&op.op_id)).unwrap();
+    let resumer = fork_child(move || {
+        let p = &world().plugin;
+        let _s = open(p, world(), SRC);
+        let op = opid_from(&std::fs::read_to_string(world().dir.path().join("late.opid")).unwrap());
+        match wait_done(p, &op) {
+            (Ok(()), st) if st.as_event_seqno == seq => 0,
+            (rc, st) => {
+                eprintln!("resumed publish ended with {rc:?}, event {}", st.as_event_seqno);
+                1
+            }
+        }
+    });
+    let st = wait_child(resumer, Duration::from_secs(120)).expect("the resumer ended");
+    assert!(exited_ok(st), "the resumed job found its event");
+    assert_eq!(events_of(p, w, &op).len(), 1, "still exactly one event");
     p.close_server(s).unwrap();
 }
 
