@@ -123,7 +123,9 @@ fn schedule(engine: &Arc<Engine>, source: &Arc<Server>, op: &OpId, restart: bool
         let st = match run(&engine, &source, &op, &local) {
             Ok(st) => st,
             Err(e) if e.kind() == ErrorKind::Again => {
-                // Another process claimed it first: its record tells how it goes.
+                // Another process claimed it first, or took it over: its record tells how it
+                // goes.
+                warn!(server = %source.name(), lsu = %op.lsu, "replication {op}: {e}");
                 pool::forget(&key);
                 return;
             }
@@ -202,6 +204,9 @@ pub fn cancel(engine: &Arc<Engine>, source: &Arc<Server>, op: &OpId) -> Result<S
             Phase::Running => {
                 Err(Error::new(ErrorKind::Again, format!("replication {op} is still stopping")))
             }
+            Phase::Done => Err(Error::state(format!(
+                "replication {op} finished before it could stop: its images are on the target"
+            ))),
             _ => Ok(st),
         };
     }
@@ -274,7 +279,12 @@ fn claim(session: &str, silence: Duration) -> impl FnMut(&mut Job) -> Result<boo
 /// Fail unless this session still runs the job, and stop when a cancel was asked for.
 fn still_mine(j: &Job, session: &str, local: &Local) -> Result<()> {
     if j.runner.as_ref().is_none_or(|r| r.session != session) {
-        return Err(Error::state(format!("replication {} was taken over by another process", j.id)));
+        // `Again`, not a failure: the record is the other process's now, and must not be
+        // marked failed from here.
+        return Err(Error::new(
+            ErrorKind::Again,
+            format!("replication {} was taken over by another process", j.id),
+        ));
     }
     if local.cancelled() || j.state == State::Cancelling {
         return Err(Error::new(ErrorKind::Cancelled, format!("replication {} cancelled", j.id)));
