@@ -466,6 +466,43 @@ fn a_cancelled_copy_leaves_nothing_on_the_target() {
     p.close_server(s).unwrap();
 }
 
+/// A cancel from another process than the copier's: `STS_EAGAIN` at once, the copier stops at
+/// its next image and deletes what it made; waits then report the cancel.
+#[test]
+fn a_cancel_from_another_process_stops_the_copier_there() {
+    let w = world();
+    let p = &w.plugin;
+    let s = open(p, w, SRC);
+    let set = backup_set(w, s, "xcancel_1700000007", 12 * MIB);
+    let opfile: PathBuf = w.dir.path().join("xcancel.opid");
+    let set_defs = defs(&set);
+    let copier = fork_child(|| {
+        let p = &world().plugin;
+        let s = open(p, world(), SRC);
+        let op = p.async_copy_image(&lsu(s, "nbu-src"), &set_defs).unwrap();
+        std::fs::write(&opfile, get_str(&op.op_id)).unwrap();
+        match wait_done(p, &op) {
+            (Err(Status(STS_ECANCELED)), st) if st.as_state == STS_ASYNC_CANCELLED => 0,
+            (rc, st) => {
+                eprintln!("the copier's copy ended with {rc:?}, state {}", st.as_state);
+                1
+            }
+        }
+    });
+    until("the copier's operation id", || std::fs::read_to_string(&opfile).is_ok_and(|s| !s.is_empty()));
+    let op = opid_from(&std::fs::read_to_string(&opfile).unwrap());
+    let d = open(p, w, DST);
+    until("F1 being copied", || p.image_prop_byname(&lsu(d, "nbu-dst"), &set[1].def).is_ok());
+    assert_eq!(p.async_cancel(&op), Err(Status(STS_EAGAIN)), "asked of the copier's process");
+    let st = wait_child(copier, Duration::from_secs(120)).expect("the copier ended");
+    assert!(exited_ok(st), "the copier saw its copy cancelled");
+    assert_eq!(p.async_wait(&op, 0).0, Err(Status(STS_ECANCELED)));
+    assert_eq!(left_on_target(w, &set), Vec::<String>::new(), "nothing of the set on the target");
+    assert!(events_of(p, w, &op).is_empty());
+    p.close_server(d).unwrap();
+    p.close_server(s).unwrap();
+}
+
 #[test]
 fn bad_requests_are_refused() {
     let w = world();
