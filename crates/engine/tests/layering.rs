@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["control", "image"],
     &["config"],
     &["server"],
+    &["replication"],
 ];
 
 /// Lines a source file may have unless its module doc says it has "one job".

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use vast_ost_engine::replication::Channel;
 use vast_ost_engine::{Cursor, Error, ErrorKind, ImageInfo, OpenImage, Result, Server};
 
 pub type Shared<T> = Arc<Mutex<T>>;
@@ -16,6 +17,7 @@ pub enum Object {
     LsuList(Shared<Cursor<String>>),
     Image(Shared<OpenImage>),
     ImageList(Shared<Cursor<ImageInfo>>),
+    EvChannel(Shared<Channel>),
 }
 
 impl Object {
@@ -25,6 +27,7 @@ impl Object {
             Object::LsuList(_) => 2,
             Object::Image(_) => 3,
             Object::ImageList(_) => 4,
+            Object::EvChannel(_) => 5,
         }
     }
 }
@@ -151,6 +154,16 @@ pub fn take_server_if(h: usize, check: impl FnOnce(&Server) -> Result<()>) -> Re
 accessor!(lsu_list, take_lsu_list, LsuList, Shared<Cursor<String>>, "LSU list", false);
 accessor!(image, take_image, Image, Shared<OpenImage>, "image", true);
 accessor!(image_list, take_image_list, ImageList, Shared<Cursor<ImageInfo>>, "image list", false);
+accessor!(evchannel, take_evchannel, EvChannel, Shared<Channel>, "event channel", false);
+
+/// An open server handle of this process named `name` (A.I.R. calls that carry no handle find
+/// the source server NetBackup opened through it).
+pub fn server_named(name: &str) -> Option<Arc<Server>> {
+    map().values().find_map(|(_, o)| match o {
+        Object::Server(s) if s.name().eq_ignore_ascii_case(name) => Some(s.clone()),
+        _ => None,
+    })
+}
 
 /// Drop every handle (terminate). Images open for writing close incomplete as they drop.
 pub fn clear() -> usize {

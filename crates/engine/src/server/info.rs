@@ -34,6 +34,8 @@ pub struct LsuInfo {
     /// Shortest and longest retention lock, seconds (WORM LSUs; `u64::MAX`: no maximum).
     pub worm_min: u64,
     pub worm_max: u64,
+    /// What `stspi_label_lsu` set (empty: none).
+    pub label: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -115,11 +117,12 @@ impl Server {
             block_size: abi::STS_BLOCK_SIZE,
             worm_min: worm.map_or(0, |w| w.min_secs),
             worm_max: worm.map_or(0, |w| w.max_secs),
+            label: self.lsu_label(lsu)?,
         })
     }
 
     /// Forget cached capacity and image count of `lsu`: they just changed.
-    pub(super) fn changed(&self, lsu: &str) {
+    pub fn changed(&self, lsu: &str) {
         if let Some(c) = &self.control {
             c.invalidate_space(lsu);
         }

@@ -84,7 +84,7 @@ impl NfsStore {
     }
 
     fn image_dir(&self, lsu: &str, image: &str) -> Result<PathBuf> {
-        names::validate("image", image)?;
+        layout::validate_owner(image)?;
         Ok(self.lsu_dir(lsu)?.join(image))
     }
 

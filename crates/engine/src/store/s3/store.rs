@@ -102,7 +102,7 @@ impl S3Store {
     }
 
     fn record_key(&self, image: &str, name: &str) -> Result<String> {
-        names::validate("image", image)?;
+        layout::validate_owner(image)?;
         names::validate("record", name)?;
         Ok(layout::record_key(image, name))
     }
@@ -264,7 +264,7 @@ impl PieceStore for S3Store {
 
     fn remove_image(&self, lsu: &str, image: &str, keep: &[String]) -> Result<()> {
         let bucket = self.bucket(lsu)?;
-        names::validate("image", image)?;
+        layout::validate_owner(image)?;
         let prefix = layout::image_prefix(image);
         // Uploads of writers that died or are still going: nothing may stay open.
         self.abort_uploads(&bucket, &prefix, |key| !keep.iter().any(|k| k == key))?;
