@@ -67,6 +67,7 @@ fn fates(events: &[Vec<Event>]) -> (BTreeMap<(String, String), Fate>, Vec<String
             Event::Locked { lsu, image, .. } => {
                 m.entry((lsu.clone(), image.clone())).or_default().locked = true
             }
+            Event::Replicated { .. } => {}
             Event::BadRead { lsu, image, offset } => {
                 bad.push(format!("a read of {lsu}/{image} at {offset} returned STS_EOK with wrong bytes"))
             }
@@ -75,9 +76,11 @@ fn fates(events: &[Vec<Event>]) -> (BTreeMap<(String, String), Fate>, Vec<String
     (m, bad)
 }
 
-/// Every broken promise found, in words (empty: the iteration passed).
-pub fn check(s: &Session, events: &[Vec<Event>]) -> Result<Vec<String>> {
+/// Every broken promise found, in words (empty: the iteration passed). `target`: the A.I.R.
+/// target's session and LSU.
+pub fn check(s: &Session, target: (&Session, &str), events: &[Vec<Event>]) -> Result<Vec<String>> {
     let (m, mut bad) = fates(events);
+    bad.extend(replicated(target, &m, events)?);
     let mut listed: BTreeMap<(String, String), (u64, bool)> = BTreeMap::new();
     for lsu in m.keys().map(|(l, _)| l.clone()).collect::<std::collections::BTreeSet<_>>() {
         for info in s.images(&lsu, "")? {
@@ -115,6 +118,46 @@ pub fn check(s: &Session, events: &[Vec<Event>]) -> Result<Vec<String>> {
             }
         } else if f.failed && is_complete {
             bad.push(format!("{lsu}/{image}: its write or close failed, yet it is listed complete"));
+        }
+    }
+    Ok(bad)
+}
+
+/// Every A.I.R. copy reported done: its images complete on the target with the source's
+/// bytes, and its event in the target's journal exactly once (no copy's event twice).
+fn replicated(
+    (t, tlsu): (&Session, &str),
+    m: &BTreeMap<(String, String), Fate>,
+    events: &[Vec<Event>],
+) -> Result<Vec<String>> {
+    let mut bad = Vec::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let ch = t.p().open_evchannel(&t.lsu(tlsu)?, 0)?;
+    loop {
+        match t.p().get_event(ch) {
+            Ok(e) => *seen.entry(vast_ost_host::get_str(&e.ev_opid.op_id)).or_default() += 1,
+            Err(vast_ost_host::Status(vast_ost_host::abi::STS_ENO_MORE_ENTRIES)) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    t.p().close_evchannel(ch)?;
+    for (opid, n) in &seen {
+        if *n > 1 {
+            bad.push(format!("A.I.R. copy {opid} has {n} events on the target"));
+        }
+    }
+    for ev in events.iter().flatten() {
+        let Event::Replicated { opid, images } = ev else { continue };
+        if !seen.contains_key(opid) {
+            bad.push(format!("A.I.R. copy {opid} reported done has no event on the target"));
+        }
+        for image in images {
+            let Some(f) = m.values().zip(m.keys()).find(|(_, (_, i))| i == image).map(|(f, _)| f) else {
+                continue;
+            };
+            if let Some(why) = verify(t, tlsu, image, f)? {
+                bad.push(format!("replicated by {opid}: {why}"));
+            }
         }
     }
     Ok(bad)

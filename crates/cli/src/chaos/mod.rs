@@ -1,6 +1,7 @@
 //! `vast-ost chaos`: NetBackup workloads under random faults, checked like Jepsen. Each
 //! iteration starts a simulated cluster (an NFS view, an S3 bucket and a WORM bucket; every
-//! other iteration with the S3 plane ignoring conditional writes), runs several worker
+//! other iteration with the S3 plane ignoring conditional writes) and an A.I.R. target
+//! cluster (the NFS view replicates to it), runs several worker
 //! processes through the real `.so` (two media servers: host names and caches apart) while
 //! injecting faults ([`faults`]), then holds the storage to what the plug-in reported
 //! ([`checker`]) and cleans up orphans, which must leave nothing unreferenced. Everything
@@ -26,6 +27,9 @@ use crate::session::{Loaded, Session};
 const SERVER: &str = "VastData:chaos";
 const LSUS: [&str; 2] = ["chaos-nfs", "chaos-s3"];
 const WORM: &str = "chaos-worm";
+/// The A.I.R. target: another simulated cluster, whose LSU receives `LSUS[0]`'s copies.
+const DR: &str = "VastData:chaos-dr";
+const DR_LSU: &str = "chaos-dr";
 /// A worker that has not finished by then is hung.
 const DEADLINE: Duration = Duration::from_secs(300);
 
@@ -121,7 +125,7 @@ fn cluster(
     dir: &Path,
     seed: u64,
     ignore_preconditions: bool,
-) -> Result<(vast_sim::Sim, PathBuf, (String, String))> {
+) -> Result<(Cluster, PathBuf, (String, String))> {
     let mut cfg = vast_sim::SimConfig::new(dir.join("cluster"));
     cfg.seed = seed;
     cfg.ignore_preconditions = ignore_preconditions;
@@ -158,15 +162,49 @@ fn cluster(
         writer_silence_secs: Some(3),
         ..Server::default()
     };
+    // The A.I.R. target cluster, and the pairing (the target's credentials in the config).
+    let dr = vast_sim::Sim::start(vast_sim::SimConfig::new(dir.join("dr"))).context("starting the target")?;
+    let dr_ca = dir.join("dr-ca.pem");
+    std::fs::write(&dr_ca, dr.ca_pem().unwrap_or_default())?;
+    let mut p = crate::provision::Provision::on_sim(dr.vms_url(), &dr_ca, DR_LSU, false, false);
+    p.quiet = true;
+    crate::provision::run(&p, dr.admin_user(), dr.admin_password())?;
+    let dr_server = Server {
+        name: DR.to_string(),
+        vms: Some(Vms { address: dr.vms_url().to_string(), ca_file: Some(dr_ca) }),
+        nfs: Some(Nfs { mount: dr.root().to_path_buf(), direct_io: Some("auto") }),
+        writer_silence_secs: Some(3),
+        ..Server::default()
+    };
+    let q = |v: &str| toml::Value::String(v.to_string()).to_string();
+    let pairing = format!(
+        "\n[[replication]]\nsource_server = {}\nsource_lsu = {}\ntarget_server = {}\ntarget_lsu = {}\n\
+         target_user = {}\ntarget_password = {}\n",
+        q(SERVER),
+        q(LSUS[0]),
+        q(DR),
+        q(DR_LSU),
+        q(dr.admin_user()),
+        q(dr.admin_password())
+    );
     let config = dir.join("vast-ost.toml");
-    ConfigFile { log: Some(Log { level: "info" }), servers: vec![server] }.write(&config, None)?;
-    Ok((sim, config, (ak, sk)))
+    let text =
+        ConfigFile { log: Some(Log { level: "info" }), servers: vec![server, dr_server] }.to_toml(None)?;
+    std::fs::write(&config, text + &pairing)?;
+    Ok((Cluster { sim, dr }, config, (ak, sk)))
+}
+
+/// The source cluster and the A.I.R. target.
+struct Cluster {
+    sim: vast_sim::Sim,
+    dr: vast_sim::Sim,
 }
 
 fn iteration(plugin: &Path, dir: &Path, seed: u64, c: &Chaos) -> Result<String> {
     let mut rng = Rng::new(seed);
     let ignore = rng.below(2) == 1;
-    let (sim, config, _keys) = cluster(dir, seed, ignore)?;
+    let (cl, config, _keys) = cluster(dir, seed, ignore)?;
+    let sim = &cl.sim;
     // NetBackup's credentials for the server are the VMS login (the S3 key is in the config).
     let (ak, sk) = (sim.admin_user().to_string(), sim.admin_password().to_string());
     let log = dir.join("vast-ost.log");
@@ -243,25 +281,28 @@ fn iteration(plugin: &Path, dir: &Path, seed: u64, c: &Chaos) -> Result<String> 
     std::env::set_var(crate::session::LOG_ENV, &log);
     let bad = {
         let s = Session::open(Loaded::new(plugin)?, SERVER, &ak, &sk)?;
-        checker::check(&s, &events)?
+        let t = Session::open(Loaded::new(plugin)?, DR, cl.dr.admin_user(), cl.dr.admin_password())?;
+        checker::check(&s, (&t, DR_LSU), &events)?
     };
     if !bad.is_empty() {
         bail!("{} broken promise(s):\n  {}\n{}", bad.len(), bad.join("\n  "), recent(&applied));
     }
     // Writers of the other media server are judged gone after their silence window.
     std::thread::sleep(Duration::from_secs(4));
-    let left = leftovers(&config, &ak, &sk)?;
+    let mut left = leftovers(&config, SERVER, (&ak, &sk), &[LSUS[0], LSUS[1], WORM])?;
+    left.extend(leftovers(&config, DR, (cl.dr.admin_user(), cl.dr.admin_password()), &[DR_LSU])?);
     if !left.is_empty() {
         bail!("after orphan cleanup, left behind: {}", left.join("; "));
     }
     let n: usize = events.iter().map(Vec::len).sum();
+    let air = events.iter().flatten().filter(|e| matches!(e, record::Event::Replicated { .. })).count();
     let summary = format!(
-        "{n} events, {} faults{}{}",
+        "{n} events ({air} A.I.R. copies), {} faults{}{}",
         applied.len(),
         if killed { ", a worker killed" } else { "" },
         if ignore { ", S3 ignoring preconditions" } else { "" }
     );
-    sim.stop();
+    drop(cl);
     Ok(summary)
 }
 
@@ -273,13 +314,20 @@ fn recent(applied: &[faults::Fault]) -> String {
 
 /// Remove orphans on every LSU (stale pending images too: every writer is gone), then what
 /// is still unreferenced, and open uploads: each as a line.
-fn leftovers(config: &Path, ak: &str, sk: &str) -> Result<Vec<String>> {
+fn leftovers(
+    config: &Path,
+    name: &str,
+    (user, password): (&str, &str),
+    lsus: &[&str],
+) -> Result<Vec<String>> {
     let engine = vast_ost_engine::Engine::new(config)?;
-    let creds =
-        vast_ost_engine::Credentials { user: ak.to_string(), password: vast_ost_engine::Secret::new(sk) };
-    let server = engine.open_server(SERVER, &creds)?;
+    let creds = vast_ost_engine::Credentials {
+        user: user.to_string(),
+        password: vast_ost_engine::Secret::new(password),
+    };
+    let server = engine.open_server(name, &creds)?;
     let mut left = Vec::new();
-    for lsu in LSUS.iter().chain([&WORM]) {
+    for lsu in lsus {
         let o = server.find_orphans(lsu, Duration::ZERO)?;
         if !o.is_empty() {
             // Pieces WORM-locked by their image's lock are not orphans; a failure here is.

@@ -51,6 +51,12 @@ pub enum Event {
         image: String,
         until: u64,
     },
+    /// `async_wait` reported the A.I.R. copy `opid` of these images done: each must be
+    /// complete on the target with the source's bytes, and the set's event there once.
+    Replicated {
+        opid: String,
+        images: Vec<String>,
+    },
     /// A read returned `STS_EOK` with bytes that are not the image's: always a failure.
     BadRead {
         lsu: String,

@@ -1,7 +1,8 @@
 //! One chaos worker process (`vast-ost chaos-worker`, hidden): a random NetBackup workload
 //! through the real `.so` — backups of random sizes and write sizes (some abandoned pending),
 //! random-offset restores checked byte for byte, copies between LSUs, synthetic fulls that
-//! include part of an earlier image, expiries, WORM locks and deletes of locked images —
+//! include part of an earlier image, expiries, WORM locks and deletes of locked images, A.I.R.
+//! copies of image sets to the target cluster —
 //! recording every intent and every answer ([`super::record`]). Faults come from outside
 //! (the driver); failures of calls are expected, wrong bytes or broken promises are not.
 
@@ -132,7 +133,7 @@ pub fn run(s: &Session, p: &Plan) -> Result<()> {
                     }
                 }
             }
-            76..=87 => {
+            76..=85 => {
                 if let Some(i) = pick(&mut rng, &known, &|_| true) {
                     let k = known[i].clone();
                     rec.put(&Event::Deleting { lsu: k.lsu.clone(), image: k.name.clone() })?;
@@ -143,6 +144,18 @@ pub fn run(s: &Session, p: &Plan) -> Result<()> {
                         rec.put(&Event::Deleted { lsu: k.lsu.clone(), image: k.name.clone() })?;
                         known.remove(i);
                     }
+                }
+            }
+            86..=91 => {
+                // A.I.R.: a set of this worker's complete images of the replicated LSU.
+                let set: Vec<String> = known
+                    .iter()
+                    .filter(|k| k.lsu == p.lsus[0])
+                    .take(1 + rng.below(3) as usize)
+                    .map(|k| k.name.clone())
+                    .collect();
+                if !set.is_empty() {
+                    replicate(s, &mut rec, &p.lsus[0], &set)?;
                 }
             }
             _ => {
@@ -222,6 +235,27 @@ fn backup(
         (Err(e), _) => {
             rec.put(&Event::Failed { lsu: lsu.into(), image: name.into(), why: format!("{e:#}") })?;
             Ok(None)
+        }
+    }
+}
+
+/// Replicate `set` (A.I.R.) and wait for it: a copy reported done is recorded with its opid.
+/// A copy that fails is fine (faults); one that is still running after a minute is left to
+/// its job record (another process, or cleanup, finds it).
+fn replicate(s: &Session, rec: &mut Recorder, lsu: &str, set: &[String]) -> Result<()> {
+    let Ok(l) = s.lsu(lsu) else { return Ok(()) };
+    let defs: Vec<_> = set.iter().map(|n| session::def(n, "", "")).collect::<Result<_>>()?;
+    let Ok(op) = s.p().async_copy_image(&l, &defs) else { return Ok(()) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match s.p().async_wait(&op, 1000).0 {
+            Ok(()) => {
+                let opid = vast_ost_host::get_str(&op.op_id);
+                return rec.put(&Event::Replicated { opid, images: set.to_vec() });
+            }
+            Err(vast_ost_host::Status(vast_ost_host::abi::STS_EAGAIN))
+                if std::time::Instant::now() < deadline => {}
+            Err(_) => return Ok(()),
         }
     }
 }
