@@ -255,12 +255,12 @@ fn iteration(plugin: &Path, dir: &Path, seed: u64, c: &Chaos) -> Result<String> 
                 killed = true;
             }
         } else {
-            faults::apply(&sim, &f, fault_seed);
+            faults::apply(sim, &f, fault_seed);
         }
         applied.push(f);
     }
     sim.clear_faults()?;
-    faults::all_up(&sim);
+    faults::all_up(sim);
     for (w, (ch, by_us)) in workers.iter_mut().enumerate() {
         let status = ch.wait()?;
         if !status.success() && !*by_us {
