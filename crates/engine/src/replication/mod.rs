@@ -4,7 +4,7 @@
 //!   configured server ([`crate::config::ReplicationConfig`]; [`rep_info`], the flags).
 //! - `stspi_async_copy_image` of an image set starts a job ([`run`]): its record lives on the
 //!   source storage ([`job`]), the copy runs on a small fixed pool of threads of this process
-//!   ([`pool`]), one image at a time through the verified, streamed copy of the image layer
+//!   ([`pool`]), one image at a time ([`copy`]) through the verified, streamed copy of the image layer
 //!   ([`crate::image::replicate`]: the target stays pending until it is read back and
 //!   compared). A copier that dies leaves the record saying how far it got; the next
 //!   `async_wait` or `async_copy_image` of the set in any process of a media server resumes
@@ -12,6 +12,7 @@
 //! - When the whole set is committed on the target, one `STS_EVT_IMG_REP` event is appended to
 //!   the target LSU's journal on the target storage ([`events`]), exactly once per job.
 
+mod copy;
 pub mod events;
 pub mod job;
 mod pool;

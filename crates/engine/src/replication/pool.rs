@@ -115,11 +115,6 @@ pub fn running(opid: &str) -> Option<Arc<Local>> {
     with_jobs(|m| m.get(opid).filter(|l| l.status().phase == Phase::Running).cloned())
 }
 
-/// The job `opid` as this process last knew it (running or ended here).
-pub fn known(opid: &str) -> Option<Arc<Local>> {
-    with_jobs(|m| m.get(opid).cloned())
-}
-
 /// Register `opid` to run here, unless it already does; `None` then.
 pub fn register(opid: &str, st: Status) -> Option<Arc<Local>> {
     with_jobs(|m| {
