@@ -1,7 +1,6 @@
 //! Starting, running, waiting for and cancelling replication jobs. The source server is one
 //! the caller opened (with NetBackup's credentials); the target is opened from the
-//! `[[replication]]` entry (its own credentials), by whichever process runs the job. One job,
-//! long for its crash and cancel cases: the life of a replication job.
+//! `[[replication]]` entry (its own credentials), by whichever process runs the job.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
