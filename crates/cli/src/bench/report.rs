@@ -314,7 +314,7 @@ mod tests {
             md.contains("| S3: backup | **vast-ost** | 512 (256–1024) | 1.00 | 2 | **1.00×** (fast) |"),
             "{md}"
         );
-        assert!(md.contains("| | broken | failed: boom |"), "{md}");
+        assert!(md.contains("|  | broken | failed: boom |"), "{md}");
         assert!(r.print().contains("failed: boom"));
         let j: serde_json::Value = serde_json::from_str(&json(&[r], &Machine::default())).unwrap();
         assert_eq!(j["rows"][0]["ratio"], 1.0);
