@@ -83,8 +83,16 @@ fn probe(sh: &Shared, bucket: &str, policy: &WormPolicy) -> Result<()> {
             None => Err(not_supported(format!("{key} is gone after PutObjectRetention"))),
         }
     };
+    // A bucket without Object Lock configuration answers GetObjectRetention 400 (AWS:
+    // InvalidRequest): that is the answer, not a failure to retry.
+    let retention = |what: &str| match api::get_retention(c, bucket, &key) {
+        Err(e) if e.http_status() == Some(400) => {
+            Err(not_supported(format!("GetObjectRetention on {key} {what} was refused: {e}")))
+        }
+        r => r,
+    };
     // A lock from an earlier probe that still holds: read back, nothing new is locked.
-    if let (Some(until), date) = api::get_retention(c, bucket, &key)? {
+    if let (Some(until), date) = retention("before the probe")? {
         if until.as_second().max(0) as u64 > server_now(date) {
             return body_intact();
         }
@@ -122,7 +130,7 @@ fn probe(sh: &Shared, bucket: &str, policy: &WormPolicy) -> Result<()> {
         Err(e) => return Err(e),
     }
     body_intact()?;
-    match api::get_retention(c, bucket, &key)? {
+    match retention("after PutObjectRetention")? {
         (Some(t), date) if t.as_second().max(0) as u64 > server_now(date) => Ok(()),
         (Some(t), _) => Err(not_supported(format!("{key} holds a lock until {t}, not the {ts} asked for"))),
         (None, _) => {
