@@ -33,6 +33,9 @@
 
 #define STS_MAX_PLUGIN_STRING 64
 
+// An LSU label (`stspi_label_lsu`, `lsu_label`). **[project]**
+#define STS_MAX_LSU_LABEL 256
+
 #define STS_ERR_BASE 2060000
 
 // Success.
@@ -116,6 +119,13 @@
 // [project] a string does not fit its buffer.
 #define STS_E2BIG 2060113
 
+// [project] symbol named by the A.I.R. slides ([S]), value chosen: the asynchronous
+// operation is still running (`stspi_async_wait` timed out); NetBackup retries it.
+#define STS_EAGAIN 2060114
+
+// [project] the asynchronous operation was cancelled (`stspi_async_cancel`).
+#define STS_ECANCELED 2060115
+
 // `stspi_close_image`: the image is finished and can never be written again. [S]
 #define STS_CLOSEF_IH_COMPLETE 1
 
@@ -127,6 +137,15 @@
 
 // Reopen an incomplete image to continue writing it (checkpoint restart).
 #define STS_O_APPEND 2
+
+// Most replication partners an LSU reports in each direction. **[project]**
+#define STS_MAX_REP 8
+
+// An operation id (`<source server>/<source LSU>/<job id>`). **[project]**
+#define STS_MAX_OPID 512
+
+// An open event channel (A.I.R.).
+typedef struct stsp_evchannel stsp_evchannel;
 
 // An open image (read or write).
 typedef struct stsp_image stsp_image;
@@ -214,6 +233,8 @@ typedef struct sts_lsu_info_t {
   sts_uint64_t lsu_worm_min;
   // [project] With `STS_LSUF_WORM`: the longest retention lock, in seconds; 0: no maximum.
   sts_uint64_t lsu_worm_max;
+  // [project] The label `stspi_label_lsu` set, stored in the LSU; empty: none.
+  char lsu_label[STS_MAX_LSU_LABEL];
 } sts_lsu_info_t;
 
 // Identifies an image. `img_basename` is the key; a non-empty `img_date` must match too.
@@ -261,8 +282,68 @@ typedef struct stsp_image *stsp_image_handle_t;
 
 typedef struct stsp_image_list *stsp_image_list_handle_t;
 
+// One side of a replication: a storage server and its LSU.
+typedef struct sts_lsu_rep_t {
+  char lr_server[STS_MAX_STSNAME];
+  struct sts_lsu_name_t lr_lsu;
+} sts_lsu_rep_t;
+
+// What `stspi_get_lsu_rep_prop` reports: where the LSU's images are replicated to, and which
+// LSUs replicate to it.
+typedef struct sts_lsu_rep_info_t {
+  // `STS_LSUF_REP_*` flags.
+  sts_uint64_t lri_flags;
+  sts_uint32_t lri_ntargets;
+  struct sts_lsu_rep_t lri_targets[STS_MAX_REP];
+  sts_uint32_t lri_nsources;
+  struct sts_lsu_rep_t lri_sources[STS_MAX_REP];
+} sts_lsu_rep_info_t;
+
+// An asynchronous operation's id, as `stspi_async_copy_image` returns it.
+typedef struct sts_opid_t {
+  char op_id[STS_MAX_OPID];
+} sts_opid_t;
+
+// Progress and result of an asynchronous copy (`stspi_async_wait`).
+typedef struct sts_async_status_t {
+  // `STS_ASYNC_*`.
+  sts_uint32_t as_state;
+  // `STS_EOK` while running or done; the failure's status when failed.
+  int as_status;
+  // Images of the set committed on the target, of all.
+  sts_uint32_t as_images_done;
+  sts_uint32_t as_images_total;
+  sts_uint64_t as_bytes_done;
+  sts_uint64_t as_bytes_total;
+  // Once done: the sequence number of the set's `STS_EVT_IMG_REP` event on the target.
+  sts_uint64_t as_event_seqno;
+} sts_async_status_t;
+
+// One event of a target LSU's journal (`stspi_get_event`).
+typedef struct sts_event_t {
+  // Sequence number in the LSU's journal: from 1, gapless, shared by every media server.
+  sts_uint64_t ev_seqno;
+  // `STS_EVT_*`.
+  sts_uint32_t ev_type;
+  sts_uint32_t ev_flags;
+  // When it was appended, seconds since the epoch.
+  sts_uint64_t ev_time;
+  // Where the images are now (the target).
+  char ev_server[STS_MAX_STSNAME];
+  struct sts_lsu_name_t ev_lsu;
+  // Where they came from.
+  char ev_source_server[STS_MAX_STSNAME];
+  struct sts_lsu_name_t ev_source_lsu;
+  // The copy that replicated them.
+  struct sts_opid_t ev_opid;
+  // `sts_image_info_t` records in the payload (`stspi_get_event_payload`).
+  sts_uint32_t ev_payload_count;
+} sts_event_t;
+
+typedef struct stsp_evchannel *stsp_evchannel_handle_t;
+
 // Version of this interface definition. The host passes the version it was compiled
-// against to `stspi_init`; a different major version is refused. **[project]**
+// against to `stspi_init`; any other value is refused (`STS_EVERSION`). **[project]**
 #define STSPI_VASTDATA_API_VERSION 1
 
 // Unit of write lengths: NetBackup writes `n * STS_BLOCK_SIZE` bytes (value not public).
@@ -306,6 +387,10 @@ typedef struct stsp_image_list *stsp_image_list_handle_t;
 // Extent-based optimized duplication: `stspi_open_target_server` and `stspi_copy_extent`.
 #define STS_SRV_COPY_EXTENT 64
 
+// [S] name, [project] bit: the server keeps an event journal (A.I.R. events of images
+// replicated to it: `stspi_open_evchannel`).
+#define STS_SRV_STORED_EV 128
+
 // The server has an NFS data path.
 #define STS_SRV_NFS 256
 
@@ -325,11 +410,32 @@ typedef struct stsp_image_list *stsp_image_list_handle_t;
 // view): `stspi_set_image_retention` works, within `lsu_worm_min`..`lsu_worm_max`.
 #define STS_LSUF_WORM 8
 
+// [S] names, [project] bits: the LSU replicates its images to another server's LSU
+// (`stspi_async_copy_image`), receives replicated images, and replication is configured.
+#define STS_LSUF_REP_SOURCE 16
+
+#define STS_LSUF_REP_TARGET 32
+
+#define STS_LSUF_REP_ENABLED 64
+
 #define STS_LSUF_NFS 256
 
 #define STS_LSUF_S3 512
 
 // Credential types in `sts_cred_t.cr_type`. **[project]**
 #define STS_CRED_CLEAR 1
+
+// `sts_async_status_t.as_state`.
+#define STS_ASYNC_RUNNING 1
+
+#define STS_ASYNC_DONE 2
+
+#define STS_ASYNC_FAILED 3
+
+#define STS_ASYNC_CANCELLED 4
+
+// [S] event type: an image set was replicated to this server; the payload holds the
+// `sts_image_info_t` of its `IM` image(s).
+#define STS_EVT_IMG_REP 1
 
 #endif  /* OST_ABI_H */

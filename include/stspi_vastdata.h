@@ -108,6 +108,16 @@ int stspi_close_lsu_list(stsp_lsu_list_handle_t list);
 int stspi_get_lsu_prop_byname(const sts_lsu_t *lsu,
                               sts_lsu_info_t *info);
 
+// Set the label of `lsu` to `label` (printable text without control characters, at most
+// `STS_MAX_LSU_LABEL - 1` bytes; empty removes it). The label is stored in the LSU itself,
+// so every media server's `stspi_get_lsu_prop_byname` reports it in `lsu_label`.
+//
+// Returns `STS_EOK`, `STS_EINVAL` (NULL, not UTF-8, a control character), `STS_E2BIG`,
+// `STS_EHANDLE`, `STS_ENOENT` (no such LSU), `STS_EBUSY` (other media servers keep
+// relabelling it), `STS_EACCESS`, `STS_ESYSCALL`.
+int stspi_label_lsu(const sts_lsu_t *lsu,
+                    const char *label);
+
 // Create image `img` on `lsu` and open it for writing. `pending` is NetBackup's hint that
 // another image follows (accepted, unused). The image is listed as pending and busy until
 // closed.
@@ -251,6 +261,97 @@ int stspi_copy_image(const sts_lsu_t *to_lsu,
                      const sts_image_def_t *from_img,
                      int flags);
 
+// Replication properties of `lsu`: the server/LSU pairs its images are replicated to
+// (`[[replication]]` entries with it as source), those replicating to it, and the
+// `STS_LSUF_REP_*` flags (also in `stspi_get_lsu_prop_byname`'s `lsu_flags`).
+//
+// Returns `STS_EOK`, `STS_EINVAL`, `STS_EHANDLE`, `STS_ENOENT` (no such LSU), `STS_E2BIG`
+// (more than `STS_MAX_REP` partners), `STS_ECONFIG`.
+int stspi_get_lsu_rep_prop(const sts_lsu_t *lsu,
+                           sts_lsu_rep_info_t *info);
+
+// Replicate the image set `images[0..nimages]` (a backup's HDR, F1..Fn, TIR, IM: complete
+// images of `from_lsu`) to the target of the LSU's `[[replication]]` entry, in the
+// background; `*opid` receives the operation id at once. `to_server` and `to_lsu` may be NULL
+// (the only configured target) or name one of several. `flags` must be 0.
+//
+// The target's images stay pending until each is copied, read back and verified, and the
+// set's `STS_EVT_IMG_REP` event is appended to the target LSU's journal once all are
+// committed. Asking again for the same set and target returns the same id (a failed or
+// cancelled copy starts again, a finished one stays finished). The copy's record is on the
+// source storage: if the copying process dies, `stspi_async_wait` (or this call) in any
+// process that opened the source server resumes it at the first image not committed.
+//
+// Returns `STS_EOK`, `STS_EINVAL` (NULL, empty set, an image twice, unknown flags, several
+// targets and none named), `STS_EHANDLE`, `STS_ENOENT` (no such LSU or image), `STS_ESTATE`
+// (an image is not complete), `STS_ENOTSUP` (no `[[replication]]` for the LSU and target),
+// `STS_EEXIST` (the id names another set), `STS_ESYSCALL`.
+int stspi_async_copy_image(const sts_lsu_t *from_lsu,
+                           const sts_image_def_t *images,
+                           sts_uint32_t nimages,
+                           const char *to_server,
+                           const sts_lsu_name_t *to_lsu,
+                           sts_uint32_t flags,
+                           sts_opid_t *opid);
+
+// Progress and result of operation `opid`, waiting up to `timeout_ms` milliseconds for it to
+// end (0: just look). `status`, if not NULL, receives the state, images and bytes copied, and
+// once done the event's sequence number. The source server of the operation must be open in
+// this process; if the process copying it died, the copy is resumed here.
+//
+// Returns `STS_EOK` (done: every image committed on the target, the event appended),
+// `STS_EAGAIN` (still running: wait again), `STS_ECANCELED`, the status the copy failed with,
+// `STS_EINVAL` (NULL or not an id of this plug-in), `STS_ESTATE` (its source server is not
+// open here), `STS_ENOENT` (no such operation).
+int stspi_async_wait(const sts_opid_t *opid,
+                     sts_uint32_t timeout_ms,
+                     sts_async_status_t *status);
+
+// Cancel operation `opid`: stop the copy and delete every image of the set from the target
+// (pending or committed), so nothing of it is left there. A copy this process runs has
+// stopped and been cleaned up when this returns; one that another live process runs is asked
+// to stop (`STS_EAGAIN`: it stops at its next image; `stspi_async_wait` then reports
+// `STS_ECANCELED`).
+//
+// Returns `STS_EOK`, `STS_EAGAIN`, `STS_ESTATE` (already finished, or the source server is not
+// open here), `STS_EINVAL`, `STS_ENOENT`, `STS_ESYSCALL`.
+int stspi_async_cancel(const sts_opid_t *opid);
+
+// Open the event journal of `lsu` (a replication target) from sequence number `start_seqno`
+// (0 or 1: from the first event). Sequence numbers are kept on the target storage: the same
+// for every media server, and a consumer that restarts goes on from the number it had.
+//
+// Returns `STS_EOK`, `STS_EINVAL`, `STS_EHANDLE`, `STS_ENOENT` (no such LSU).
+int stspi_open_evchannel(const sts_lsu_t *lsu,
+                         sts_uint64_t start_seqno,
+                         stsp_evchannel_handle_t *evc);
+
+// The next event of the channel into `*event`. At the end, `STS_ENO_MORE_ENTRIES`; the channel
+// stays open, and a later call returns events appended since.
+//
+// Returns `STS_EOK`, `STS_ENO_MORE_ENTRIES`, `STS_EINVAL`, `STS_EHANDLE`, `STS_ECORRUPT`,
+// `STS_ESYSCALL`.
+int stspi_get_event(stsp_evchannel_handle_t evc,
+                    sts_event_t *event);
+
+// The payload of event `seqno` of the channel: its `sts_image_info_t` records (for
+// `STS_EVT_IMG_REP` the replicated set's `IM` image(s), as stored on the target) into
+// `infos[0..max]`; `*count` receives how many the event has. `infos` NULL with `max` 0 asks
+// for the count only.
+//
+// Returns `STS_EOK`, `STS_E2BIG` (`max` is less than the count; `*count` is set, nothing else
+// written), `STS_EINVAL`, `STS_EHANDLE`, `STS_ENOENT` (no such event), `STS_ESYSCALL`.
+int stspi_get_event_payload(stsp_evchannel_handle_t evc,
+                            sts_uint64_t seqno,
+                            sts_image_info_t *infos,
+                            sts_uint32_t max,
+                            sts_uint32_t *count);
+
+// Close an event channel.
+//
+// Returns `STS_EOK`, `STS_EHANDLE`.
+int stspi_close_evchannel(stsp_evchannel_handle_t evc);
+
 // Place `length` bytes at `src_offset` of the complete image `src_img` at `dst_offset` of
 // `image` (open for writing, on the same LSU), without copying them: the new image references
 // the source's data (NetBackup's optimized synthetics, `bp_sts_write_and_include_image`).
@@ -268,9 +369,10 @@ int stspi_include_in_image(stsp_image_handle_t image,
                            sts_uint64_t dst_offset);
 
 // Open `target_name` as the target of an optimized duplication from the open server
-// `server`. The same name as `server` gives a second handle on that server (`cred` may then
-// be NULL); another name is opened with `cred` like `stspi_open_server`. Images created on
-// the target's LSUs receive extents with `stspi_copy_extent`.
+// `server`. The same name as `server` (compared without regard to case) gives a second
+// handle on that server (`cred` may then be NULL); another name is opened with `cred` like
+// `stspi_open_server`. Images created on the target's LSUs receive extents with
+// `stspi_copy_extent`.
 //
 // Returns `STS_EOK`, `STS_EINVAL`, `STS_EHANDLE`, and what `stspi_open_server` returns.
 int stspi_open_target_server(stsp_server_handle_t server,

@@ -102,6 +102,7 @@ pub fn lsu_info(s: &Session, lsu: Option<&str>) -> Result<()> {
         println!("LSU: {}", get_str(&i.lsu_name.sln_name));
         println!("  Server: {}", get_str(&i.lsu_server));
         println!("  Description: {}", or_none(get_str(&i.lsu_description)));
+        println!("  Label: {}", or_none(get_str(&i.lsu_label)));
         println!("  Flags: {}", flag_names(i.lsu_flags, LSU_FLAGS));
         println!("  Capacity: {}", human_exact(i.lsu_capacity));
         println!("  Capacity (physical): {}", human_exact(i.lsu_capacity_phys));

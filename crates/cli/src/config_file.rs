@@ -37,6 +37,9 @@ pub struct Server {
     pub nfs: Option<Nfs>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3>,
+    /// Silence after which another host's writer is judged gone (chaos: short).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writer_silence_secs: Option<u64>,
 }
 
 /// `[server.vms]`.

@@ -118,23 +118,8 @@ fn start_cluster(root: &Path, size: u64) -> Result<(vast_sim::Sim, PathBuf, (Str
     let lsus = LSUS.iter().map(|l| (*l, false)).chain(BUCKETS.iter().map(|b| (*b, true)));
     for (name, s3) in lsus {
         let first = name == LSUS[0] || name == BUCKETS[0];
-        let p = crate::provision::Provision {
-            vms: sim.vms_url().to_string(),
-            ca_file: Some(ca.clone()),
-            insecure: false,
-            api_version: "latest".into(),
-            name: name.to_string(),
-            s3,
-            path: Some(format!("/nbu/{name}")),
-            quota: first.then_some(size.saturating_mul(3).max(1 << 30)),
-            policy: None,
-            owner: s3.then(|| "nbu-s3".to_string()),
-            access_key: s3 && keys.is_none(),
-            worm: None,
-            min_retention: None,
-            max_retention: None,
-            default_retention: None,
-        };
+        let mut p = crate::provision::Provision::on_sim(sim.vms_url(), &ca, name, s3, keys.is_none());
+        p.quota = first.then_some(size.saturating_mul(3).max(1 << 30));
         let k = crate::provision::run(&p, sim.admin_user(), sim.admin_password())
             .map_err(|e| e.context(format!("provisioning LSU {name}")))?;
         keys = keys.or(k);

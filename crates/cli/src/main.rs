@@ -3,7 +3,6 @@
 //! queries, backup/restore/verify/copy/delete of images, and a self-contained demo.
 
 mod bench;
-mod bench_synth;
 mod chaos;
 mod cleanup;
 mod commands;
@@ -211,28 +210,63 @@ enum Cmd {
         force: bool,
     },
 
-    /// Throughput and CPU per GiB of backup and restore through the plug-in, beside the peers
+    /// The plug-in beside the tools an admin would otherwise use, measured in the same run
     ///
-    /// Against an S3 server (--s3, e.g. the radosgw of `scripts/ceph-rgw start`) or, without
-    /// it, the NFS path on a temporary directory. Prints MiB/s, the plug-in's CPU-seconds per
-    /// GiB, and the ratio to the peers measured on these machines.
+    /// Against an S3 server (--s3, e.g. the radosgw of `scripts/ceph-rgw start`: boto3
+    /// s3transfer, the AWS CLI, rclone) or, without it, the NFS path on a local directory (dd,
+    /// fio buffered and direct, iodepth 1 and 8). Every contender runs as its own processes,
+    /// interleaved, on the same bytes; each row prints MiB/s (median, min-max), CPU-seconds per
+    /// GiB, peak RSS and the plug-in's ratio to the best peer, and the whole report goes to
+    /// --out as Markdown, JSON and a PNG plot. The tuning of --config (part size, workers,
+    /// read-ahead, direct I/O, ...) is what the plug-in runs with. Buckets and files made for
+    /// the run are removed. scripts/bench-peers installs the peers.
     Bench {
-        /// Image size
-        #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = fmt::parse_size)]
-        size: u64,
-        /// S3 endpoint (http://host:port); a bucket is created for the run
+        /// Image sizes, comma-separated (one set of rows each)
+        #[arg(long, value_name = "SIZE,...", default_value = "1GiB", value_delimiter = ',', value_parser = fmt::parse_size)]
+        sizes: Vec<u64>,
+        /// Parallel streams for the streams rows (at the first size), comma-separated
+        #[arg(long, value_name = "N,...", default_value = "4", value_delimiter = ',')]
+        streams: Vec<usize>,
+        /// Interleaved runs of each contender (the report gives the median and min-max)
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Random 64 KiB reads per random-read run
+        #[arg(long, default_value_t = 2000)]
+        random_reads: u64,
+        /// S3 endpoint (http://host:port); buckets are created for the run and removed
         #[arg(long, value_name = "URL")]
         s3: Option<String>,
         #[arg(long, default_value = "testkey")]
         access_key: String,
         #[arg(long, default_value = "testsecret", hide_default_value = true)]
         secret_key: String,
-        /// Multipart part size
-        #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = fmt::parse_size)]
-        part_size: u64,
-        /// Parts uploaded in parallel per image
-        #[arg(long, default_value_t = 4)]
-        workers: usize,
+        /// Where the report goes (bench.md, bench.json, bench.png)
+        #[arg(long, value_name = "DIR", default_value = "bench-results")]
+        out: PathBuf,
+        /// The venv scripts/bench-peers made (boto3, AWS CLI)
+        #[arg(long, value_name = "DIR", default_value = "target/bench-peers")]
+        venv: PathBuf,
+        /// Directory for the NFS path and the data files [default: a new one in /var/tmp]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Skip the in-process synthetics part
+        #[arg(long)]
+        no_synthetics: bool,
+    },
+
+    /// Read blocks of an image at pseudo-random offsets (NetBackup's restore-with-seek
+    /// pattern; the bench's random-read rows)
+    #[command(hide = true)]
+    ReadRandom {
+        lsu: String,
+        image: String,
+        /// How many reads
+        count: u64,
+        #[command(flatten)]
+        block: Block,
+        /// Seed of the offsets (the same as the boto3 peer's for the same seed)
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
     },
 
     /// Find (and with --remove, remove) what writers that died left in an LSU
@@ -495,8 +529,37 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
         }
         Cmd::Delete { lsu, image, force } => commands::delete(&open()?, &lsu, &image, force),
         Cmd::Provision(p) => provision::run(&p, &g.user, &g.password).map(drop),
-        Cmd::Bench { size, s3, access_key, secret_key, part_size, workers } => {
-            bench::run(plugin, &bench::Bench { size, s3, access_key, secret_key, part_size, workers })
+        Cmd::Bench {
+            sizes,
+            streams,
+            runs,
+            random_reads,
+            s3,
+            access_key,
+            secret_key,
+            out,
+            venv,
+            dir,
+            no_synthetics,
+        } => {
+            let b = bench::Bench {
+                s3,
+                access_key,
+                secret_key,
+                sizes,
+                streams,
+                runs,
+                random_reads,
+                tuning: g.config.clone(),
+                out,
+                venv,
+                dir,
+                synthetics: !no_synthetics,
+            };
+            bench::run(plugin, &b)
+        }
+        Cmd::ReadRandom { lsu, image, count, block, seed } => {
+            bench::worker::read_random(&open()?, &lsu, &image, count, block.block_size, seed)
         }
         Cmd::Cleanup { lsu, older_than, remove, pending } => {
             let server = server()?;

@@ -59,6 +59,9 @@ pub struct Provision {
     /// Lock every new object or file for this long even before NetBackup locks it
     #[arg(long, value_name = "PERIOD", requires = "worm")]
     pub default_retention: Option<String>,
+    /// Print nothing but errors (the chaos run provisions every iteration).
+    #[arg(skip)]
+    pub quiet: bool,
 }
 
 /// Retention modes of a WORM view.
@@ -129,7 +132,40 @@ fn id_of(v: &Value) -> Result<u64> {
 }
 
 /// Provision; returns the S3 key pair when one was created (`access_key`).
+impl Provision {
+    /// An LSU on the simulator at `vms` (CA `ca`) at `/nbu/<name>`, an S3 bucket owned by
+    /// `nbu-s3` when `s3` (with its first key when `key`), with nothing else set: for the
+    /// demo and the chaos run, which provision as an admin would.
+    pub fn on_sim(vms: &str, ca: &std::path::Path, name: &str, s3: bool, key: bool) -> Provision {
+        Provision {
+            vms: vms.to_string(),
+            ca_file: Some(ca.to_path_buf()),
+            insecure: false,
+            api_version: "latest".into(),
+            name: name.to_string(),
+            s3,
+            path: Some(format!("/nbu/{name}")),
+            quota: None,
+            policy: None,
+            owner: s3.then(|| "nbu-s3".to_string()),
+            access_key: s3 && key,
+            worm: None,
+            min_retention: None,
+            max_retention: None,
+            default_retention: None,
+            quiet: false,
+        }
+    }
+}
+
 pub fn run(p: &Provision, user: &str, password: &str) -> Result<Option<(String, String)>> {
+    macro_rules! say {
+        ($($t:tt)*) => {
+            if !p.quiet {
+                println!($($t)*)
+            }
+        };
+    }
     vast_ost_engine::names::validate("LSU", &p.name)?;
     let settings = VmsSettings {
         address: p.vms.clone(),
@@ -159,7 +195,7 @@ pub fn run(p: &Provision, user: &str, password: &str) -> Result<Option<(String, 
         let owner = p.owner.clone().unwrap_or_else(|| p.name.clone());
         let user = match vms.list(&format!("users/?name={}", q(&owner)))?.into_iter().next() {
             Some(u) => {
-                println!("user         {owner} exists (id {})", id_of(&u)?);
+                say!("user         {owner} exists (id {})", id_of(&u)?);
                 u
             }
             None => {
@@ -168,7 +204,7 @@ pub fn run(p: &Provision, user: &str, password: &str) -> Result<Option<(String, 
                     "users/",
                     &json!({"name": owner, "uid": uid, "allow_create_bucket": true, "allow_delete_bucket": true}),
                 )?;
-                println!("user         {owner} created (id {})", id_of(&u)?);
+                say!("user         {owner} created (id {})", id_of(&u)?);
                 u
             }
         };
@@ -183,7 +219,7 @@ pub fn run(p: &Provision, user: &str, password: &str) -> Result<Option<(String, 
     match existing.first() {
         Some(v) => {
             check_existing_worm(p, v)?;
-            println!(
+            say!(
                 "view         {} exists (id {}, path {})",
                 p.name,
                 id_of(v)?,
@@ -199,7 +235,7 @@ pub fn run(p: &Provision, user: &str, password: &str) -> Result<Option<(String, 
             }
             worm_fields(p, &mut body)?;
             let v = vms.post("views/", &body)?;
-            println!("view         {} created (id {}, path {path})", p.name, id_of(&v)?);
+            say!("view         {} created (id {}, path {path})", p.name, id_of(&v)?);
         }
     }
 
@@ -208,11 +244,11 @@ pub fn run(p: &Provision, user: &str, password: &str) -> Result<Option<(String, 
         match quotas.first() {
             Some(qt) => {
                 vms.patch(&format!("quotas/{}/", id_of(qt)?), &json!({"hard_limit": limit}))?;
-                println!("quota        {path}: hard limit set to {}", human(limit));
+                say!("quota        {path}: hard limit set to {}", human(limit));
             }
             None => {
                 vms.post("quotas/", &json!({"name": p.name, "path": path, "hard_limit": limit}))?;
-                println!("quota        {path}: created, hard limit {}", human(limit));
+                say!("quota        {path}: created, hard limit {}", human(limit));
             }
         }
     }
@@ -221,10 +257,10 @@ pub fn run(p: &Provision, user: &str, password: &str) -> Result<Option<(String, 
     if let (true, Some((owner, id))) = (p.access_key, owner_id) {
         let k = vms.post(&format!("users/{id}/access_keys/"), &json!({}))?;
         let (ak, sk) = (k["access_key"].as_str().unwrap_or("?"), k["secret_key"].as_str().unwrap_or("?"));
-        println!("access key   for {owner}: {ak}");
-        println!("secret key   {sk} (shown once: put it in [server.s3] of the plug-in config, mode 0600)");
+        say!("access key   for {owner}: {ak}");
+        say!("secret key   {sk} (shown once: put it in [server.s3] of the plug-in config, mode 0600)");
         keys = Some((ak.to_string(), sk.to_string()));
     }
-    println!("LSU {} is ready: run `nbdevconfig -previewdv` to see it in NetBackup", p.name);
+    say!("LSU {} is ready: run `nbdevconfig -previewdv` to see it in NetBackup", p.name);
     Ok(keys)
 }

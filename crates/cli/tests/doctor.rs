@@ -20,7 +20,8 @@ fn plugin() -> PathBuf {
     so
 }
 
-/// A simulated cluster with an NFS view (with a quota) and an S3 bucket, and its CA's file.
+/// A simulated cluster with an NFS view (with a quota), an S3 bucket and a WORM bucket, and its
+/// CA's file.
 struct Cluster {
     sim: Sim,
     ca: PathBuf,
@@ -58,6 +59,12 @@ fn cluster(dir: &Path, name: &str, adjust: impl FnOnce(&mut SimConfig)) -> Clust
     let view = serde_json::json!({"name": "nbu-lsu1", "path": "/nbu/lsu1", "policy_id": 1,
                                   "protocols": ["NFS"], "create_dir": true});
     admin.post("views/", &view).unwrap();
+    // A WORM bucket (S3 Object Lock, COMPLIANCE, 1 h .. 1 y), owned by the same S3 user.
+    let worm = serde_json::json!({"name": "nbu-worm", "path": "/nbu/worm", "policy_id": 2, "protocols": ["S3"],
+                                  "bucket": "nbu-worm", "bucket_owner": "nbu-s3", "create_dir": true,
+                                  "s3_versioning": true, "locking": true, "s3_locks_retention_mode": "COMPLIANCE",
+                                  "min_retention_period": "1h", "max_retention_period": "1y"});
+    admin.post("views/", &worm).unwrap();
     Cluster { sim, ca, keys: (ak, sk) }
 }
 
@@ -155,6 +162,7 @@ fn a_good_setup_is_all_green() {
         "LSU nbu-lsu1",
         "LSU nbu-bkt",
         "S3 features nbu-bkt",
+        "WORM nbu-worm",
         "probe nbu-lsu1",
         "probe nbu-bkt",
     ] {
@@ -228,6 +236,18 @@ fn an_unreachable_vip_fails_its_line() {
     assert!(detail.contains("refused"), "{detail}");
     assert!(fix.contains("VIP pool"), "{fix}");
     // The other VIPs carry the data: the probes pass.
+    assert!(checks.iter().filter(|c| c["check"] == "probe").all(|c| c["state"] == "ok"));
+}
+
+#[test]
+fn a_worm_bucket_whose_locks_do_not_hold_fails_its_line() {
+    let s = shared();
+    let c = cluster(s.dir.path(), "nolock", |c| c.ignore_object_lock = true);
+    let cfg = config(s.dir.path(), "nolock.toml", &c, &c.ca, "");
+    let ((item, detail, fix), checks) = fails(&cfg, "admin", "123456", &[]);
+    assert_eq!(item, "WORM nbu-worm");
+    assert!(detail.contains("no lock is held"), "{detail}");
+    assert!(fix.contains("Object Lock"), "{fix}");
     assert!(checks.iter().filter(|c| c["check"] == "probe").all(|c| c["state"] == "ok"));
 }
 

@@ -77,6 +77,44 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default, rename = "server")]
     pub servers: Vec<ServerConfig>,
+    /// A.I.R.: LSUs whose images `stspi_async_copy_image` replicates to another server's LSU.
+    #[serde(default, rename = "replication")]
+    pub replications: Vec<ReplicationConfig>,
+}
+
+/// One A.I.R. pairing: images of `source_lsu` on `source_server` go to `target_lsu` on
+/// `target_server` (another `[[server]]` of this file). The target is opened with
+/// `target_user` and `target_password` (the forms `tpconfig -password` takes: a password,
+/// `token:…`, `cert:/path`): NetBackup passes no credentials for the target to
+/// `stspi_async_copy_image`, and a copy resumed by another process after a crash must reopen it
+/// on its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationConfig {
+    pub source_server: String,
+    pub source_lsu: String,
+    pub target_server: String,
+    pub target_lsu: String,
+    #[serde(default)]
+    pub target_user: String,
+    #[serde(default)]
+    pub target_password: String,
+}
+
+impl ReplicationConfig {
+    /// `VastData:<cluster>` of the source and target.
+    pub fn source(&self) -> String {
+        full_name(&self.source_server)
+    }
+    pub fn target(&self) -> String {
+        full_name(&self.target_server)
+    }
+}
+
+/// `VastData:<cluster>` for a configured name with or without the prefix.
+fn full_name(name: &str) -> String {
+    let cluster = name.strip_prefix(names::PREFIX).unwrap_or(name);
+    format!("{}{cluster}", names::PREFIX)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -160,13 +198,15 @@ impl Config {
     /// A warning when the file at `path` holds an S3 secret key and group or others can read it.
     pub fn secrets_exposed(&self, path: &Path) -> Option<String> {
         use std::os::unix::fs::PermissionsExt;
-        if !self.servers.iter().any(|s| s.s3.as_ref().is_some_and(|s3| !s3.secret_key.is_empty())) {
+        let s3_secret =
+            self.servers.iter().any(|s| s.s3.as_ref().is_some_and(|s3| !s3.secret_key.is_empty()));
+        if !s3_secret && self.replications.iter().all(|r| r.target_password.is_empty()) {
             return None;
         }
         let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
         (mode & 0o077 != 0).then(|| {
             format!(
-                "config {} holds an S3 secret key but group or others can read it (mode {mode:o}): chmod 600 it",
+                "config {} holds an S3 secret key or a replication target password but group or others can read it (mode {mode:o}): chmod 600 it",
                 path.display()
             )
         })
@@ -233,6 +273,33 @@ impl Config {
                 ));
             }
         }
+        let mut pairs = std::collections::HashSet::new();
+        for r in &self.replications {
+            let what =
+                format!("[[replication]] {}/{} -> {}/{}", r.source(), r.source_lsu, r.target(), r.target_lsu);
+            for (side, name) in [("source_server", &r.source_server), ("target_server", &r.target_server)] {
+                let cluster = name.strip_prefix(names::PREFIX).unwrap_or(name);
+                if self.server(cluster).is_none() {
+                    return bad(format!("{what}: {side} '{name}' is not a [[server]] of this file"));
+                }
+            }
+            for lsu in [&r.source_lsu, &r.target_lsu] {
+                if let Err(e) = names::validate("LSU", lsu) {
+                    return bad(format!("{what}: {e}"));
+                }
+            }
+            if r.source().eq_ignore_ascii_case(&r.target()) && r.source_lsu == r.target_lsu {
+                return bad(format!("{what}: an LSU cannot replicate to itself"));
+            }
+            if !pairs.insert((
+                r.source().to_ascii_lowercase(),
+                r.source_lsu.clone(),
+                r.target().to_ascii_lowercase(),
+                r.target_lsu.clone(),
+            )) {
+                return bad(format!("{what} appears twice"));
+            }
+        }
         Ok(())
     }
 
@@ -248,6 +315,22 @@ impl Config {
         env_path(CACHE_ENV)
             .or_else(|| self.cache_dir.clone())
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR))
+    }
+
+    /// The `[[replication]]` entries whose source is `lsu` of server `server` (full name).
+    pub fn replication_targets(&self, server: &str, lsu: &str) -> Vec<&ReplicationConfig> {
+        self.replications
+            .iter()
+            .filter(|r| r.source().eq_ignore_ascii_case(server) && r.source_lsu == lsu)
+            .collect()
+    }
+
+    /// The `[[replication]]` entries whose target is `lsu` of server `server` (full name).
+    pub fn replication_sources(&self, server: &str, lsu: &str) -> Vec<&ReplicationConfig> {
+        self.replications
+            .iter()
+            .filter(|r| r.target().eq_ignore_ascii_case(server) && r.target_lsu == lsu)
+            .collect()
     }
 
     /// The `[[server]]` entry for a cluster name (case-insensitive, as host names are).
@@ -293,6 +376,23 @@ mod tests {
             c.server("C1").unwrap().nfs.as_ref().unwrap().direct_io,
             crate::store::nfs::DirectIo::Auto
         );
+    }
+
+    #[test]
+    fn replication_pairs_name_configured_servers() {
+        let servers = "[[server]]\nname = \"c1\"\n[server.nfs]\nmount = \"/m\"\n[[server]]\nname = \"VastData:c2\"\n[server.nfs]\nmount = \"/n\"\n";
+        let pair = |t: &str, tl: &str| {
+            format!("{servers}[[replication]]\nsource_server = \"VastData:c1\"\nsource_lsu = \"a\"\ntarget_server = \"{t}\"\ntarget_lsu = \"{tl}\"\ntarget_password = \"p\"\n")
+        };
+        let c = parse(&pair("c2", "b")).unwrap();
+        assert_eq!(c.replication_targets("VastData:C1", "a")[0].target(), "VastData:c2");
+        assert_eq!(c.replication_sources("VastData:c2", "b").len(), 1);
+        assert!(c.replication_sources("VastData:c2", "a").is_empty());
+        assert!(parse(&pair("c3", "b")).unwrap_err().message().contains("is not a [[server]]"));
+        assert!(parse(&pair("c1", "a")).unwrap_err().message().contains("itself"));
+        assert!(parse(&pair("c2", "../x")).is_err());
+        let twice = format!("{}{}", pair("c2", "b"), pair("c2", "b").trim_start_matches(servers));
+        assert!(parse(&twice).unwrap_err().message().contains("twice"));
     }
 
     #[test]

@@ -219,7 +219,8 @@ fn worm_policy(v: &ViewRecord, kind: Kind) -> Option<WormPolicy> {
         _ => return None,
     };
     let min_secs = duration_secs(&v.min_retention_period).unwrap_or(0);
-    let max_secs = duration_secs(&v.max_retention_period).unwrap_or(u64::MAX);
+    // No maximum, or a maximum of 0 (VAST's "none"): any lock above the minimum.
+    let max_secs = duration_secs(&v.max_retention_period).filter(|&m| m > 0).unwrap_or(u64::MAX);
     Some(WormPolicy { mode, min_secs, max_secs })
 }
 
@@ -249,5 +250,21 @@ mod tests {
         let mut v = Vec::new();
         super::expand("10.0.0.5", "10.0.0.1", &mut v);
         assert_eq!(v, ["10.0.0.5"]);
+    }
+
+    #[test]
+    fn a_maximum_retention_of_zero_is_no_maximum() {
+        let view = |max: &str| -> crate::vms::types::ViewRecord {
+            serde_json::from_value(serde_json::json!({
+                "name": "v", "path": "/v", "protocols": ["S3"], "bucket": "b", "locking": true,
+                "s3_locks_retention_mode": "GOVERNANCE", "files_retention_mode": null,
+                "min_retention_period": "1h", "max_retention_period": max,
+            }))
+            .unwrap()
+        };
+        let p = |max: &str| super::worm_policy(&view(max), crate::store::Kind::S3).unwrap();
+        assert_eq!((p("0").min_secs, p("0").max_secs), (3600, u64::MAX));
+        assert_eq!(p("").max_secs, u64::MAX);
+        assert_eq!(p("2d").max_secs, 2 * 86_400);
     }
 }

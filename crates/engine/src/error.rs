@@ -40,6 +40,12 @@ pub enum ErrorKind {
     WormMin,
     /// A retention lock longer than the LSU's maximum.
     WormMax,
+    /// An asynchronous operation is still running.
+    Again,
+    /// An asynchronous operation was cancelled.
+    Cancelled,
+    /// A failure recorded earlier with its status (an A.I.R. job's, read back from storage).
+    Recorded(i32),
     Internal,
 }
 
@@ -72,6 +78,9 @@ impl ErrorKind {
             WormLocked => abi::STS_EWORM_LOCKED,
             WormMin => abi::STS_EWORM_MIN,
             WormMax => abi::STS_EWORM_MAX,
+            Again => abi::STS_EAGAIN,
+            Cancelled => abi::STS_ECANCELED,
+            Recorded(status) => status,
             Internal => abi::STS_EPLUGIN,
         }
     }

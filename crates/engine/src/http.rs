@@ -42,11 +42,11 @@ impl Http {
     pub fn with_identity(tls: &TlsSettings, timeout: Duration, client: Option<ClientCert>) -> Result<Http> {
         let config = config(tls, timeout, client)?;
         let agent = config.new_agent();
-        Ok(Http { config, current: Mutex::new((std::process::id(), agent)) })
+        Ok(Http { config, current: Mutex::new((crate::util::pid(), agent)) })
     }
 
     pub fn agent(&self) -> ureq::Agent {
-        let pid = std::process::id();
+        let pid = crate::util::pid();
         let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
         if cur.0 != pid {
             *cur = (pid, self.config.new_agent());

@@ -9,8 +9,14 @@
 //! <image>/.<record>.claim.<id>  S3 without conditional writes: a creator's claim on a record
 //! <image>/.<record>.lock.<id>   S3 without conditional writes: a committer's lease on a record
 //! .vast-ost/                the plug-in's own keys in an LSU (never an image name: names
-//!                           do not start with '.'), e.g. the S3 feature probe
+//!                           do not start with '.'), e.g. the S3 feature probe, the LSU label
+//! .vast-ost-air/job.<id>    A.I.R.: a replication job of this (source) LSU
+//! .vast-ost-events/event.<seq>  A.I.R.: the event journal of this (target) LSU
 //! ```
+//!
+//! The three reserved directories are record owners like images (`read_record` and the rest
+//! take them where an image name goes), so every store keeps its atomic create and
+//! compare-and-swap for them; NetBackup's names never reach them (see [`validate_owner`]).
 
 use crate::error::{Error, Result};
 use crate::names;
@@ -24,7 +30,28 @@ pub const MAX_MANIFEST: usize = 64 << 20;
 /// Where the plug-in keeps its own records in an LSU.
 pub const RESERVED_PREFIX: &str = ".vast-ost/";
 
-/// The prefix of the keys the S3 feature probe writes (and removes) in a bucket.
+/// The owner of the plug-in's own small records in an LSU (the label).
+pub const OWN: &str = ".vast-ost";
+/// The owner of the A.I.R. job records of a source LSU.
+pub const AIR_JOBS: &str = ".vast-ost-air";
+/// The owner of the A.I.R. event journal of a target LSU.
+pub const EVENTS: &str = ".vast-ost-events";
+
+/// The LSU label's record (in [`OWN`]).
+pub const LABEL: &str = "label";
+
+/// Check the owner of a record: an image name, or one of the reserved owners. Stores call this
+/// where they place records; the image layer checks NetBackup's names with
+/// [`names::validate`] first, so no caller's name can reach a reserved owner.
+pub fn validate_owner(owner: &str) -> Result<()> {
+    if [OWN, AIR_JOBS, EVENTS].contains(&owner) {
+        return Ok(());
+    }
+    names::validate("image", owner)
+}
+
+/// The prefix of the keys the S3 feature probes write: the conditional-write probe removes its
+/// keys; the Object Lock probe keeps one locked object (`retention`) while its lock holds.
 pub fn probe_prefix() -> String {
     format!("{RESERVED_PREFIX}probe/")
 }

@@ -16,6 +16,8 @@
 //! - [`image`]: images over any store: writers, readers, list, copy, delete, orphans.
 //! - [`config`]: the TOML configuration, aggregating each room's settings.
 //! - [`server`]: the model the C layer drives: engine, servers, LSUs, open images, cursors.
+//! - [`replication`]: A.I.R.: background image-set copies to another cluster with their job
+//!   records on the source storage, and the event journal on the target storage.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -30,6 +32,7 @@ pub mod log;
 pub mod manifest;
 pub mod names;
 pub mod plant;
+pub mod replication;
 pub mod retry;
 pub mod server;
 pub mod store;

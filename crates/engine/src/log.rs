@@ -105,7 +105,7 @@ struct TimePid;
 impl FormatTime for TimePid {
     fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
         tracing_subscriber::fmt::time::SystemTime.format_time(w)?;
-        write!(w, " pid={}", rustix::process::getpid().as_raw_nonzero())
+        write!(w, " pid={}", crate::util::pid())
     }
 }
 

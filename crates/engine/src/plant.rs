@@ -1,22 +1,20 @@
-//! Bugs planted on purpose, to show that the chaos run (`vast-ost chaos --plant`, issue 14)
-//! catches them. Only a build with the `chaos-plant` cargo feature reads `VAST_OST_CHAOS_PLANT`;
-//! in every other build [`planted`] is a constant `false`, so no environment variable can
-//! break a release plug-in.
+//! Deliberate bugs, for `vast-ost chaos --plant` to show that its checker catches what it is
+//! meant to catch. They exist only in builds with the `chaos-plant` feature (`scripts/chaos
+//! --plant` builds such a plug-in apart, in target/chaos-plant); in every other build
+//! [`active`] is `false` and nothing can switch a bug on.
 //!
 //! - `skip-durability`: a piece is committed without its durability step (the S3 upload is
 //!   never completed, the NFS file never synced).
 //! - `delete-referenced`: an expiry removes pieces other images still reference.
 
-/// Whether bug `name` is planted in this process.
+/// Whether the planted bug `name` is switched on (`VAST_OST_CHAOS_PLANT=<name>`).
 #[cfg(feature = "chaos-plant")]
-pub fn planted(name: &str) -> bool {
-    static PLANT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    PLANT.get_or_init(|| std::env::var("VAST_OST_CHAOS_PLANT").ok()).as_deref() == Some(name)
+pub fn active(name: &str) -> bool {
+    std::env::var("VAST_OST_CHAOS_PLANT").is_ok_and(|v| v == name)
 }
 
-/// Whether bug `name` is planted in this process: never, in a build without `chaos-plant`.
+/// Whether the planted bug `name` is switched on: never, in this build.
 #[cfg(not(feature = "chaos-plant"))]
-#[inline(always)]
-pub fn planted(_name: &str) -> bool {
+pub fn active(_name: &str) -> bool {
     false
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Low to high. A module may use modules of earlier layers only.
 const LAYERS: &[&[&str]] = &[
-    &["error", "util", "version"],
+    &["error", "plant", "util", "version"],
     &["names", "credentials", "filter", "retry", "http", "log"],
     &["layout"],
     &["manifest"],
@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["control", "image"],
     &["config"],
     &["server"],
+    &["replication"],
 ];
 
 /// Lines a source file may have unless its module doc says it has "one job".

@@ -901,3 +901,68 @@ fn big_image_roundtrip() {
     assert!(peak_down < (s.part_size as usize * (s.read_ahead + 1) / MIB) as u64 + 32);
     image::delete(st.as_ref(), lsu, &def).unwrap();
 }
+
+/// Every object version of `bucket` (key, version id): to remove a bucket whose objects were
+/// locked once their locks have run out.
+fn versions(s: &S3Store, bucket: &str) -> Vec<(String, String)> {
+    let (body, _) = raw(s, Method::Get, bucket, None, &[("versions", String::new())], &[]).unwrap();
+    let doc = String::from_utf8(body).unwrap();
+    let field = |part: &str, tag: &str| {
+        let open = format!("<{tag}>");
+        part.split_once(&open)
+            .and_then(|(_, rest)| rest.split_once(&format!("</{tag}>")))
+            .map(|(v, _)| v.to_string())
+    };
+    doc.split("<Version>")
+        .skip(1)
+        .chain(doc.split("<DeleteMarker>").skip(1))
+        .filter_map(|part| Some((field(part, "Key")?, field(part, "VersionId")?)))
+        .collect()
+}
+
+/// S3 Object Lock on a real server: the probe finds radosgw holding retention on a bucket
+/// made with Object Lock, and not on a plain one; a lock set through the store reads back
+/// from GetObjectRetention (radosgw's nine-digit fractions included); radosgw answers a plain
+/// DELETE of a locked object with a delete marker (why the plug-in reads the lock before any
+/// delete) and the locked version survives it.
+#[test]
+fn object_lock_probe_and_locks_on_radosgw() {
+    use vast_ost_engine::store::{RetentionMode, WormPolicy};
+    let Some((_g, e)) = setup("object_lock_probe_and_locks_on_radosgw") else { return };
+    let plain = Buckets::new(&e, 1);
+    let s = store(&settings(&e));
+    let locked = format!("{}-lock", plain.names[0]);
+    s.client()
+        .call(
+            0,
+            "CreateBucket with Object Lock",
+            || Req::new(Method::Put, &locked, None).header("x-amz-bucket-object-lock-enabled", "true"),
+            |_| Ok(()),
+        )
+        .expect("radosgw creates a bucket with Object Lock");
+    let policy = WormPolicy { mode: RetentionMode::Governance, min_secs: 2, max_secs: 3600 };
+
+    s.verify_retention(&locked, &policy).expect("radosgw holds Object Lock retention");
+    let err = s.verify_retention(&plain.names[0], &policy).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotSupported, "a bucket without Object Lock: {err}");
+
+    raw(&s, Method::Put, &locked, Some("img/piece"), &[], b"locked bytes").unwrap();
+    let until = vast_ost_engine::util::now_secs() + 2;
+    s.set_retention(&locked, &["img/piece".to_string()], until, RetentionMode::Governance).unwrap();
+    let lock = s.retention(&locked, "img/piece").unwrap().expect("the lock reads back");
+    assert!(lock.active && lock.until >= until, "{lock:?} for {until}");
+    raw(&s, Method::Delete, &locked, Some("img/piece"), &[], &[]).expect("a delete marker, not a refusal");
+    let kept = versions(&s, &locked);
+    assert!(
+        kept.iter().filter(|(k, _)| k == "img/piece").count() >= 2,
+        "the locked version is kept: {kept:?}"
+    );
+
+    // Once the locks have run out, every version goes, and the bucket with them.
+    std::thread::sleep(Duration::from_secs(4));
+    for (k, v) in versions(&s, &locked) {
+        raw(&s, Method::Delete, &locked, Some(&k), &[("versionId", v.clone())], &[])
+            .unwrap_or_else(|err| panic!("deleting {k} version {v}: {err}"));
+    }
+    raw(&s, Method::Delete, &locked, None, &[], &[]).expect("the lock bucket is removed");
+}

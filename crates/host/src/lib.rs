@@ -105,6 +105,15 @@ exports! {
     stspi_close_target_server: fn(stsp_server_handle_t);
     stspi_copy_extent: fn(stsp_image_handle_t, stsp_image_handle_t, sts_uint64_t, sts_uint64_t, sts_uint64_t);
     stspi_set_image_retention: fn(*const sts_lsu_t, *const sts_image_def_t, sts_uint64_t);
+    stspi_label_lsu: fn(*const sts_lsu_t, *const c_char);
+    stspi_get_lsu_rep_prop: fn(*const sts_lsu_t, *mut sts_lsu_rep_info_t);
+    stspi_async_copy_image: fn(*const sts_lsu_t, *const sts_image_def_t, sts_uint32_t, *const c_char, *const sts_lsu_name_t, sts_uint32_t, *mut sts_opid_t);
+    stspi_async_wait: fn(*const sts_opid_t, sts_uint32_t, *mut sts_async_status_t);
+    stspi_async_cancel: fn(*const sts_opid_t);
+    stspi_open_evchannel: fn(*const sts_lsu_t, sts_uint64_t, *mut stsp_evchannel_handle_t);
+    stspi_get_event: fn(stsp_evchannel_handle_t, *mut sts_event_t);
+    stspi_get_event_payload: fn(stsp_evchannel_handle_t, sts_uint64_t, *mut sts_image_info_t, sts_uint32_t, *mut sts_uint32_t);
+    stspi_close_evchannel: fn(stsp_evchannel_handle_t);
 }
 
 /// A loaded plug-in.
@@ -164,6 +173,11 @@ zeroable!(
     sts_image_def_t,
     sts_image_info_t,
     sts_stat_t,
+    sts_lsu_rep_t,
+    sts_lsu_rep_info_t,
+    sts_opid_t,
+    sts_async_status_t,
+    sts_event_t,
 );
 
 /// A zeroed C struct, as a C host would `memset` one before filling it.
@@ -391,6 +405,81 @@ impl Plugin {
     pub fn set_image_retention(&self, lsu: &sts_lsu_t, def: &sts_image_def_t, until: u64) -> Res<()> {
         // SAFETY: `lsu` and `def` are references.
         check(unsafe { (self.f.stspi_set_image_retention)(lsu, def, until) })
+    }
+
+    /// Label LSU `lsu` (empty: remove the label).
+    pub fn label_lsu(&self, lsu: &sts_lsu_t, label: &str) -> Res<()> {
+        // SAFETY: `lsu` is a reference; the `CString` lives until the call returns.
+        check(unsafe { (self.f.stspi_label_lsu)(lsu, cstring(label).as_ptr()) })
+    }
+
+    /// Replication partners and flags of an LSU (A.I.R.).
+    pub fn lsu_rep_prop(&self, lsu: &sts_lsu_t) -> Res<sts_lsu_rep_info_t> {
+        let mut info = zeroed();
+        // SAFETY: `lsu` is a reference, `info` a live local.
+        check(unsafe { (self.f.stspi_get_lsu_rep_prop)(lsu, &mut info) })?;
+        Ok(info)
+    }
+
+    /// Start replicating `images` of `lsu` to its configured target; the operation id.
+    pub fn async_copy_image(&self, lsu: &sts_lsu_t, images: &[sts_image_def_t]) -> Res<sts_opid_t> {
+        let mut op = zeroed();
+        // SAFETY: `images` is a slice of its length; NULL target server and LSU are allowed.
+        check(unsafe {
+            (self.f.stspi_async_copy_image)(
+                lsu,
+                images.as_ptr(),
+                images.len() as u32,
+                std::ptr::null(),
+                std::ptr::null(),
+                0,
+                &mut op,
+            )
+        })?;
+        Ok(op)
+    }
+
+    /// Wait up to `timeout_ms` for operation `op`: its status, and the call's result.
+    pub fn async_wait(&self, op: &sts_opid_t, timeout_ms: u32) -> (Res<()>, sts_async_status_t) {
+        let mut st = zeroed();
+        // SAFETY: `op` is a reference, `st` a live local.
+        let rc = check(unsafe { (self.f.stspi_async_wait)(op, timeout_ms, &mut st) });
+        (rc, st)
+    }
+
+    pub fn async_cancel(&self, op: &sts_opid_t) -> Res<()> {
+        // SAFETY: `op` is a reference.
+        check(unsafe { (self.f.stspi_async_cancel)(op) })
+    }
+
+    pub fn open_evchannel(&self, lsu: &sts_lsu_t, start: u64) -> Res<stsp_evchannel_handle_t> {
+        let mut h = std::ptr::null_mut();
+        // SAFETY: `lsu` is a reference, `h` a live local.
+        check(unsafe { (self.f.stspi_open_evchannel)(lsu, start, &mut h) })?;
+        Ok(h)
+    }
+
+    pub fn get_event(&self, h: stsp_evchannel_handle_t) -> Res<sts_event_t> {
+        let mut e = zeroed();
+        // SAFETY: `h` is a token, `e` a live local.
+        check(unsafe { (self.f.stspi_get_event)(h, &mut e) })?;
+        Ok(e)
+    }
+
+    /// The payload (image infos) of event `seq`.
+    pub fn event_payload(&self, h: stsp_evchannel_handle_t, seq: u64) -> Res<Vec<sts_image_info_t>> {
+        let mut n = 0u32;
+        // SAFETY: NULL with a count of 0 asks for the count; `n` is a live local.
+        check(unsafe { (self.f.stspi_get_event_payload)(h, seq, std::ptr::null_mut(), 0, &mut n) })?;
+        let mut v: Vec<sts_image_info_t> = (0..n).map(|_| zeroed()).collect();
+        // SAFETY: `v` holds `n` records, `n` is a live local.
+        check(unsafe { (self.f.stspi_get_event_payload)(h, seq, v.as_mut_ptr(), v.len() as u32, &mut n) })?;
+        Ok(v)
+    }
+
+    pub fn close_evchannel(&self, h: stsp_evchannel_handle_t) -> Res<()> {
+        // SAFETY: `h` is a token.
+        check(unsafe { (self.f.stspi_close_evchannel)(h) })
     }
 
     pub fn image_prop(&self, h: stsp_image_handle_t) -> Res<sts_image_info_t> {

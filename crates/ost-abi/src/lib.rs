@@ -18,7 +18,7 @@ pub type sts_uint32_t = u32;
 pub type sts_uint64_t = u64;
 
 /// Version of this interface definition. The host passes the version it was compiled
-/// against to `stspi_init`; a different major version is refused. **[project]**
+/// against to `stspi_init`; any other value is refused (`STS_EVERSION`). **[project]**
 pub const STSPI_VASTDATA_API_VERSION: sts_uint32_t = 1;
 
 /// Unit of write lengths: NetBackup writes `n * STS_BLOCK_SIZE` bytes (value not public).
@@ -38,6 +38,8 @@ pub const STS_MAX_USER: usize = 256;
 pub const STS_MAX_PASSWORD: usize = 1024;
 pub const STS_MAX_DESCRIPTION: usize = 256;
 pub const STS_MAX_PLUGIN_STRING: usize = 64;
+/// An LSU label (`stspi_label_lsu`, `lsu_label`). **[project]**
+pub const STS_MAX_LSU_LABEL: usize = 256;
 /// Largest image metadata blob (`stspi_write_image_meta`). **[project]**
 pub const STS_MAX_IMAGE_META: sts_uint64_t = 1 << 20;
 
@@ -101,6 +103,11 @@ pub const STS_ETLS: c_int = 2060111;
 pub const STS_ENOTSUP: c_int = 2060112;
 /// [project] a string does not fit its buffer.
 pub const STS_E2BIG: c_int = 2060113;
+/// [project] symbol named by the A.I.R. slides ([S]), value chosen: the asynchronous
+/// operation is still running (`stspi_async_wait` timed out); NetBackup retries it.
+pub const STS_EAGAIN: c_int = 2060114;
+/// [project] the asynchronous operation was cancelled (`stspi_async_cancel`).
+pub const STS_ECANCELED: c_int = 2060115;
 
 // ---------------------------------------------------------------------------------------------
 // Flags.
@@ -137,6 +144,9 @@ pub const STS_SRV_IMAGE_META: sts_uint64_t = 0x10;
 pub const STS_SRV_OPTIMIZED_IMAGE: sts_uint64_t = 0x20;
 /// Extent-based optimized duplication: `stspi_open_target_server` and `stspi_copy_extent`.
 pub const STS_SRV_COPY_EXTENT: sts_uint64_t = 0x40;
+/// [S] name, [project] bit: the server keeps an event journal (A.I.R. events of images
+/// replicated to it: `stspi_open_evchannel`).
+pub const STS_SRV_STORED_EV: sts_uint64_t = 0x80;
 /// The server has an NFS data path.
 pub const STS_SRV_NFS: sts_uint64_t = 0x100;
 /// The server has an S3 data path.
@@ -151,6 +161,11 @@ pub const STS_LSUF_COPY_EXTENT: sts_uint64_t = 0x04;
 /// [project] the storage enforces retention locks on the LSU's images (a WORM-enabled VAST
 /// view): `stspi_set_image_retention` works, within `lsu_worm_min`..`lsu_worm_max`.
 pub const STS_LSUF_WORM: sts_uint64_t = 0x08;
+/// [S] names, [project] bits: the LSU replicates its images to another server's LSU
+/// (`stspi_async_copy_image`), receives replicated images, and replication is configured.
+pub const STS_LSUF_REP_SOURCE: sts_uint64_t = 0x10;
+pub const STS_LSUF_REP_TARGET: sts_uint64_t = 0x20;
+pub const STS_LSUF_REP_ENABLED: sts_uint64_t = 0x40;
 pub const STS_LSUF_NFS: sts_uint64_t = 0x100;
 pub const STS_LSUF_S3: sts_uint64_t = 0x200;
 
@@ -178,6 +193,11 @@ pub struct stsp_image {
 pub struct stsp_image_list {
     _private: [u8; 0],
 }
+/// An open event channel (A.I.R.).
+pub struct stsp_evchannel {
+    _private: [u8; 0],
+}
+pub type stsp_evchannel_handle_t = *mut stsp_evchannel;
 pub type stsp_server_handle_t = *mut stsp_server;
 pub type stsp_lsu_list_handle_t = *mut stsp_lsu_list;
 pub type stsp_image_handle_t = *mut stsp_image;
@@ -270,6 +290,8 @@ pub struct sts_lsu_info_t {
     pub lsu_worm_min: sts_uint64_t,
     /// [project] With `STS_LSUF_WORM`: the longest retention lock, in seconds; 0: no maximum.
     pub lsu_worm_max: sts_uint64_t,
+    /// [project] The label `stspi_label_lsu` set, stored in the LSU; empty: none.
+    pub lsu_label: [c_char; STS_MAX_LSU_LABEL],
 }
 
 /// Identifies an image. `img_basename` is the key; a non-empty `img_date` must match too.
@@ -317,6 +339,93 @@ pub struct sts_stat_t {
     pub st_flags: sts_uint32_t,
 }
 
+// ---------------------------------------------------------------------------------------------
+// A.I.R. (Auto Image Replication). Names from the public slides ([S]); layouts [project].
+// ---------------------------------------------------------------------------------------------
+
+/// Most replication partners an LSU reports in each direction. **[project]**
+pub const STS_MAX_REP: usize = 8;
+/// An operation id (`<source server>/<source LSU>/<job id>`). **[project]**
+pub const STS_MAX_OPID: usize = 512;
+
+/// One side of a replication: a storage server and its LSU.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct sts_lsu_rep_t {
+    pub lr_server: [c_char; STS_MAX_STSNAME],
+    pub lr_lsu: sts_lsu_name_t,
+}
+
+/// What `stspi_get_lsu_rep_prop` reports: where the LSU's images are replicated to, and which
+/// LSUs replicate to it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct sts_lsu_rep_info_t {
+    /// `STS_LSUF_REP_*` flags.
+    pub lri_flags: sts_uint64_t,
+    pub lri_ntargets: sts_uint32_t,
+    pub lri_targets: [sts_lsu_rep_t; STS_MAX_REP],
+    pub lri_nsources: sts_uint32_t,
+    pub lri_sources: [sts_lsu_rep_t; STS_MAX_REP],
+}
+
+/// An asynchronous operation's id, as `stspi_async_copy_image` returns it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct sts_opid_t {
+    pub op_id: [c_char; STS_MAX_OPID],
+}
+
+/// `sts_async_status_t.as_state`.
+pub const STS_ASYNC_RUNNING: sts_uint32_t = 1;
+pub const STS_ASYNC_DONE: sts_uint32_t = 2;
+pub const STS_ASYNC_FAILED: sts_uint32_t = 3;
+pub const STS_ASYNC_CANCELLED: sts_uint32_t = 4;
+
+/// Progress and result of an asynchronous copy (`stspi_async_wait`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct sts_async_status_t {
+    /// `STS_ASYNC_*`.
+    pub as_state: sts_uint32_t,
+    /// `STS_EOK` while running or done; the failure's status when failed.
+    pub as_status: c_int,
+    /// Images of the set committed on the target, of all.
+    pub as_images_done: sts_uint32_t,
+    pub as_images_total: sts_uint32_t,
+    pub as_bytes_done: sts_uint64_t,
+    pub as_bytes_total: sts_uint64_t,
+    /// Once done: the sequence number of the set's `STS_EVT_IMG_REP` event on the target.
+    pub as_event_seqno: sts_uint64_t,
+}
+
+/// [S] event type: an image set was replicated to this server; the payload holds the
+/// `sts_image_info_t` of its `IM` image(s).
+pub const STS_EVT_IMG_REP: sts_uint32_t = 1;
+
+/// One event of a target LSU's journal (`stspi_get_event`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct sts_event_t {
+    /// Sequence number in the LSU's journal: from 1, gapless, shared by every media server.
+    pub ev_seqno: sts_uint64_t,
+    /// `STS_EVT_*`.
+    pub ev_type: sts_uint32_t,
+    pub ev_flags: sts_uint32_t,
+    /// When it was appended, seconds since the epoch.
+    pub ev_time: sts_uint64_t,
+    /// Where the images are now (the target).
+    pub ev_server: [c_char; STS_MAX_STSNAME],
+    pub ev_lsu: sts_lsu_name_t,
+    /// Where they came from.
+    pub ev_source_server: [c_char; STS_MAX_STSNAME],
+    pub ev_source_lsu: sts_lsu_name_t,
+    /// The copy that replicated them.
+    pub ev_opid: sts_opid_t,
+    /// `sts_image_info_t` records in the payload (`stspi_get_event_payload`).
+    pub ev_payload_count: sts_uint32_t,
+}
+
 /// Text NetBackup would print for a status, for logs and tools.
 pub fn status_text(code: c_int) -> &'static str {
     match code {
@@ -346,6 +455,8 @@ pub fn status_text(code: c_int) -> &'static str {
         STS_ETLS => "TLS certificate verification failed",
         STS_ENOTSUP => "operation not supported",
         STS_E2BIG => "string too long",
+        STS_EAGAIN => "operation still in progress, try again",
+        STS_ECANCELED => "operation cancelled",
         _ => "unknown status",
     }
 }

@@ -27,11 +27,18 @@ extern "C" fn after() {
     ENGINE_HELD.with(|h| h.borrow_mut().take());
 }
 
+/// In the child: its own pid first (the engine caches it, and the handle table, the HTTP
+/// agent and the S3 connection pool judge by it what belongs to this process).
+extern "C" fn after_child() {
+    vast_ost_engine::util::refresh_pid();
+    after();
+}
+
 pub fn install() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // SAFETY: registering plain functions that touch only the plug-in's own locks.
-        let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(after), Some(after)) };
+        let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(after), Some(after_child)) };
         if rc != 0 {
             tracing::warn!("pthread_atfork failed ({rc}): using the plug-in in a forked child may hang");
         }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use vast_ost_engine::replication::Channel;
 use vast_ost_engine::{Cursor, Error, ErrorKind, ImageInfo, OpenImage, Result, Server};
 
 pub type Shared<T> = Arc<Mutex<T>>;
@@ -16,6 +17,7 @@ pub enum Object {
     LsuList(Shared<Cursor<String>>),
     Image(Shared<OpenImage>),
     ImageList(Shared<Cursor<ImageInfo>>),
+    EvChannel(Shared<Channel>),
 }
 
 impl Object {
@@ -25,6 +27,7 @@ impl Object {
             Object::LsuList(_) => 2,
             Object::Image(_) => 3,
             Object::ImageList(_) => 4,
+            Object::EvChannel(_) => 5,
         }
     }
 }
@@ -44,7 +47,7 @@ fn table() -> &'static Table {
     T.get_or_init(|| {
         // Start somewhere unpredictable so a handle from another process or a stale copy is
         // unlikely to name a live object.
-        let seed = std::process::id() as usize ^ (&T as *const _ as usize >> 4);
+        let seed = vast_ost_engine::util::pid() as usize ^ (&T as *const _ as usize >> 4);
         Table { map: Mutex::new(HashMap::new()), next: AtomicUsize::new((seed & 0xffff) + 1) }
     })
 }
@@ -72,7 +75,7 @@ pub fn unlock_after_fork() {
 pub fn insert(obj: Object) -> usize {
     let seq = table().next.fetch_add(1, Ordering::Relaxed);
     let h = (seq << TAG_BITS) | obj.tag();
-    map().insert(h, (std::process::id(), obj));
+    map().insert(h, (vast_ost_engine::util::pid(), obj));
     h
 }
 
@@ -91,7 +94,7 @@ fn bad(h: usize, what: &str) -> Error {
 /// forked child can go on with them); images may not: their writers' upload threads and their
 /// files' positions belong to the process that opened them.
 fn usable_here(owner: u32, is_image: bool, h: usize) -> Result<()> {
-    let me = std::process::id();
+    let me = vast_ost_engine::util::pid();
     if is_image && owner != me {
         return Err(Error::new(
             ErrorKind::BadHandle,
@@ -151,10 +154,20 @@ pub fn take_server_if(h: usize, check: impl FnOnce(&Server) -> Result<()>) -> Re
 accessor!(lsu_list, take_lsu_list, LsuList, Shared<Cursor<String>>, "LSU list", false);
 accessor!(image, take_image, Image, Shared<OpenImage>, "image", true);
 accessor!(image_list, take_image_list, ImageList, Shared<Cursor<ImageInfo>>, "image list", false);
+accessor!(evchannel, take_evchannel, EvChannel, Shared<Channel>, "event channel", false);
+
+/// An open server handle of this process named `name` (A.I.R. calls that carry no handle find
+/// the source server NetBackup opened through it).
+pub fn server_named(name: &str) -> Option<Arc<Server>> {
+    map().values().find_map(|(_, o)| match o {
+        Object::Server(s) if s.name().eq_ignore_ascii_case(name) => Some(s.clone()),
+        _ => None,
+    })
+}
 
 /// Drop every handle (terminate). Images open for writing close incomplete as they drop.
 pub fn clear() -> usize {
-    let me = std::process::id();
+    let me = vast_ost_engine::util::pid();
     let all: Vec<_> = map().drain().collect();
     let n = all.len();
     // A forked child that terminates must not close its parent's images (that would commit or

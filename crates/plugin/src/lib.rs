@@ -28,6 +28,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod air;
 mod boundary;
 mod convert;
 #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
@@ -261,7 +262,8 @@ pub unsafe extern "C" fn stspi_close_server(handle: stsp_server_handle_t) -> c_i
 
 fn fill_server_info(out: &mut sts_server_info_t, i: &vast_ost_engine::ServerInfo) -> Result<()> {
     put_str(&mut out.srv_server, &i.name, "server name", true)?;
-    out.srv_flags = i.flags;
+    // A replication target keeps event journals (A.I.R.), as the config says.
+    out.srv_flags = i.flags | vast_ost_engine::replication::server_flags(&*engine()?.config()?, &i.name);
     out.srv_maxconnect = i.max_connect;
     out.srv_nconnect = i.connections;
     put_str(&mut out.srv_version, &i.version, "server version", false)?;
@@ -378,7 +380,8 @@ pub unsafe extern "C" fn stspi_get_lsu_prop_byname(
         put_str(&mut out.lsu_server, &i.server, "server name", true)?;
         put_str(&mut out.lsu_name.sln_name, &i.name, "LSU name", true)?;
         put_str(&mut out.lsu_description, &i.description, "LSU description", false)?;
-        out.lsu_flags = i.flags;
+        out.lsu_flags =
+            i.flags | vast_ost_engine::replication::rep_info(&*engine()?.config()?, s.name(), &name).flags;
         out.lsu_capacity = i.capacity;
         out.lsu_capacity_phys = i.capacity;
         out.lsu_used = i.used;
@@ -388,6 +391,26 @@ pub unsafe extern "C" fn stspi_get_lsu_prop_byname(
         out.lsu_block_size = i.block_size;
         out.lsu_worm_min = i.worm_min;
         out.lsu_worm_max = if i.worm_max == u64::MAX { 0 } else { i.worm_max };
+        put_str(&mut out.lsu_label, &i.label, "LSU label", false)
+    })
+}
+
+/// Set the label of `lsu` to `label` (printable text without control characters, at most
+/// `STS_MAX_LSU_LABEL - 1` bytes; empty removes it). The label is stored in the LSU itself,
+/// so every media server's `stspi_get_lsu_prop_byname` reports it in `lsu_label`.
+///
+/// Returns `STS_EOK`, `STS_EINVAL` (NULL, not UTF-8, a control character), `STS_E2BIG`,
+/// `STS_EHANDLE`, `STS_ENOENT` (no such LSU), `STS_EBUSY` (other media servers keep
+/// relabelling it), `STS_EACCESS`, `STS_ESYSCALL`.
+#[no_mangle]
+pub unsafe extern "C" fn stspi_label_lsu(lsu: *const sts_lsu_t, label: *const c_char) -> c_int {
+    ffi!("stspi_label_lsu", |ctx| {
+        // SAFETY: `lsu` is NULL or an `sts_lsu_t` valid for reads (caller contract, crate docs).
+        let (s, name) = unsafe { lsu_arg(lsu, "LSU", ctx) }?;
+        // SAFETY: `label` is NULL or a NUL-terminated string (caller contract, crate docs).
+        let label = unsafe { arg_str(label, "label") }?;
+        s.set_lsu_label(&name, label)?;
+        info!(server = %s.name(), lsu = %name, label, "LSU labelled");
         Ok(())
     })
 }

@@ -40,9 +40,10 @@ pub unsafe extern "C" fn stspi_include_in_image(
 }
 
 /// Open `target_name` as the target of an optimized duplication from the open server
-/// `server`. The same name as `server` gives a second handle on that server (`cred` may then
-/// be NULL); another name is opened with `cred` like `stspi_open_server`. Images created on
-/// the target's LSUs receive extents with `stspi_copy_extent`.
+/// `server`. The same name as `server` (compared without regard to case) gives a second
+/// handle on that server (`cred` may then be NULL); another name is opened with `cred` like
+/// `stspi_open_server`. Images created on the target's LSUs receive extents with
+/// `stspi_copy_extent`.
 ///
 /// Returns `STS_EOK`, `STS_EINVAL`, `STS_EHANDLE`, and what `stspi_open_server` returns.
 #[no_mangle]
@@ -59,7 +60,7 @@ pub unsafe extern "C" fn stspi_open_target_server(
         let name = unsafe { arg_str(target_name, "target server name") }?;
         let source = handles::server(server as usize)?;
         ctx.server = source.name().to_string();
-        let t = if source.name() == name {
+        let t = if source.name().eq_ignore_ascii_case(name) {
             source
         } else {
             // SAFETY: `cred` is NULL or valid for reads (caller contract, crate docs).
@@ -103,11 +104,12 @@ pub unsafe extern "C" fn stspi_copy_extent(
     to_offset: sts_uint64_t,
 ) -> c_int {
     ffi!("stspi_copy_extent", |ctx| {
+        // Both handles resolved first: a bad handle is STS_EHANDLE even when given twice.
+        let to = handles::image(to_image as usize)?;
+        let from = handles::image(from_image as usize)?;
         if to_image == from_image {
             return Err(Error::invalid("copy_extent: source and target are the same image handle"));
         }
-        let to = handles::image(to_image as usize)?;
-        let from = handles::image(from_image as usize)?;
         // Both locked, always in the order of their handles: two copies between the same pair
         // in opposite directions cannot deadlock.
         let (mut t, mut f) = if (to_image as usize) < (from_image as usize) {

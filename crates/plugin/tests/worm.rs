@@ -2,7 +2,9 @@
 //! `STS_LSUF_WORM` with their retention bounds and others do not; a locked image is refused
 //! deletion by the storage itself, through the plug-in (`STS_EWORM_LOCKED`, the log naming the
 //! unlock time) and directly over S3 (403), and is deleted once the simulator's clock passes the
-//! lock; locks outside the view's bounds are refused with `STS_EWORM_MIN` / `STS_EWORM_MAX`.
+//! lock; locks outside the view's bounds are refused with `STS_EWORM_MIN` / `STS_EWORM_MAX`;
+//! a bucket whose server answers PutObjectRetention but keeps no lock is found out by the
+//! probe: not WORM, and a lock request is `STS_ENOTSUP`.
 
 mod common;
 
@@ -24,6 +26,8 @@ const SIZE: u64 = 3 << 20;
 struct World {
     _dir: tempfile::TempDir,
     c: Cluster,
+    /// A cluster whose S3 plane does not hold Object Lock retention.
+    nolock: Cluster,
     plugin: Plugin,
     log: PathBuf,
     /// A plain S3 client of the bucket owner: what someone bypassing the plug-in would use.
@@ -31,29 +35,45 @@ struct World {
 }
 
 /// A cluster with a COMPLIANCE bucket (1 h .. 1 y), a plain bucket, and an NFS view with file
-/// retention; the plug-in configured for all of them. One for the whole file (the plug-in is
+/// retention, and a second cluster whose locks do not hold; the plug-in configured for all of them. One for the whole file (the plug-in is
 /// one per process); only one test moves the clock, and no other test needs a lock to hold.
 fn world() -> &'static World {
     static W: std::sync::OnceLock<World> = std::sync::OnceLock::new();
     W.get_or_init(make_world)
 }
 
+/// A view with a bucket owned by `owner`, with `extra` view fields.
+fn bucket(c: &Cluster, name: &str, owner: &str, extra: serde_json::Value) {
+    let mut v = json!({"name": name, "path": format!("/nbu/{name}"), "policy_id": 2, "protocols": ["S3"],
+                       "bucket": name, "bucket_owner": owner, "create_dir": true});
+    v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    c.vms.post("views/", &v).unwrap();
+}
+
+fn compliance() -> serde_json::Value {
+    json!({"s3_versioning": true, "locking": true, "s3_locks_retention_mode": "COMPLIANCE",
+           "min_retention_period": "1h", "max_retention_period": "1y"})
+}
+
+/// The plug-in's `[[server]]` for `c`, with S3 user `ak`/`sk`.
+fn server_block(name: &str, c: &Cluster, ak: &str, sk: &str) -> String {
+    let s3_port = c.sim.s3_endpoints()[0].rsplit(':').next().unwrap().to_string();
+    format!(
+        "[[server]]\nname = \"{name}\"\nlsu_prefix = \"nbu-\"\n\
+         [server.vms]\naddress = \"{}\"\nca_file = \"{}\"\n[server.nfs]\nmount = \"{}\"\n\
+         [server.s3]\nvip_port = {s3_port}\naccess_key = \"{ak}\"\nsecret_key = \"{sk}\"\n\n",
+        c.sim.vms_url(),
+        c.ca.display(),
+        c.sim.root().display()
+    )
+}
+
 fn make_world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let c = Cluster::start(dir.path(), SimConfig::new(dir.path().join("cluster")));
     let (ak, sk) = c.s3_user("nbu-s3", 50001);
-    let bucket = |name: &str, extra: serde_json::Value| {
-        let mut v = json!({"name": name, "path": format!("/nbu/{name}"), "policy_id": 2, "protocols": ["S3"],
-                           "bucket": name, "bucket_owner": "nbu-s3", "create_dir": true});
-        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        c.vms.post("views/", &v).unwrap();
-    };
-    bucket(
-        "nbu-worm",
-        json!({"s3_versioning": true, "locking": true, "s3_locks_retention_mode": "COMPLIANCE",
-               "min_retention_period": "1h", "max_retention_period": "1y"}),
-    );
-    bucket("nbu-plain", json!({}));
+    bucket(&c, "nbu-worm", "nbu-s3", compliance());
+    bucket(&c, "nbu-plain", "nbu-s3", json!({}));
     c.vms
         .post(
             "views/",
@@ -61,14 +81,18 @@ fn make_world() -> World {
                     "create_dir": true, "files_retention_mode": "GOVERNANCE"}),
         )
         .unwrap();
-    let s3_port = c.sim.s3_endpoints()[0].rsplit(':').next().unwrap().to_string();
+    // A second cluster whose S3 plane answers PutObjectRetention and keeps no lock.
+    let nolock_dir = dir.path().join("nolock");
+    std::fs::create_dir(&nolock_dir).unwrap();
+    let mut cfg = SimConfig::new(nolock_dir.join("cluster"));
+    cfg.ignore_object_lock = true;
+    let nolock = Cluster::start(&nolock_dir, cfg);
+    let (nak, nsk) = nolock.s3_user("nbu-s3", 50001);
+    bucket(&nolock, "nbu-worm", "nbu-s3", compliance());
     let config = format!(
-        "[log]\nlevel = \"debug\"\n\n[[server]]\nname = \"VastData:sim\"\nlsu_prefix = \"nbu-\"\n\
-         [server.vms]\naddress = \"{}\"\nca_file = \"{}\"\n[server.nfs]\nmount = \"{}\"\n\
-         [server.s3]\nvip_port = {s3_port}\naccess_key = \"{ak}\"\nsecret_key = \"{sk}\"\n",
-        c.sim.vms_url(),
-        c.ca.display(),
-        c.sim.root().display()
+        "[log]\nlevel = \"debug\"\n\n{}{}",
+        server_block("VastData:sim", &c, &ak, &sk),
+        server_block("VastData:nolock", &nolock, &nak, &nsk)
     );
     let cfg_path = dir.path().join("vast-ost.toml");
     std::fs::write(&cfg_path, config).unwrap();
@@ -76,7 +100,7 @@ fn make_world() -> World {
     let plugin = load_plugin(&cfg_path, &log);
     let direct =
         S3Store::new(&S3Settings::new(c.sim.s3_endpoints(), &ak, &sk), LsuFilter::default()).unwrap();
-    World { _dir: dir, c, plugin, log, direct }
+    World { _dir: dir, c, nolock, plugin, log, direct }
 }
 
 fn open(w: &World) -> stsp_server_handle_t {
@@ -200,6 +224,31 @@ fn nfs_locks_are_the_files_retention_time_and_read_only() {
         })
         .collect();
     assert!(locked.len() >= 2, "manifest and pieces carry the lock: {files:?}");
+    // The plug-in does not count on the filer refusing the unlink: it refuses first.
+    assert_eq!(w.plugin.delete_image(&l, &def), Err(Status(STS_EWORM_LOCKED)));
+    assert_eq!(files_below(&w.c.sim.root().join("nbu/nfsworm/nfs_1_C1_F1")), files, "nothing removed");
     restore(w, &l, &def);
+    w.plugin.close_server(s).unwrap();
+}
+
+#[test]
+fn a_server_that_does_not_hold_locks_is_not_worm_and_locks_nothing() {
+    let w = world();
+    let s = w
+        .plugin
+        .open_server("VastData:nolock", w.nolock.sim.admin_user(), w.nolock.sim.admin_password())
+        .unwrap();
+    let l = lsu(s, "nbu-worm");
+    // The view says it locks; the probe finds the storage does not hold locks: not advertised.
+    let info = w.plugin.lsu_prop(&l).unwrap();
+    assert_eq!(info.lsu_flags & STS_LSUF_WORM, 0, "a bucket whose locks do not hold is not WORM");
+    let def = backup(w, &l, "nolock_1_C1_F1");
+    assert_eq!(w.plugin.set_image_retention(&l, &def, now_secs() + 2 * HOUR), Err(Status(STS_ENOTSUP)));
+    let log = log_text(w);
+    assert!(log.contains("S3 bucket nbu-worm does not hold Object Lock retention"), "{log}");
+    assert_eq!(w.plugin.image_prop_byname(&l, &def).unwrap().imo_worm_until, 0);
+    // Nothing was claimed: the image restores and deletes as any other.
+    restore(w, &l, &def);
+    w.plugin.delete_image(&l, &def).unwrap();
     w.plugin.close_server(s).unwrap();
 }

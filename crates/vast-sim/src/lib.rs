@@ -114,6 +114,9 @@ pub struct SimConfig {
     /// The S3 plane answers as if `If-None-Match` and `If-Match` were absent (as some S3
     /// servers do: `200 OK`, condition ignored). Default false.
     pub ignore_preconditions: bool,
+    /// The S3 plane answers `200 OK` to PutObjectRetention and keeps no lock (as a server
+    /// without Object Lock that ignores the subresource might). Default false.
+    pub ignore_object_lock: bool,
     pub faults: FaultConfig,
     pub seed_data: SeedData,
 }
@@ -140,6 +143,7 @@ impl SimConfig {
             max_api_tokens_per_user: 5,
             trash_enabled: true,
             ignore_preconditions: false,
+            ignore_object_lock: false,
             faults: FaultConfig::default(),
             seed_data: SeedData::default(),
         }
@@ -160,6 +164,8 @@ pub(crate) struct Shared {
     pub min_part_size: AtomicU64,
     /// See [`SimConfig::ignore_preconditions`].
     pub ignore_preconditions: std::sync::atomic::AtomicBool,
+    /// See [`SimConfig::ignore_object_lock`].
+    pub ignore_object_lock: std::sync::atomic::AtomicBool,
     /// Serialises quota check + rename of S3 writes.
     pub commit_lock: tokio::sync::Mutex<()>,
     /// Retention locks and the simulator's clock.
@@ -201,8 +207,20 @@ pub(crate) fn set_vip(sh: &Arc<Shared>, idx: usize, up: bool) -> Result<()> {
         return Ok(());
     }
     if slot.listener.is_none() {
-        // std sets SO_REUSEADDR on Unix, so the port is free again despite TIME_WAIT.
-        let l = TcpListener::bind(slot.addr).with_context(|| format!("rebinding VIP {}", slot.addr))?;
+        // std sets SO_REUSEADDR on Unix, so the port is free again despite TIME_WAIT. The
+        // listener a moment ago taken down closes on its own task: until it has, the address
+        // is still in use (found by `vast-ost chaos`, a VIP down and up within milliseconds).
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let l = loop {
+            match TcpListener::bind(slot.addr) {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                r => break r.with_context(|| format!("rebinding VIP {}", slot.addr))?,
+            }
+        };
         let _g = sh.rt.enter();
         slot.listener = Some(server::spawn(l, None, s3_handler(sh))?);
     }
@@ -305,6 +323,7 @@ impl Sim {
             uploads: Mutex::new(HashMap::new()),
             min_part_size: AtomicU64::new(cfg.min_part_size),
             ignore_preconditions: std::sync::atomic::AtomicBool::new(cfg.ignore_preconditions),
+            ignore_object_lock: std::sync::atomic::AtomicBool::new(cfg.ignore_object_lock),
             commit_lock: tokio::sync::Mutex::new(()),
             worm: worm::Worm::default(),
             vms_host,
@@ -449,6 +468,11 @@ impl Sim {
 
     pub fn set_ignore_preconditions(&self, on: bool) {
         self.shared.ignore_preconditions.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Make the S3 plane accept PutObjectRetention and keep no lock.
+    pub fn set_ignore_object_lock(&self, on: bool) {
+        self.shared.ignore_object_lock.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Creates a local user (like `POST users/`) and returns its id.

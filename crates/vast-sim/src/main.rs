@@ -30,6 +30,9 @@ struct Args {
     /// Answer S3 writes as if If-None-Match and If-Match were absent (as some S3 servers do).
     #[arg(long)]
     ignore_preconditions: bool,
+    /// Answer PutObjectRetention with 200 OK and keep no lock (a server without Object Lock).
+    #[arg(long)]
+    ignore_object_lock: bool,
     /// Refuse VMS clients without a client certificate of the simulator's CA (the admin's is
     /// written to <root>/client.pem).
     #[arg(long)]
@@ -46,6 +49,7 @@ fn main() -> anyhow::Result<()> {
     cfg.min_part_size = a.min_part_size;
     cfg.seed = a.seed;
     cfg.ignore_preconditions = a.ignore_preconditions;
+    cfg.ignore_object_lock = a.ignore_object_lock;
     cfg.require_client_cert = a.require_client_cert;
     let sim = vast_sim::Sim::start(cfg)?;
     println!("VMS:        {}", sim.vms_url());

@@ -150,11 +150,66 @@ pub fn image_rules(records: &[Vec<Event>], verify: &[Event], clock: u64) -> Vec<
             }
         }
     }
-    for (k, (flags, _)) in &s.listed {
+    for (k, (flags, _)) in s.listed.iter().filter(|(k, _)| k.0 != super::workload::DR_LSU) {
         if flags & STS_II_IMAGE_CREATED != 0 && m.get(k).is_none_or(|f| f.closes_attempted == 0) {
             out.push(format!("{}/{}: listed complete but nothing ever closed it complete", k.0, k.1));
         }
     }
+    out
+}
+
+/// A.I.R.: every copy reported done has its images complete on the target, restoring the
+/// source's bytes (the verify pass restored them), and exactly one event on the target; no
+/// operation has two events.
+pub fn air_rules(records: &[Vec<Event>], verify: &[Event], target_lsu: &str) -> Vec<String> {
+    let s = seen(verify);
+    let mut events: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in verify {
+        if let Event::AirEvents { opid, count } = e {
+            events.insert(opid, *count);
+        }
+    }
+    let mut out: Vec<String> = events
+        .iter()
+        .filter(|(_, &n)| n > 1)
+        .map(|(opid, n)| format!("A.I.R. operation {opid} has {n} events on the target"))
+        .collect();
+    for e in records.iter().flatten() {
+        let Event::Replicated { opid, images, .. } = e else { continue };
+        if !events.contains_key(opid.as_str()) {
+            out.push(format!("A.I.R. copy {opid} reported done has no event on the target"));
+        }
+        for i in images {
+            let k = (target_lsu.to_string(), i.clone());
+            if !s.complete(&k) {
+                out.push(format!(
+                    "A.I.R. copy {opid}: {target_lsu}/{i} is not listed complete on the target"
+                ));
+            } else if let Some(Some(p)) = s.restored.get(&k) {
+                out.push(format!(
+                    "A.I.R. copy {opid}: {target_lsu}/{i} does not restore the source's bytes: {p}"
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// What the verify pass must restore on the target: each replicated image, with its source's
+/// content.
+pub fn replicated(records: &[Vec<Event>], target_lsu: &str) -> Vec<(String, String, Content)> {
+    let m = facts(records);
+    let mut out = Vec::new();
+    for e in records.iter().flatten() {
+        let Event::Replicated { lsu, images, .. } = e else { continue };
+        for i in images {
+            if let Some(c) = m.get(&(lsu.clone(), i.clone())).and_then(|f| f.content.clone()) {
+                out.push((target_lsu.to_string(), i.clone(), c));
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    out.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
     out
 }
 
@@ -276,5 +331,35 @@ mod tests {
         // Once the clock has passed it, the delete was fine (but the image must be gone).
         let v = image_rules(&rec2, &verify, 9000);
         assert!(v.iter().any(|l| l.contains("l/ok: deleted (STS_EOK) but still listed")), "{v:?}");
+    }
+
+    #[test]
+    fn air_rules_hold_copies_to_the_target_and_its_events() {
+        let rep = |opid: &str, i: &str| Event::Replicated {
+            lsu: "l".into(),
+            opid: opid.into(),
+            images: vec![i.into()],
+        };
+        let rec = vec![vec![closing("a"), closed("a", 0), rep("op1", "a"), rep("op2", "a"), rep("op3", "a")]];
+        let dr = |e: Event| match e {
+            Event::Listed { image, flags, size, .. } => {
+                Event::Listed { lsu: "dr".into(), image, flags, size }
+            }
+            other => other,
+        };
+        let verify = vec![
+            dr(listed("a", STS_II_IMAGE_CREATED)),
+            Event::Restored { lsu: "dr".into(), image: "a".into(), problem: None },
+            Event::AirEvents { opid: "op1".into(), count: 1 },
+            Event::AirEvents { opid: "op2".into(), count: 2 },
+        ];
+        let v = air_rules(&rec, &verify, "dr");
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v[0].contains("op2 has 2 events"), "{v:?}");
+        assert!(v[1].contains("op3 reported done has no event"), "{v:?}");
+        let bad = vec![Event::AirEvents { opid: "op1".into(), count: 1 }];
+        let v = air_rules(&rec[..1].iter().map(|r| r[..3].to_vec()).collect::<Vec<_>>(), &bad, "dr");
+        assert!(v.iter().any(|l| l.contains("dr/a is not listed complete on the target")), "{v:?}");
+        assert_eq!(replicated(&rec, "dr").len(), 1, "one image to restore on the target");
     }
 }

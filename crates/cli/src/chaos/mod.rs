@@ -214,8 +214,17 @@ impl<'a> Iteration<'a> {
 
         let s3: Vec<Proxy> = sim.s3_endpoints().iter().map(|e| Proxy::start(e)).collect();
         let vms_px = Proxy::start(sim.vms_url().trim_start_matches("https://"));
+        // The A.I.R. target: a second cluster with an NFS view, paired with `nbu-nfs`.
+        let dr = Sim::start(SimConfig::new(d.join("dr"))).context("starting the A.I.R. target")?;
+        let dr_ca = d.join("dr-ca.pem");
+        std::fs::write(&dr_ca, dr.ca_pem().unwrap_or_default())?;
+        self::admin(&dr, &dr_ca)?.post(
+            "views/",
+            &json!({"name": workload::DR_LSU, "path": "/nbu/dr", "policy_id": 1, "protocols": ["NFS"],
+                    "create_dir": true}),
+        )?;
         let config = d.join("vast-ost.toml");
-        write_config(&config, &sim, &ca, &vms_px, &s3, &ak, &sk)?;
+        write_config(&config, (&sim, &ca), (&dr, &dr_ca), &vms_px, &s3, (&ak, &sk))?;
 
         let shape = faults::Shape { vips: s3.len(), workers: self.o.workers };
         let plan = faults::schedule(Rng::derive(self.seed, 2), &shape, HORIZON);
@@ -270,33 +279,37 @@ impl<'a> Iteration<'a> {
         let ops: usize = records.iter().map(|r| r.len()).sum();
         let kills = killed.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|&&k| k).count();
         let kinds: Vec<&str> = plan.iter().map(|p| p.kind).collect();
+        let air = records.iter().flatten().filter(|e| matches!(e, Event::Replicated { .. })).count();
         let summary = format!(
-            "; faults [{}] ({} applied), {} kill(s), {} record lines, preconditions {}",
+            "; faults [{}] ({} applied), {} kill(s), {} record lines, {air} A.I.R. copies, preconditions {}",
             kinds.join(" "),
             applied.faults,
             kills,
             ops,
             if self.ignore_preconditions { "IGNORED" } else { "honoured" }
         );
-        let expect = checker::to_restore(&records);
+        let mut expect = checker::to_restore(&records);
+        expect.extend(checker::replicated(&records, workload::DR_LSU));
         std::fs::write(d.join("expect.json"), serde_json::to_vec(&expect)?)?;
         let before = self.verify(plugin, &config, &sim, "verify-1", true)?;
         problems.extend(checker::image_rules(&records, &before, clock));
+        problems.extend(checker::air_rules(&records, &before, workload::DR_LSU));
         // Cleanup as each media server: a dead writer of its own host is known gone by its pid
         // (another host's only after `writer_silence_secs` without a commit).
         for host in media_hosts() {
-            for l in workload::LSUS {
-                problems.extend(self.cleanup(plugin, &config, &sim, l, Some(host)));
+            for (server, l) in all_lsus() {
+                problems.extend(self.cleanup(plugin, &config, &sim, (server, l), Some(host)));
             }
         }
         let after = self.verify(plugin, &config, &sim, "verify-2", false)?;
         let (b, a) = (checker::seen(&before), checker::seen(&after));
         problems.extend(checker::cleanup_kept(&b, &a));
-        problems.extend(storage(&sim, &ak, &sk, &a)?);
-        for l in workload::LSUS {
-            problems.extend(self.cleanup(plugin, &config, &sim, l, None));
+        problems.extend(storage((&sim, &dr), &ak, &sk, &a)?);
+        for (server, l) in all_lsus() {
+            problems.extend(self.cleanup(plugin, &config, &sim, (server, l), None));
         }
         drop(sim);
+        drop(dr);
         self.summary = summary;
         Ok(problems)
     }
@@ -397,10 +410,17 @@ impl<'a> Iteration<'a> {
     /// `vast-ost cleanup LSU --older-than 0s --remove --pending` on media server `host`, or
     /// without `host` the dry run after them; problems: a failed run, or anything the dry run
     /// still finds.
-    fn cleanup(&self, plugin: &Path, config: &Path, sim: &Sim, lsu: &str, host: Option<&str>) -> Vec<String> {
+    fn cleanup(
+        &self,
+        plugin: &Path,
+        config: &Path,
+        sim: &Sim,
+        (server, lsu): (&str, &str),
+        host: Option<&str>,
+    ) -> Vec<String> {
         let remove = host.is_some();
         let mut c = Command::new(std::env::current_exe().unwrap_or_else(|_| "vast-ost".into()));
-        c.arg("--plugin").arg(plugin).arg("--config").arg(config).args(["--server", SERVER]);
+        c.arg("--plugin").arg(plugin).arg("--config").arg(config).args(["--server", server]);
         c.args(["--user", sim.admin_user(), "--password", sim.admin_password()]);
         c.args(["cleanup", lsu, "--older-than", "0s"]);
         if remove {
@@ -437,33 +457,44 @@ impl<'a> Iteration<'a> {
 
 /// What is stored in each LSU after cleanup, against what the listed images reference (read
 /// from their manifests here, not through the plug-in's cleanup).
-fn storage(sim: &Sim, ak: &str, sk: &str, a: &checker::Seen) -> Result<Vec<String>> {
+fn storage((sim, dr): (&Sim, &Sim), ak: &str, sk: &str, a: &checker::Seen) -> Result<Vec<String>> {
     use vast_ost_engine::manifest::Manifest;
     use vast_ost_engine::store::PieceStore;
     let s3 = S3Store::new(&S3Settings::new(sim.s3_endpoints(), ak, sk), LsuFilter::default())?;
-    let nfs = sim.root().join("nbu/nfs");
+    let nfs_dir = |l: &str| match l {
+        "nbu-nfs" => Some(sim.root().join("nbu/nfs")),
+        workload::DR_LSU => Some(dr.root().join("nbu/dr")),
+        _ => None,
+    };
     let mut out = Vec::new();
-    for l in workload::LSUS {
+    for (_, l) in all_lsus() {
         let mut referenced = std::collections::BTreeSet::new();
         for (_, image) in a.listed.keys().filter(|(x, _)| x == l) {
-            let raw = if l == "nbu-nfs" {
-                std::fs::read(nfs.join(image).join("manifest")).ok()
-            } else {
-                s3.read_manifest(l, image)?
+            let raw = match nfs_dir(l) {
+                Some(dir) => std::fs::read(dir.join(image).join("manifest")).ok(),
+                None => s3.read_manifest(l, image)?,
             };
             let Some(raw) = raw else { continue };
             let m = Manifest::decode(&raw).map_err(|e| anyhow!("{l}/{image}: {e}"))?;
             referenced.extend(m.pieces.into_iter().map(|p| p.key));
         }
-        let (keys, uploads) = if l == "nbu-nfs" {
-            (files_below(&nfs, &nfs), Vec::new())
-        } else {
-            let (objects, _) = s3.list_objects(l, "", None)?;
-            (objects.into_iter().map(|(k, _)| k).collect(), s3.list_uploads(l, "")?)
+        let (keys, uploads) = match nfs_dir(l) {
+            Some(dir) => (files_below(&dir, &dir), Vec::new()),
+            None => {
+                let (objects, _) = s3.list_objects(l, "", None)?;
+                (objects.into_iter().map(|(k, _)| k).collect(), s3.list_uploads(l, "")?)
+            }
         };
         out.extend(checker::storage_rules(l, &keys, &uploads, a, &referenced));
     }
     Ok(out)
+}
+
+/// Every LSU of the iteration with its server: the source cluster's and the A.I.R. target's.
+fn all_lsus() -> Vec<(&'static str, &'static str)> {
+    let mut v: Vec<_> = workload::LSUS.iter().map(|l| (SERVER, *l)).collect();
+    v.push((workload::DR_SERVER, workload::DR_LSU));
+    v
 }
 
 /// Every file below `dir`, as paths relative to `root`.
@@ -513,15 +544,15 @@ fn provision(vms: &Vms) -> Result<(String, String, u64)> {
     Ok((ak, sk, quota))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The plug-in's config: the source cluster through the fault proxies (VMS and every VIP),
+/// the A.I.R. target cluster directly, and their pairing.
 fn write_config(
     path: &Path,
-    sim: &Sim,
-    ca: &Path,
+    (sim, ca): (&Sim, &Path),
+    (dr, dr_ca): (&Sim, &Path),
     vms: &Proxy,
     s3: &[Proxy],
-    ak: &str,
-    sk: &str,
+    (ak, sk): (&str, &str),
 ) -> Result<()> {
     let endpoints: Vec<String> = s3.iter().map(|p| format!("\"{}\"", p.url())).collect();
     let text = format!(
@@ -530,11 +561,24 @@ fn write_config(
          [server.vms]\naddress = \"https://{}\"\nca_file = \"{}\"\ntimeout_secs = 3\n\
          [server.nfs]\nmount = \"{}\"\n\
          [server.s3]\nendpoints = [{}]\naccess_key = \"{ak}\"\nsecret_key = \"{sk}\"\n\
-         part_size = 1048576\nallow_small_parts = true\nupload_workers = 2\nread_ahead = 2\ntimeout_secs = 2\n",
+         part_size = 1048576\nallow_small_parts = true\nupload_workers = 2\nread_ahead = 2\ntimeout_secs = 2\n\n\
+         [[server]]\nname = \"{}\"\nlsu_prefix = \"nbu-\"\nwriter_silence_secs = {SILENCE}\n\
+         [server.vms]\naddress = \"{}\"\nca_file = \"{}\"\n[server.nfs]\nmount = \"{}\"\n\n\
+         [[replication]]\nsource_server = \"{SERVER}\"\nsource_lsu = \"{}\"\ntarget_server = \"{}\"\n\
+         target_lsu = \"{}\"\ntarget_user = \"{}\"\ntarget_password = \"{}\"\n",
         vms.addr(),
         ca.display(),
         sim.root().display(),
-        endpoints.join(", ")
+        endpoints.join(", "),
+        workload::DR_SERVER,
+        dr.vms_url(),
+        dr_ca.display(),
+        dr.root().display(),
+        workload::AIR_LSU,
+        workload::DR_SERVER,
+        workload::DR_LSU,
+        dr.admin_user(),
+        dr.admin_password(),
     );
     std::fs::write(path, text)?;
     use std::os::unix::fs::PermissionsExt;
@@ -568,9 +612,12 @@ pub fn worker(plugin: &Path, args: WorkerArgs, verify: Option<(String, Option<Pa
     };
     let p = vast_ost_host::Plugin::load(plugin).map_err(anyhow::Error::msg)?;
     p.init().context("stspi_init")?;
-    let s = p.open_server(&args.server, &args.user, &args.password).context("open_server")?;
-    workload::verify(&p, s, &rec, &expect);
-    let _ = p.close_server(s);
+    let source = p.open_server(&args.server, &args.user, &args.password).context("open_server")?;
+    let target =
+        p.open_server(workload::DR_SERVER, &args.user, &args.password).context("open_server (target)")?;
+    workload::verify(&p, &workload::Servers { source, target }, &rec, &expect);
+    let _ = p.close_server(source);
+    let _ = p.close_server(target);
     rec.log(&Event::Done);
     Ok(())
 }

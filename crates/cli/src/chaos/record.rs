@@ -45,6 +45,17 @@ pub enum Event {
         until: u64,
         rc: i32,
     },
+    /// An A.I.R. copy (`stspi_async_copy_image` of `images` of `lsu`) reported done.
+    Replicated {
+        lsu: String,
+        opid: String,
+        images: Vec<String>,
+    },
+    /// The verify pass: how many events of operation `opid` the target's channel holds.
+    AirEvents {
+        opid: String,
+        count: usize,
+    },
     /// Something no fault excuses (wrong bytes, a hung call), seen by the process itself.
     Violation {
         what: String,

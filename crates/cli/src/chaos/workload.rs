@@ -22,6 +22,10 @@ use super::rng::Rng;
 /// The LSUs every iteration provisions: a plain bucket, a locking (WORM) bucket, an NFS view.
 pub const LSUS: [&str; 3] = ["nbu-s3", "nbu-worm", "nbu-nfs"];
 pub const WORM_LSU: &str = "nbu-worm";
+/// A.I.R.: `nbu-nfs` replicates to this LSU of the second cluster (server [`DR_SERVER`]).
+pub const AIR_LSU: &str = "nbu-nfs";
+pub const DR_SERVER: &str = "VastData:chaos-dr";
+pub const DR_LSU: &str = "nbu-dr";
 /// Image dates as NetBackup writes them (the backup time).
 const DATE: &str = "1700000000";
 /// The longest one call may take before the process is judged hung. Every fault lasts a few
@@ -48,6 +52,7 @@ pub const OPS: &[OpDef] = &[
     OpDef { name: "expire-concurrent", weight: 1, run: expire_concurrent },
     OpDef { name: "expire-others", weight: 1, run: expire_others },
     OpDef { name: "lock", weight: 2, run: lock },
+    OpDef { name: "air-copy", weight: 2, run: air_copy },
 ];
 
 /// What a worker process is given on its command line.
@@ -616,14 +621,80 @@ fn lock(w: &mut Worker) -> Result<()> {
     Ok(())
 }
 
-/// The verify pass (no faults): list every LSU, then restore each image of `expect` whole.
-pub fn verify(
-    p: &Plugin,
-    server: stsp_server_handle_t,
-    rec: &Recorder,
-    expect: &[(String, String, Content)],
-) {
-    for l in LSUS {
+/// A.I.R.: replicate a set of this worker's complete images of the replicated LSU to the
+/// target cluster, and wait for it (a minute at most: one left running is its job record's).
+fn air_copy(w: &mut Worker) -> Result<()> {
+    let n = w.rng.range(1, 3) as usize;
+    let set: Vec<Known> = w.complete.iter().filter(|k| k.lsu == AIR_LSU).take(n).cloned().collect();
+    if set.is_empty() {
+        return Ok(());
+    }
+    let defs: Vec<sts_image_def_t> = set.iter().map(|k| image_def(&k.name, "", "")).collect();
+    let op = {
+        let _w = watch("stspi_async_copy_image");
+        w.p.async_copy_image(&w.lsu(AIR_LSU), &defs)?
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = {
+            let _w = watch("stspi_async_wait");
+            w.p.async_wait(&op, 1000).0
+        };
+        match r {
+            Ok(()) => {
+                let opid = get_str(&op.op_id);
+                let images = set.into_iter().map(|k| k.name).collect();
+                w.rec.log(&Event::Replicated { lsu: AIR_LSU.into(), opid, images });
+                return Ok(());
+            }
+            Err(Status(STS_EAGAIN)) if Instant::now() < deadline => {}
+            Err(_) => return Ok(()),
+        }
+    }
+}
+
+/// The servers the verify pass reads: the source cluster's and the A.I.R. target's.
+pub struct Servers {
+    pub source: stsp_server_handle_t,
+    pub target: stsp_server_handle_t,
+}
+
+impl Servers {
+    fn of(&self, l: &str) -> stsp_server_handle_t {
+        if l == DR_LSU {
+            self.target
+        } else {
+            self.source
+        }
+    }
+}
+
+/// The verify pass (no faults): list every LSU (the target's too), count the events on the
+/// target per operation, then restore each image of `expect` whole.
+pub fn verify(p: &Plugin, servers: &Servers, rec: &Recorder, expect: &[(String, String, Content)]) {
+    match p.open_evchannel(&lsu(servers.target, DR_LSU), 0) {
+        Ok(ch) => {
+            let mut seen: std::collections::BTreeMap<String, usize> = Default::default();
+            loop {
+                let _w = watch("stspi_get_event");
+                match p.get_event(ch) {
+                    Ok(e) => *seen.entry(get_str(&e.ev_opid.op_id)).or_default() += 1,
+                    Err(Status(STS_ENO_MORE_ENTRIES)) => break,
+                    Err(e) => {
+                        rec.log(&Event::Violation { what: format!("reading the target's events: {e}") });
+                        break;
+                    }
+                }
+            }
+            let _ = p.close_evchannel(ch);
+            for (opid, count) in seen {
+                rec.log(&Event::AirEvents { opid, count });
+            }
+        }
+        Err(e) => rec.log(&Event::Violation { what: format!("opening the target's event channel: {e}") }),
+    }
+    for l in LSUS.into_iter().chain([DR_LSU]) {
+        let server = servers.of(l);
         let _w = watch("stspi_list_image");
         match p.images(&lsu(server, l), "") {
             Ok(list) => {
@@ -642,7 +713,7 @@ pub fn verify(
     for (l, name, content) in expect {
         let problem = {
             let _w = watch("stspi_open_image");
-            p.open_image(&lsu(server, l), &image_def(name, "", ""), STS_O_READ)
+            p.open_image(&lsu(servers.of(l), l), &image_def(name, "", ""), STS_O_READ)
         }
         .map_err(|e| format!("open_image: {e}"))
         .and_then(|h| {

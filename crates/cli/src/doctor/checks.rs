@@ -1,5 +1,5 @@
 //! The checks up to VMS authentication: the plug-in, the config, name resolution, the NFS
-//! mount, TLS, the VMS login. The rest (LSUs, VIPs, S3 features, probes) is in `storage.rs`.
+//! mount, TLS, the VMS login. The rest (LSUs, VIPs, S3 features, WORM, probes) is in `storage.rs`.
 
 use std::net::ToSocketAddrs;
 use std::os::unix::fs::PermissionsExt;
@@ -23,6 +23,7 @@ const LATER: &[(&str, &str)] = &[
     ("lsu", "LSUs"),
     ("vip", "data VIPs"),
     ("s3", "S3 features"),
+    ("worm", "WORM"),
     ("probe", "write/read/delete probe"),
 ];
 

@@ -1,5 +1,6 @@
 //! The checks that need the storage: the LSUs NetBackup would see (through the plug-in), the
-//! data VIPs, what the S3 servers honour, and a write/read/delete probe on every LSU.
+//! data VIPs, what the S3 servers honour, whether WORM LSUs' storage holds its locks, and a
+//! write/read/delete probe on every LSU.
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -21,7 +22,12 @@ const PROBE_BYTES: usize = 1 << 20;
 
 pub fn all(d: &Doctor, cfg: &Config, sc: &ServerConfig, r: &mut Report) {
     let Some((session, lsus)) = lsus(d, cfg, sc, r) else {
-        for (c, item) in [("vip", "data VIPs"), ("s3", "S3 features"), ("probe", "write/read/delete probe")] {
+        for (c, item) in [
+            ("vip", "data VIPs"),
+            ("s3", "S3 features"),
+            ("worm", "WORM"),
+            ("probe", "write/read/delete probe"),
+        ] {
             r.skip(c, item, "the server does not open");
         }
         return;
@@ -33,6 +39,7 @@ pub fn all(d: &Doctor, cfg: &Config, sc: &ServerConfig, r: &mut Report) {
         Ok(s) => {
             vips(s, sc, r);
             features(s, &lsus, r);
+            worm(s, &lsus, r);
         }
         Err(e) => {
             r.fail("vip", "data VIPs", format!("opening the server: {e}"), "see the plug-in log");
@@ -249,7 +256,46 @@ fn feature_line(item: String, f: Features, r: &mut Report) {
     }
 }
 
-/// Step 9: write 1 MiB to a new image on `lsu`, close it complete, read it back, compare, delete.
+/// Step 9: on each LSU whose view locks, whether the storage holds the locks (the plug-in's
+/// Object Lock probe: a lock set on a probe object and read back).
+fn worm(s: &Server, lsus: &[String], r: &mut Report) {
+    let mut any = false;
+    for l in lsus {
+        let item = format!("WORM {l}");
+        let policy = match s.view_worm(l) {
+            Ok(Some(p)) => p,
+            Ok(None) => continue,
+            Err(e) => {
+                r.fail("worm", item, e.to_string(), "see the plug-in log");
+                continue;
+            }
+        };
+        any = true;
+        let max = match policy.max_secs {
+            0 | u64::MAX => "no maximum".to_string(),
+            m => format!("at most {m} s"),
+        };
+        match s.verify_worm(l, &policy) {
+            Ok(()) => r.ok(
+                "worm",
+                item,
+                format!("{} locks held by the storage; at least {} s, {max}", policy.mode.as_str(), policy.min_secs),
+            ),
+            Err(e) => r.fail(
+                "worm",
+                item,
+                format!("the view locks, but {e}"),
+                "enable S3 Object Lock for the view's bucket on the cluster, or do not use this LSU for WORM storage \
+                 units (NetBackup sees it as not WORM)",
+            ),
+        }
+    }
+    if !any {
+        r.skip("worm", "WORM", "no LSU on a WORM-enabled view");
+    }
+}
+
+/// Step 10: write 1 MiB to a new image on `lsu`, close it complete, read it back, compare, delete.
 fn probe(s: &Session, lsu: &str, cfg: &Config, r: &mut Report) {
     let item = format!("probe {lsu}");
     let now =

@@ -27,14 +27,17 @@ impl TableBuilder {
         TableBuilder { block_size: block_size as u64, blocks: Vec::new(), cur: 0, fill: 0, whole: 0 }
     }
 
-    /// Take the next bytes of the piece.
-    pub fn update(&mut self, mut buf: &[u8]) {
+    /// Take the next bytes of the piece; returns their CRC32C (for the store's per-request
+    /// checksum: one pass over each byte serves both).
+    pub fn update(&mut self, mut buf: &[u8]) -> u32 {
+        let mut all = 0u32;
         while !buf.is_empty() {
             let take = ((self.block_size - self.fill) as usize).min(buf.len());
             let (seg, rest) = buf.split_at(take);
             let c = crc32c::crc32c(seg);
-            self.cur = if self.fill == 0 { c } else { crc32c::crc32c_combine(self.cur, c, seg.len()) };
-            self.whole = crc32c::crc32c_combine(self.whole, c, seg.len());
+            self.cur = if self.fill == 0 { c } else { crate::util::crc32c_combine(self.cur, c, seg.len()) };
+            self.whole = crate::util::crc32c_combine(self.whole, c, seg.len());
+            all = crate::util::crc32c_combine(all, c, seg.len());
             self.fill += take as u64;
             if self.fill == self.block_size {
                 self.blocks.push(self.cur);
@@ -42,6 +45,7 @@ impl TableBuilder {
             }
             buf = rest;
         }
+        all
     }
 
     /// The CRC32C of all the data, the table's bytes, and the table's CRC32C.
@@ -104,7 +108,7 @@ mod tests {
         let mut t = TableBuilder::new(1024);
         // Pieces of odd sizes that straddle block boundaries.
         for chunk in data.chunks(777) {
-            t.update(chunk);
+            assert_eq!(t.update(chunk), crc32c::crc32c(chunk), "each update gives its bytes' CRC32C");
         }
         let (whole, table, table_crc) = t.finish();
         assert_eq!(whole, crc32c::crc32c(&data));

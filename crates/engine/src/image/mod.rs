@@ -92,7 +92,7 @@ pub fn delete(store: &dyn PieceStore, lsu: &str, def: &ImageDef) -> Result<()> {
         Some(m) => shared::release_pieces(store, lsu, m)?,
         None => shared::release_unknown(store, lsu, image)?,
     };
-    let keep = if crate::plant::planted("delete-referenced") { Vec::new() } else { keep };
+    let keep = if crate::plant::active("delete-referenced") { Vec::new() } else { keep };
     store.remove_image(lsu, image, &keep)
 }
 
@@ -131,7 +131,8 @@ pub fn copy(
     } else if Arc::ptr_eq(from_store, to_store) {
         w.adopt_copies(from_lsu, &src)
     } else {
-        stream_copy(ImageReader::from_manifest(from_store.clone(), from_lsu, src), &mut w)
+        stream_copy(ImageReader::from_manifest(from_store.clone(), from_lsu, src), &mut w, &mut |_| Ok(()))
+            .map(drop)
     };
     match res.and_then(|()| w.close(true)) {
         Ok(m) => Ok(m),
@@ -142,15 +143,88 @@ pub fn copy(
     }
 }
 
-fn stream_copy(mut r: ImageReader, w: &mut ImageWriter) -> Result<()> {
-    let mut buf = vec![0u8; 4 << 20];
-    let mut off = 0;
+/// Bytes a streamed copy moves per step (its one buffer).
+const COPY_CHUNK: usize = 4 << 20;
+
+/// Stream every byte of `r` into `w` through one bounded buffer, calling `progress` with the
+/// bytes copied so far after each step (an error from it stops the copy). Returns the
+/// CRC32C of the image's bytes.
+fn stream_copy(mut r: ImageReader, w: &mut ImageWriter, progress: Progress) -> Result<u32> {
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let (mut off, mut crc) = (0, 0);
     let size = r.manifest().size;
     while off < size {
         let n = r.read_at(&mut buf, off)?;
+        if n == 0 {
+            return Err(Error::corrupt(format!("image ends at {off} of its {size} bytes")));
+        }
         w.write_at(&buf[..n], off)?;
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
         off += n as u64;
+        progress(off)?;
     }
     w.set_meta(r.manifest().meta.data.clone());
+    Ok(crc)
+}
+
+/// Called by a streamed copy with the bytes copied so far; an error stops the copy (cancel).
+pub type Progress<'a> = &'a mut dyn FnMut(u64) -> Result<()>;
+
+/// Copy a complete image to another store (A.I.R.: another cluster), streamed through one
+/// bounded buffer, and commit the target only once it is verified: after the last byte the
+/// target is flushed (still pending), read back from the storage (block checksums checked on
+/// the way) and its CRC32C and metadata compared with the source's. Until then it is listed
+/// pending; on any failure, or when `progress` stops the copy, the target is deleted.
+pub fn replicate(
+    (from_store, from_lsu, from_def): (&Arc<dyn PieceStore>, &str, &ImageDef),
+    (to_store, to_lsu): (&Arc<dyn PieceStore>, &str),
+    progress: Progress,
+) -> Result<Manifest> {
+    let src = load(from_store.as_ref(), from_lsu, from_def)?;
+    if src.state != State::Complete {
+        return Err(Error::state(format!(
+            "image '{}' in LSU '{from_lsu}' is not complete and cannot be replicated",
+            from_def.basename
+        )));
+    }
+    let meta = src.meta.data.clone();
+    let mut w = ImageWriter::create(to_store.clone(), to_lsu, src.def.clone())?;
+    let reader = ImageReader::from_manifest(from_store.clone(), from_lsu, src);
+    let res = stream_copy(reader, &mut w, progress).and_then(|crc| {
+        w.flush()?;
+        verify_copy(to_store, to_lsu, w.manifest().clone(), crc, &meta)
+    });
+    match res.and_then(|()| w.close(true)) {
+        Ok(m) => Ok(m),
+        Err(e) => {
+            let _ = delete(to_store.as_ref(), to_lsu, from_def);
+            Err(e.context(format!("replicating image '{}' to LSU '{to_lsu}'", from_def.basename)))
+        }
+    }
+}
+
+/// Read a written (pending) image back from the storage and compare its CRC32C and metadata.
+fn verify_copy(store: &Arc<dyn PieceStore>, lsu: &str, m: Manifest, crc: u32, meta: &[u8]) -> Result<()> {
+    let name = m.def.basename.clone();
+    let size = m.size;
+    let same_meta = m.meta.data == meta;
+    let mut r = ImageReader::from_manifest(store.clone(), lsu, m);
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let (mut off, mut got) = (0, 0);
+    while off < size {
+        let n = r.read_at(&mut buf, off)?;
+        if n == 0 {
+            break;
+        }
+        got = crc32c::crc32c_append(got, &buf[..n]);
+        off += n as u64;
+    }
+    if off != size || got != crc || !same_meta {
+        return Err(Error::corrupt(format!(
+            "the copy of image '{name}' read back differs from its source ({off} of {size} bytes, \
+             CRC32C {got:08x} against {crc:08x}, metadata {})",
+            if same_meta { "equal" } else { "different" }
+        )));
+    }
     Ok(())
 }

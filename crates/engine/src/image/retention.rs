@@ -37,6 +37,20 @@ pub fn lock(
     let pieces: Vec<String> = m.pieces.iter().map(|p| p.key.clone()).collect();
     store.set_retention(lsu, &pieces, until, mode)?;
     store.set_retention(lsu, &[layout::manifest_key(&def.basename)], until, mode)?;
+    // Read back: the lock NetBackup is told of is the one the storage holds.
+    match lock_of(store, lsu, &def.basename)? {
+        Some(l) if l.until >= until => {}
+        held => {
+            return Err(Error::new(
+                ErrorKind::NotSupported,
+                format!(
+                    "image '{}' in LSU '{lsu}': the storage accepted a lock until {until} but holds {}",
+                    def.basename,
+                    held.map_or("none".to_string(), |l| format!("one until {}", l.until))
+                ),
+            ))
+        }
+    }
     info!(lsu, image = %def.basename, until, mode = mode.as_str(), pieces = pieces.len(), "image locked");
     Ok(m)
 }

@@ -34,6 +34,8 @@ pub struct LsuInfo {
     /// Shortest and longest retention lock, seconds (WORM LSUs; `u64::MAX`: no maximum).
     pub worm_min: u64,
     pub worm_max: u64,
+    /// What `stspi_label_lsu` set (empty: none).
+    pub label: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -78,7 +80,11 @@ impl Server {
             Some(c) => {
                 let v = c.lsu(lsu)?;
                 let mut d = format!("VAST view {} ({})", v.path, store.describe(lsu));
-                if let Some(w) = &v.worm {
+                let worm = self.held(lsu, v.worm)?;
+                if v.worm.is_some() && worm.is_none() {
+                    d.push_str("; WORM view, but the storage does not hold retention locks (see the log)");
+                }
+                if let Some(w) = &worm {
                     d.push_str(&format!(
                         "; WORM {} retention {}..{}",
                         w.mode.as_str(),
@@ -86,7 +92,7 @@ impl Server {
                         if w.max_secs == u64::MAX { "unlimited".to_string() } else { w.max_secs.to_string() }
                     ));
                 }
-                (c.space(&v)?, d, v.worm)
+                (c.space(&v)?, d, worm)
             }
             None => (store.lsu_space(lsu)?, store.describe(lsu), None),
         };
@@ -111,11 +117,12 @@ impl Server {
             block_size: abi::STS_BLOCK_SIZE,
             worm_min: worm.map_or(0, |w| w.min_secs),
             worm_max: worm.map_or(0, |w| w.max_secs),
+            label: self.lsu_label(lsu)?,
         })
     }
 
     /// Forget cached capacity and image count of `lsu`: they just changed.
-    pub(super) fn changed(&self, lsu: &str) {
+    pub fn changed(&self, lsu: &str) {
         if let Some(c) = &self.control {
             c.invalidate_space(lsu);
         }

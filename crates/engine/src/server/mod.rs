@@ -4,13 +4,14 @@
 //! polling by name is told, from the config and a cache of the last open), [`routing`] (which
 //! store holds an LSU), [`info`] (what NetBackup is told, flags, caches), [`inspect`] (what
 //! `vast-ost doctor` asks beyond the OST calls), [`ops`] (image operations), [`open_image`]
-//! (open images and cursors), [`worm`] (retention locks).
+//! (open images and cursors), [`worm`] (retention locks), [`label`] (LSU labels).
 
 mod connect;
 mod described;
 mod engine;
 mod info;
 mod inspect;
+mod label;
 mod open_image;
 mod ops;
 mod routing;
@@ -18,6 +19,7 @@ mod worm;
 
 pub use engine::Engine;
 pub use info::{ImageInfo, LsuInfo, ServerInfo};
+pub use label::{check_label, MAX_LABEL};
 pub use open_image::{Cursor, OpenImage};
 
 use std::path::PathBuf;
@@ -79,6 +81,11 @@ impl Server {
         nfs.into_iter().chain(s3).collect::<Vec<_>>().join(", ")
     }
 
+    /// How writers on this server show they are alive (`writer_silence_secs`).
+    pub fn liveness(&self) -> crate::image::Liveness {
+        self.liveness
+    }
+
     /// Images and lists still open.
     pub fn open_children(&self) -> usize {
         self.open.load(Ordering::Acquire)
@@ -95,14 +102,16 @@ impl Server {
         }
     }
 
-    pub(super) fn guard(self: &Arc<Self>) -> ChildGuard {
+    /// Count a child (an image, a list, an event channel) open on this server until the guard
+    /// drops: close_server is refused meanwhile.
+    pub fn guard(self: &Arc<Self>) -> ChildGuard {
         self.open.fetch_add(1, Ordering::AcqRel);
         ChildGuard(self.clone())
     }
 }
 
 /// Counts an open child of a server for as long as it lives.
-pub(super) struct ChildGuard(Arc<Server>);
+pub struct ChildGuard(Arc<Server>);
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {

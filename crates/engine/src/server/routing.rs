@@ -62,6 +62,11 @@ impl Server {
         })
     }
 
+    /// The store holding `lsu` (checked to exist), for the layers above the server (A.I.R.).
+    pub fn store_of(&self, lsu: &str) -> Result<Arc<dyn PieceStore>> {
+        self.store_for(lsu).cloned()
+    }
+
     /// The store holding `lsu`, after checking the LSU exists.
     pub(super) fn store_for(&self, lsu: &str) -> Result<&Arc<dyn PieceStore>> {
         names::validate("LSU", lsu)?;

@@ -13,11 +13,37 @@ use crate::util::now_secs;
 
 impl Server {
     /// The LSU's WORM policy: `None` unless VMS says its view locks (S3 Object Lock, file
-    /// retention).
+    /// retention) and the storage is seen to hold locks (see [`Self::held`]).
     pub fn worm(&self, lsu: &str) -> Result<Option<WormPolicy>> {
+        match &self.control {
+            Some(_) => self.held(lsu, self.view_worm(lsu)?),
+            None => Ok(None),
+        }
+    }
+
+    /// What the LSU's VAST view promises (VMS), whether or not the storage holds it.
+    pub fn view_worm(&self, lsu: &str) -> Result<Option<WormPolicy>> {
         match &self.control {
             Some(c) => Ok(c.lsu(lsu)?.worm),
             None => Ok(None),
+        }
+    }
+
+    /// Whether the storage holds retention locks for `lsu` as `policy` asks: `NotSupported`
+    /// saying what it did instead (for `vast-ost doctor`).
+    pub fn verify_worm(&self, lsu: &str, policy: &WormPolicy) -> Result<()> {
+        self.store_for(lsu)?.verify_retention(lsu, policy)
+    }
+
+    /// `policy` when the storage really holds retention locks for `lsu` (probed once per
+    /// bucket and process, `PieceStore::verify_retention`); `None` when it does not (logged
+    /// once by the probe): such an LSU is not advertised WORM, and its images cannot be locked.
+    pub(super) fn held(&self, lsu: &str, policy: Option<WormPolicy>) -> Result<Option<WormPolicy>> {
+        let Some(p) = policy else { return Ok(None) };
+        match self.store_for(lsu)?.verify_retention(lsu, &p) {
+            Ok(()) => Ok(Some(p)),
+            Err(e) if e.kind() == ErrorKind::NotSupported => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -25,12 +51,15 @@ impl Server {
     /// must lie between the view's minimum and maximum retention from now.
     pub fn set_image_retention(&self, lsu: &str, def: &ImageDef, until: u64) -> Result<()> {
         let store = self.store_for(lsu)?;
-        let Some(policy) = self.worm(lsu)? else {
+        let Some(policy) = self.view_worm(lsu)? else {
             return Err(Error::new(
                 ErrorKind::NotSupported,
                 format!("LSU '{lsu}' is not on a WORM-enabled view: its storage cannot lock images"),
             ));
         };
+        // Before any object of the image is locked: a server that would not hold the lock (or
+        // would take the request for a write) is found out on a probe object.
+        store.verify_retention(lsu, &policy)?;
         let now = now_secs();
         let secs = until.saturating_sub(now);
         if until <= now || secs < policy.min_secs {
@@ -63,11 +92,13 @@ impl Server {
         retention::lock_of(self.store_for(lsu)?.as_ref(), lsu, image)
     }
 
-    /// Before a delete on a WORM LSU: refuse it when the image is locked and the store would
-    /// not refuse by itself.
+    /// Before a delete on a WORM LSU: refuse it when the image is locked. The storage refuses
+    /// too, but not always visibly (on a versioned bucket a plain DELETE succeeds by adding a
+    /// delete marker, hiding a locked image), and on NFS that the filer refuses the unlink is
+    /// assumed, not probed (docs/worm.md): one lookup of the manifest's lock settles it.
     pub(super) fn check_deletable(&self, lsu: &str, def: &ImageDef) -> Result<()> {
         let store = self.store_for(lsu)?;
-        if store.refuses_locked_deletes() || self.worm(lsu)?.is_none() {
+        if self.worm(lsu)?.is_none() {
             return Ok(());
         }
         match retention::lock_of(store.as_ref(), lsu, &def.basename)? {

@@ -126,17 +126,18 @@ pub trait PieceStore: Send + Sync {
         ))
     }
 
+    /// Whether the storage really holds retention locks for `lsu` in `policy` (tried on a probe
+    /// object where it can be, not taken on the storage's word): `NotSupported` saying what it
+    /// did instead when it does not.
+    fn verify_retention(&self, lsu: &str, policy: &WormPolicy) -> Result<()> {
+        let _ = (lsu, policy);
+        Ok(())
+    }
+
     /// The storage's retention lock on `key`, if it has one (it may have run out already).
     fn retention(&self, lsu: &str, key: &str) -> Result<Option<RetentionLock>> {
         let _ = (lsu, key);
         Ok(None)
-    }
-
-    /// Whether deleting a locked key fails by itself (POSIX unlink on a WORM file). S3 on a
-    /// versioned bucket may instead hide the object under a delete marker, so for such stores
-    /// the image layer asks for the lock before it deletes.
-    fn refuses_locked_deletes(&self) -> bool {
-        false
     }
 
     /// Longest piece this store writes with bounded memory: the image layer starts a new
@@ -158,6 +159,13 @@ pub trait PieceWriter: Send {
     /// Append `buf`. May return before the bytes are durable; an error from an earlier
     /// append may surface here.
     fn append(&mut self, buf: &[u8]) -> Result<()>;
+    /// Append `buf`, whose CRC32C the caller has computed already (the image layer does, for
+    /// the block table): a store that sends a per-request checksum uses it instead of a second
+    /// pass over the bytes.
+    fn append_crc(&mut self, buf: &[u8], crc32c: u32) -> Result<()> {
+        let _ = crc32c;
+        self.append(buf)
+    }
     /// Make what was appended durable.
     fn finish(self: Box<Self>) -> Result<()>;
     /// Throw the piece away (nothing may leak on the storage).

@@ -73,8 +73,17 @@
     X(stspi_include_in_image)                                                                  \
     X(stspi_open_target_server)                                                                \
     X(stspi_close_target_server)                                                               \
-    X(stspi_copy_extent) \
-    X(stspi_set_image_retention)
+    X(stspi_copy_extent)                                                                       \
+    X(stspi_set_image_retention)                                                               \
+    X(stspi_label_lsu)                                                                         \
+    X(stspi_get_lsu_rep_prop)                                                                  \
+    X(stspi_async_copy_image)                                                                  \
+    X(stspi_async_wait)                                                                        \
+    X(stspi_async_cancel)                                                                      \
+    X(stspi_open_evchannel)                                                                    \
+    X(stspi_get_event)                                                                         \
+    X(stspi_get_event_payload)                                                                 \
+    X(stspi_close_evchannel)
 
 #define DECLARE_FN(f) __typeof__(f) *f;
 #define COUNT_FN(f) +1
@@ -1105,6 +1114,8 @@ static void synthetics(void)
             check(rc == STS_EOK, "copy_extent every 256 KiB of the full", "stopped at %u: %s", k, status_name(rc));
             row("copy_extent from a handle to itself", "stspi_copy_extent(h, h, ...)", STS_EINVAL,
                 P.stspi_copy_extent(tgt_img, tgt_img, 0, BLOCK, 0));
+            row("copy_extent with one forged handle twice", "stspi_copy_extent(forged, forged, ...)", STS_EHANDLE,
+                P.stspi_copy_extent((stsp_image_handle_t)(void *)0xdead0, (stsp_image_handle_t)(void *)0xdead0, 0, BLOCK, 0));
             row("copy_extent into a read handle", "stspi_copy_extent(read, write, ...)", STS_ESTATE,
                 P.stspi_copy_extent(src, tgt_img, 0, BLOCK, 0));
             row("copy_extent past the source's end", "stspi_copy_extent(..., size, 1, ...)", STS_EINVAL,
@@ -1546,6 +1557,71 @@ static void bad_inputs(void)
     ROW("close_image: forged handle", STS_EHANDLE, P.stspi_close_image((stsp_image_handle_t)forged, STS_CLOSEF_IH_COMPLETE));
     ROW("close_image: LSU list handle (wrong type)", STS_EHANDLE, P.stspi_close_image((stsp_image_handle_t)(void *)ll, STS_CLOSEF_IH_COMPLETE));
     ROW("close_image: closed handle", STS_EHANDLE, P.stspi_close_image(closed_img, STS_CLOSEF_IH_COMPLETE));
+
+    /* --- LSU labels and A.I.R. (this server has no [[replication]]) */
+    {
+        sts_lsu_rep_info_t ri;
+        sts_opid_t op;
+        sts_async_status_t ast;
+        sts_event_t ev;
+        stsp_evchannel_handle_t evc = NULL;
+        uint32_t n = 0;
+        char longlabel[300];
+        memset(longlabel, 'x', sizeof longlabel - 1);
+        longlabel[sizeof longlabel - 1] = 0;
+        ROW("label_lsu: NULL LSU", STS_EINVAL, P.stspi_label_lsu(NULL, "x"));
+        ROW("label_lsu: NULL label", STS_EINVAL, P.stspi_label_lsu(&g_lsu1, NULL));
+        ROW("label_lsu: forged server handle", STS_EHANDLE, P.stspi_label_lsu(&lsu_forged, "x"));
+        ROW("label_lsu: unknown LSU", STS_ENOENT, P.stspi_label_lsu(&lsu_x, "x"));
+        ROW("label_lsu: a newline", STS_EINVAL, P.stspi_label_lsu(&g_lsu1, "a\nb"));
+        ROW("label_lsu: 299 bytes", STS_E2BIG, P.stspi_label_lsu(&g_lsu1, longlabel));
+        ROW("get_lsu_rep_prop: NULL LSU", STS_EINVAL, P.stspi_get_lsu_rep_prop(NULL, &ri));
+        ROW("get_lsu_rep_prop: NULL info", STS_EINVAL, P.stspi_get_lsu_rep_prop(&g_lsu1, NULL));
+        ROW("get_lsu_rep_prop: forged server handle", STS_EHANDLE, P.stspi_get_lsu_rep_prop(&lsu_forged, &ri));
+        ROW("get_lsu_rep_prop: unknown LSU", STS_ENOENT, P.stspi_get_lsu_rep_prop(&lsu_x, &ri));
+        ROW("async_copy_image: NULL LSU", STS_EINVAL, P.stspi_async_copy_image(NULL, &cdef, 1, NULL, NULL, 0, &op));
+        ROW("async_copy_image: NULL images", STS_EINVAL, P.stspi_async_copy_image(&g_lsu1, NULL, 1, NULL, NULL, 0, &op));
+        ROW("async_copy_image: no images", STS_EINVAL, P.stspi_async_copy_image(&g_lsu1, &cdef, 0, NULL, NULL, 0, &op));
+        ROW("async_copy_image: NULL opid", STS_EINVAL, P.stspi_async_copy_image(&g_lsu1, &cdef, 1, NULL, NULL, 0, NULL));
+        ROW("async_copy_image: unknown flags", STS_EINVAL, P.stspi_async_copy_image(&g_lsu1, &cdef, 1, NULL, NULL, 7, &op));
+        ROW("async_copy_image: forged server handle", STS_EHANDLE,
+            P.stspi_async_copy_image(&lsu_forged, &cdef, 1, NULL, NULL, 0, &op));
+        ROW("async_copy_image: LSU without [[replication]]", STS_ENOTSUP,
+            P.stspi_async_copy_image(&g_lsu1, &cdef, 1, NULL, NULL, 0, &op));
+        ROW("async_wait: NULL opid", STS_EINVAL, P.stspi_async_wait(NULL, 0, &ast));
+        memset(&op, 0, sizeof op);
+        snprintf(op.op_id, sizeof op.op_id, "not an operation id");
+        ROW("async_wait: not an operation id", STS_EINVAL, P.stspi_async_wait(&op, 0, &ast));
+        ROW("async_cancel: not an operation id", STS_EINVAL, P.stspi_async_cancel(&op));
+        memset(op.op_id, 'o', sizeof op.op_id);
+        ROW("async_wait: opid not NUL-terminated", STS_EINVAL, P.stspi_async_wait(&op, 0, &ast));
+        memset(&op, 0, sizeof op);
+        snprintf(op.op_id, sizeof op.op_id, "VastData:not-open/lsu1/0123456789abcdef");
+        ROW("async_wait: source server not open here", STS_ESTATE, P.stspi_async_wait(&op, 0, &ast));
+        snprintf(op.op_id, sizeof op.op_id, "%s/lsu1/0123456789abcdef", g_server);
+        ROW("async_wait: no such operation", STS_ENOENT, P.stspi_async_wait(&op, 0, &ast));
+        ROW("async_cancel: no such operation", STS_ENOENT, P.stspi_async_cancel(&op));
+        ROW("async_cancel: NULL opid", STS_EINVAL, P.stspi_async_cancel(NULL));
+        ROW("open_evchannel: NULL LSU", STS_EINVAL, P.stspi_open_evchannel(NULL, 0, &evc));
+        ROW("open_evchannel: NULL handle out-pointer", STS_EINVAL, P.stspi_open_evchannel(&g_lsu1, 0, NULL));
+        ROW("open_evchannel: unknown LSU", STS_ENOENT, P.stspi_open_evchannel(&lsu_x, 0, &evc));
+        ROW("open_evchannel: forged server handle", STS_EHANDLE, P.stspi_open_evchannel(&lsu_forged, 0, &evc));
+        ROW("get_event: forged channel", STS_EHANDLE, P.stspi_get_event((stsp_evchannel_handle_t)forged, &ev));
+        ROW("get_event: NULL channel", STS_EHANDLE, P.stspi_get_event(NULL, &ev));
+        ROW("get_event: an image handle", STS_EHANDLE, P.stspi_get_event((stsp_evchannel_handle_t)(void *)rh, &ev));
+        ROW("get_event_payload: forged channel", STS_EHANDLE,
+            P.stspi_get_event_payload((stsp_evchannel_handle_t)forged_dead, 1, NULL, 0, &n));
+        ROW("close_evchannel: forged channel", STS_EHANDLE, P.stspi_close_evchannel((stsp_evchannel_handle_t)forged0));
+        if (row("open_evchannel on lsu1", "P.stspi_open_evchannel(&g_lsu1, 0, &evc)", STS_EOK,
+                P.stspi_open_evchannel(&g_lsu1, 0, &evc))) {
+            ROW("get_event: empty journal", STS_ENO_MORE_ENTRIES, P.stspi_get_event(evc, &ev));
+            ROW("get_event: NULL event", STS_EINVAL, P.stspi_get_event(evc, NULL));
+            ROW("get_event_payload: no such event", STS_ENOENT, P.stspi_get_event_payload(evc, 1, NULL, 0, &n));
+            ROW("get_event_payload: NULL count", STS_EINVAL, P.stspi_get_event_payload(evc, 1, NULL, 0, NULL));
+            ROW("close_evchannel", STS_EOK, P.stspi_close_evchannel(evc));
+            ROW("close_evchannel: closed channel", STS_EHANDLE, P.stspi_close_evchannel(evc));
+        }
+    }
 
     /* --- close_server while things are open on it */
     rc = P.stspi_open_server(NULL, g_server, &cred, NULL, &srv2);
@@ -2042,7 +2118,7 @@ int main(int argc, char **argv)
         missing++;                                                                             \
     }
     STSPI_FUNCTIONS(LOAD_FN)
-    if (!check(missing == 0 && N_FUNCTIONS == 32, "dlsym every stspi_* function of the header",
+    if (!check(missing == 0 && N_FUNCTIONS == 41, "dlsym every stspi_* function of the header",
                "%d of %d missing", missing, N_FUNCTIONS)) {
         printf("%d passed, %d failed\n", n_pass, n_fail);
         return 1;

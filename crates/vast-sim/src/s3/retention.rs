@@ -29,11 +29,19 @@ pub fn check_unlocked(ctx: &Ctx, path: &Path) -> Result<(), S3Err> {
 
 /// A new object in a bucket whose view has a `default_retention_period` is locked for it.
 pub fn apply_default(ctx: &Ctx, b: &Bucket, path: &Path) {
+    if ignored(ctx) {
+        return;
+    }
     if let Some(w) = &b.worm {
         if let Some(secs) = w.default_secs {
             let _ = ctx.sh.worm.set(path, Lock { until: ctx.sh.worm.now() + secs, mode: w.mode });
         }
     }
+}
+
+/// [`crate::SimConfig::ignore_object_lock`]: retention requests answered and not kept.
+fn ignored(ctx: &Ctx) -> bool {
+    ctx.sh.ignore_object_lock.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 pub async fn put_retention(
@@ -61,6 +69,9 @@ pub async fn put_retention(
         .as_second();
     if until <= ctx.sh.worm.now() as i64 {
         return Err(S3Err::new(400, "InvalidArgument", "The retain until date must be in the future!"));
+    }
+    if ignored(ctx) {
+        return Ok(ok_empty(200));
     }
     match ctx.sh.worm.set(&path, Lock { until: until as u64, mode }) {
         Ok(()) => Ok(ok_empty(200)),

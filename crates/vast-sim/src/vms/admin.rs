@@ -14,7 +14,7 @@ use std::time::Duration;
 /// `GET /_sim/faults` shows the knobs; `POST` merges the given ones. Besides the
 /// `FaultConfig` fields it takes `vips_down` / `vips_up` (VIP indexes), `expire_tokens`,
 /// `access_token_lifetime_secs`, `refresh_token_lifetime_secs`, `trash_enabled`,
-/// `min_part_size`, `ignore_preconditions`, `reset`.
+/// `min_part_size`, `ignore_preconditions`, `ignore_object_lock`, `reset`.
 pub async fn handle(sh: &Arc<Shared>, req: Req) -> Out {
     let method = req.method().clone();
     let (_, bytes) = match read_body(req).await {
@@ -69,6 +69,8 @@ fn apply(sh: &Arc<Shared>, mut v: Map<String, Value>) -> Result<(), String> {
         .remove("ignore_preconditions")
         .map(|x| x.as_bool().ok_or("ignore_preconditions: bool"))
         .transpose()?;
+    let ignore_lock =
+        v.remove("ignore_object_lock").map(|x| x.as_bool().ok_or("ignore_object_lock: bool")).transpose()?;
     let mut cur = serde_json::to_value(if reset { FaultConfig::default() } else { sh.faults.get() })
         .map_err(|e| e.to_string())?;
     if let Value::Object(c) = &mut cur {
@@ -112,6 +114,9 @@ fn apply(sh: &Arc<Shared>, mut v: Map<String, Value>) -> Result<(), String> {
     }
     if let Some(i) = ignore {
         sh.ignore_preconditions.store(i, std::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some(i) = ignore_lock {
+        sh.ignore_object_lock.store(i, std::sync::atomic::Ordering::Relaxed);
     }
     for i in down {
         crate::set_vip(sh, i, false).map_err(|e| e.to_string())?;

@@ -84,7 +84,7 @@ impl NfsStore {
     }
 
     fn image_dir(&self, lsu: &str, image: &str) -> Result<PathBuf> {
-        names::validate("image", image)?;
+        layout::validate_owner(image)?;
         Ok(self.lsu_dir(lsu)?.join(image))
     }
 
@@ -363,10 +363,6 @@ impl PieceStore for NfsStore {
             Err(e) if e.kind() == IoKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(format!("stat {}", path.display()), e)),
         }
-    }
-
-    fn refuses_locked_deletes(&self) -> bool {
-        true
     }
 
     fn max_piece_len(&self) -> u64 {

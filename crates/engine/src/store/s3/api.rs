@@ -45,6 +45,15 @@ pub fn head_bucket(c: &Client, bucket: &str) -> Result<()> {
     c.call(c.pick(), &what, || Req::new(Method::Head, bucket, None), |_| Ok(()))
 }
 
+/// DeleteBucket (it must be empty). A bucket already gone is fine.
+pub fn delete_bucket(c: &Client, bucket: &str) -> Result<()> {
+    let what = format!("DeleteBucket {bucket}");
+    match c.call(c.pick(), &what, || Req::new(Method::Delete, bucket, None), |_| Ok(())) {
+        Err(e) if e.code() == "NoSuchBucket" => Ok(()),
+        r => r,
+    }
+}
+
 /// CreateBucket. A bucket this user already owns is fine.
 pub fn create_bucket(c: &Client, bucket: &str) -> Result<()> {
     let what = format!("CreateBucket {bucket}");

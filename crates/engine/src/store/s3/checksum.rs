@@ -14,13 +14,29 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 
 /// The headers that carry `data`'s checksum in `mode`.
 pub fn headers(mode: ChecksumMode, data: &[u8]) -> Vec<(&'static str, String)> {
+    headers_known(mode, data, None)
+}
+
+/// The same, with `data`'s CRC32C when the caller has it already (the image layer computes
+/// it once per byte for its block table: no second pass here).
+pub fn headers_known(mode: ChecksumMode, data: &[u8], crc: Option<u32>) -> Vec<(&'static str, String)> {
     match mode {
         ChecksumMode::Crc32c => {
-            vec![("x-amz-checksum-crc32c", B64.encode(crc32c::crc32c(data).to_be_bytes()))]
+            let crc = crc.unwrap_or_else(|| crc32c::crc32c(data));
+            vec![("x-amz-checksum-crc32c", B64.encode(crc.to_be_bytes()))]
         }
         ChecksumMode::Md5 => vec![("content-md5", B64.encode(md5(data)))],
         ChecksumMode::None => Vec::new(),
     }
+}
+
+/// The CRC32Cs of `data[..k]` and `data[k..]` given the CRC32C of `data`: the first is
+/// computed, the second follows from `crc(AB) = shift(crc(A), |B|) ^ crc(B)` (a write that
+/// straddles two parts; NetBackup's aligned writes never do).
+pub fn split_crc(data: &[u8], crc: u32, k: usize) -> (u32, u32) {
+    let (a, b) = data.split_at(k);
+    let ca = crc32c::crc32c(a);
+    (ca, crc ^ crate::util::crc32c_combine(ca, 0, b.len()))
 }
 
 pub fn md5(data: &[u8]) -> [u8; 16] {
@@ -92,6 +108,16 @@ impl Checksums {
 mod tests {
     use super::*;
     use crate::error::{ErrorKind, Remote};
+
+    #[test]
+    fn split_crcs() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 253) as u8).collect();
+        let whole = crc32c::crc32c(&data);
+        for k in [0, 1, 4096, 50_000, 99_999, 100_000] {
+            let (a, b) = split_crc(&data, whole, k);
+            assert_eq!((a, b), (crc32c::crc32c(&data[..k]), crc32c::crc32c(&data[k..])), "split at {k}");
+        }
+    }
 
     #[test]
     fn header_values() {

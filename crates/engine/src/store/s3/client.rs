@@ -1,8 +1,10 @@
 //! One S3 request, signed and sent: rusty-s3 presigns (SigV4 in the query string, payload
-//! `UNSIGNED-PAYLOAD`, every header we send signed), the engine's one ureq agent carries it,
-//! and this file owns what rusty-s3 leaves to its user: retries, status and error-body
+//! `UNSIGNED-PAYLOAD`, every header we send signed), [`super::wire`] carries it to an `http`
+//! endpoint (kept-alive connections, bodies read straight into the caller's buffer) and the
+//! engine's ureq agent to an `https` one, and this file owns what rusty-s3 leaves to its user: retries, status and error-body
 //! handling (the server's answer is kept in the error), body-size limits. Which VIP a request
-//! goes to is [`super::endpoints`]' job.
+//! goes to is [`super::endpoints`]' job. One job (one request, start to end), long for its
+//! error mapping.
 //!
 //! Every action goes through [`rusty_s3::signing::sign`], the primitive rusty-s3's own actions
 //! use, so actions rusty-s3 does not have (ListBuckets, ListMultipartUploads, CopyObject,
@@ -17,10 +19,10 @@ use std::time::Duration;
 use rusty_s3::{Bucket, Method, UrlStyle};
 use tracing::warn;
 use ureq::http::HeaderMap;
-use ureq::Body;
 use url::Url;
 
 use super::endpoints::Endpoints;
+use super::wire::{self, Wire};
 use super::xml::{self, ErrorDoc};
 use crate::error::{Error, ErrorKind, Remote, Result};
 use crate::http::{transport_error, TlsSettings};
@@ -34,6 +36,8 @@ const MAX_ERROR_BODY: u64 = 64 << 10;
 pub struct Client {
     /// Rebuilt in a forked child (see `http::Http`).
     http: crate::http::Http,
+    /// Plain-TCP connections to `http` endpoints.
+    wire: Wire,
     endpoints: Endpoints,
     region: String,
     access_key: String,
@@ -97,6 +101,35 @@ pub struct Resp {
     pub body: Body,
 }
 
+/// A response body: read from the socket as asked for ([`wire`]), or through ureq (https).
+pub enum Body {
+    Wire(Box<wire::Response>),
+    Ureq(ureq::Body),
+}
+
+impl Body {
+    fn reader(&mut self) -> Box<dyn Read + '_> {
+        match self {
+            Body::Wire(r) => Box::new(r),
+            Body::Ureq(b) => Box::new(b.as_reader()),
+        }
+    }
+}
+
+/// A request sent whose answer is not read yet ([`Client::start`], [`Client::finish`]).
+pub struct Pending {
+    ep: usize,
+    what: String,
+    head: bool,
+    sent: Result<Sent, ureq::Error>,
+}
+
+enum Sent {
+    Wire(wire::Sent),
+    /// ureq sends and reads the answer's head in one call.
+    Ureq(ureq::http::Response<ureq::Body>),
+}
+
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -111,7 +144,7 @@ impl Resp {
 
     pub fn bytes(&mut self, what: &str, limit: u64) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        let mut r = self.body.as_reader().take(limit + 1);
+        let mut r = self.body.reader().take(limit + 1);
         r.read_to_end(&mut out).map_err(|e| body_error(what, e))?;
         if out.len() as u64 > limit {
             return Err(Error::new(
@@ -125,7 +158,7 @@ impl Resp {
     /// Read exactly `buf.len()` bytes of body into `buf` (no intermediate buffer); stop early
     /// with an error when `cancel` is set.
     pub fn read_into(&mut self, what: &str, buf: &mut [u8], cancel: Option<&AtomicBool>) -> Result<()> {
-        let mut r = self.body.as_reader();
+        let mut r = self.body.reader();
         let mut done = 0;
         while done < buf.len() {
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
@@ -144,6 +177,27 @@ impl Resp {
             }
         }
         Ok(())
+    }
+
+    /// Read some body bytes into `buf` (0: the body has ended): straight from the socket on
+    /// `http`. A failure is a transport error, worth asking again.
+    pub fn read_some(&mut self, what: impl FnOnce() -> String, buf: &mut [u8]) -> Result<usize> {
+        let mut r = self.body.reader();
+        loop {
+            match r.read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(body_error(&what(), e)),
+            }
+        }
+    }
+
+    /// Read what is left of a body whose expected bytes are all in (at most `MAX_ERROR_BODY`):
+    /// ureq returns a connection to its pool only once it has seen the body's end.
+    pub fn finish(&mut self) {
+        if let Body::Ureq(b) = &mut self.body {
+            let _ = std::io::copy(&mut b.as_reader().take(MAX_ERROR_BODY), &mut std::io::sink());
+        }
     }
 }
 
@@ -183,6 +237,7 @@ impl Client {
         }
         Ok(Client {
             http: crate::http::Http::new(tls, timeout)?,
+            wire: Wire::new(timeout),
             endpoints,
             region: region.to_string(),
             access_key: access_key.to_string(),
@@ -213,6 +268,13 @@ impl Client {
 
     /// One attempt: sign, send, and turn a non-2xx answer into a [`Failure`].
     pub fn send(&self, preferred: usize, req: &Req<'_>, what: &str) -> Result<Resp, Failure> {
+        let p = self.start(preferred, req, what)?;
+        self.finish(p)
+    }
+
+    /// Sign and send `req`; its answer is read by [`Client::finish`]. On an `http` endpoint
+    /// the request is only written, so several can be outstanding on their connections.
+    pub fn start(&self, preferred: usize, req: &Req<'_>, what: &str) -> Result<Pending, Failure> {
         let ep = self.endpoints.usable(preferred);
         let url = self.url(ep, req)?;
         let mut query: Vec<(&str, &str)> = req.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -231,6 +293,38 @@ impl Client {
             query.iter().copied(),
             headers.iter().copied(),
         );
+        let what = what.to_string();
+        let head = req.method == Method::Head;
+        let all = || headers.iter().copied().chain(req.conditions.iter().map(|(k, v)| (*k, v.as_str())));
+        if signed.scheme() == "http" {
+            let host = signed.host_str().unwrap_or_default();
+            let port = signed.port_or_known_default().unwrap_or(80);
+            let addr = format!("{host}:{port}");
+            let host = match signed.port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host.to_string(),
+            };
+            let target = match signed.query() {
+                Some(q) => format!("{}?{q}", signed.path()),
+                None => signed.path().to_string(),
+            };
+            let hs: Vec<(&str, &str)> = all().collect();
+            let wreq = wire::Request {
+                method: req.method.to_str(),
+                addr: &addr,
+                host: &host,
+                target: &target,
+                headers: &hs,
+                // A slice body always gets its Content-Length, 0 included (radosgw answers
+                // 411 to UploadPartCopy and CompleteMultipartUpload without one).
+                body: matches!(req.method, Method::Put | Method::Post).then_some(req.body),
+                timeout: req.timeout.unwrap_or(Duration::MAX),
+            };
+            return match self.wire.send(&wreq) {
+                Ok(sent) => Ok(Pending { ep, what, head, sent: Ok(Sent::Wire(sent)) }),
+                Err(e) => Err(self.transport_failure(ep, &what, ureq::Error::Io(e))),
+            };
+        }
         let uri = signed.as_str();
         let res = match req.method {
             Method::Get | Method::Head | Method::Delete => {
@@ -239,9 +333,7 @@ impl Client {
                     Method::Head => self.http.agent().head(uri),
                     _ => self.http.agent().delete(uri),
                 };
-                for (k, v) in
-                    headers.iter().copied().chain(req.conditions.iter().map(|(k, v)| (*k, v.as_str())))
-                {
+                for (k, v) in all() {
                     b = b.header(k, v);
                 }
                 if let Some(t) = req.timeout {
@@ -255,42 +347,52 @@ impl Client {
                 } else {
                     self.http.agent().post(uri)
                 };
-                for (k, v) in
-                    headers.iter().copied().chain(req.conditions.iter().map(|(k, v)| (*k, v.as_str())))
-                {
+                for (k, v) in all() {
                     b = b.header(k, v);
                 }
                 if let Some(t) = req.timeout {
                     b = b.config().timeout_global(Some(t)).build();
                 }
-                // A slice body always gets its Content-Length, 0 included (radosgw answers
-                // 411 to UploadPartCopy and CompleteMultipartUpload without one).
                 b.send(req.body)
             }
         };
-        let resp = match res {
-            Ok(r) => r,
-            Err(e) => {
-                let err = transport_error(&format!("{what} ({})", self.endpoints.url(ep)), e);
-                let retry = matches!(err.kind(), ErrorKind::Network | ErrorKind::Connect);
-                if retry {
-                    self.endpoints.penalize(ep);
-                }
-                return Err(Failure { err, retry });
+        Ok(Pending { ep, what, head, sent: res.map(Sent::Ureq) })
+    }
+
+    fn transport_failure(&self, ep: usize, what: &str, e: ureq::Error) -> Failure {
+        let err = transport_error(&format!("{what} ({})", self.endpoints.url(ep)), e);
+        let retry = matches!(err.kind(), ErrorKind::Network | ErrorKind::Connect);
+        if retry {
+            self.endpoints.penalize(ep);
+        }
+        Failure { err, retry }
+    }
+
+    /// Read the answer to a request [`Client::start`] sent: a 2xx answer with its body still
+    /// to read, or the failure it means.
+    pub fn finish(&self, p: Pending) -> Result<Resp, Failure> {
+        let Pending { ep, what, head, sent } = p;
+        let (status, headers, mut body) = match sent {
+            Ok(Sent::Wire(w)) => match w.response(&self.wire) {
+                Ok(r) => (r.status, r.headers.clone(), Body::Wire(Box::new(r))),
+                Err(e) => return Err(self.transport_failure(ep, &what, ureq::Error::Io(e))),
+            },
+            Ok(Sent::Ureq(r)) => {
+                let (parts, body) = r.into_parts();
+                (parts.status.as_u16(), parts.headers, Body::Ureq(body))
             }
+            Err(e) => return Err(self.transport_failure(ep, &what, e)),
         };
-        let status = resp.status().as_u16();
-        let (parts, mut body) = resp.into_parts();
         if (200..300).contains(&status) {
-            return Ok(Resp { status, headers: parts.headers, body });
+            return Ok(Resp { status, headers, body });
         }
         let mut text = String::new();
-        if req.method != Method::Head {
-            let _ = body.as_reader().take(MAX_ERROR_BODY).read_to_string(&mut text);
+        if !head {
+            let _ = body.reader().take(MAX_ERROR_BODY).read_to_string(&mut text);
         }
         // A body that is not S3 XML (a proxy's HTML page) still fails by its status.
         let doc: ErrorDoc = quick_xml::de::from_str(&text).unwrap_or_default();
-        Err(status_failure(what, status, doc, &parts.headers))
+        Err(status_failure(&what, status, doc, &headers))
     }
 
     /// Run `attempt` under the retry policy: it sends the request (see [`Client::send`]) and

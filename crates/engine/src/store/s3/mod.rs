@@ -14,10 +14,12 @@
 //! - [`settings`]: `[server.s3]` and S3's limits.
 //! - [`endpoints`]: which VIP a request goes to; failed ones skipped, probed back in.
 //! - [`client`]: one signed request with retries; errors keep the server's status and code.
+//! - [`wire`]: HTTP/1.1 on kept-alive plain TCP connections, bodies straight into buffers.
 //! - [`xml`]: the XML documents, as typed structs.
 //! - [`api`], [`multipart`]: the S3 operations the store uses, one function each.
 //! - [`checksum`]: per-request checksums and the fallback when a server refuses them.
 //! - [`probe`]: what a bucket's server really does with conditional writes and CRC32C.
+//! - [`lock_probe`]: whether it really holds Object Lock retention (WORM LSUs).
 //! - [`precondition`]: manifest create, replace and delete, with the conditional headers the
 //!   server honours, else the claim protocol ([`claim`], `docs/commit-protocol.md`).
 //! - [`copy`]: server-side piece copy.
@@ -55,12 +57,14 @@ mod claim;
 pub mod client;
 mod copy;
 mod endpoints;
+pub(crate) mod lock_probe;
 pub mod multipart;
 mod precondition;
 pub mod probe;
 mod reader;
 mod settings;
 mod store;
+mod wire;
 mod writer;
 mod xml;
 
@@ -77,6 +81,8 @@ pub(crate) struct Shared {
     pub part_size: u64,
     pub workers: usize,
     pub read_ahead: usize,
+    /// Bytes per read-ahead range.
+    pub read_range: u64,
     /// The checksum mode in force.
     pub checksums: checksum::Checksums,
 }

@@ -1,64 +1,50 @@
-//! Reading a piece with ranged GETs. While reads are sequential (each starts where the last
-//! ended), `read_ahead` ranges of `part_size` are fetched ahead by background threads, so the
-//! pipe stays full while NetBackup consumes; a read elsewhere drops the window and is served
-//! by one ranged GET straight into the caller's buffer. Memory: at most `read_ahead` ranges
-//! per reader (plus the ones still in flight when a random read dropped a window).
+//! Reading a piece with ranged GETs, with no thread and no buffer of its own.
+//!
+//! While reads are sequential, `read_ahead` GETs of `read_range` bytes each are outstanding on
+//! their own kept-alive connections ([`super::wire`]): the server streams every range at once
+//! and the bytes wait in the kernel's socket buffers (and the server's) until NetBackup asks
+//! for them, when they are read from the socket straight into its buffer. A range read to its
+//! end gives its connection back and the next range is asked for on it. A read elsewhere (a
+//! restore with seeks) drops the window (its connections are closed, not drained) and is served
+//! by one GET of just the bytes asked; a window opens again after two sequential reads.
+//!
+//! A range that fails (a reset connection, a 5xx) is asked for again from the byte the reader
+//! had reached, under the retry policy: bytes already handed out are never read twice.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 use rusty_s3::Method;
 
-use super::client::{Failure, Req};
+use super::client::{Failure, Pending, Req, Resp};
 use super::Shared;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::PieceReader;
 
 pub struct S3PieceReader {
     sh: Arc<Shared>,
-    src: Arc<Source>,
-    size: u64,
-    chunk: u64,
-    st: Mutex<State>,
-}
-
-/// What a fetch needs to know, shared with the read-ahead threads.
-struct Source {
     bucket: String,
     key: String,
     ep: usize,
+    size: u64,
+    st: Mutex<State>,
+}
+
+/// Bytes `pos..end` of the piece, asked for (`sent`) or being read (`body`); neither: to ask.
+struct Range {
+    pos: u64,
+    end: u64,
+    sent: Option<Pending>,
+    body: Option<Resp>,
 }
 
 struct State {
     /// Where the next sequential read starts.
     next: u64,
-    /// Ranges in flight or fetched, consecutive, the one being read first.
-    window: VecDeque<Chunk>,
-    /// Buffers of ranges already consumed.
-    free: Vec<Vec<u8>>,
-}
-
-struct Chunk {
-    idx: u64,
-    slot: Arc<Slot>,
-}
-
-#[derive(Default)]
-struct Slot {
-    res: Mutex<Option<Result<Vec<u8>>>>,
-    cond: Condvar,
-    /// Set when the range is no longer wanted: its GET stops reading.
-    cancel: AtomicBool,
-}
-
-impl State {
-    /// Drop the window; transfers still running stop at their next read from the socket.
-    fn clear(&mut self) {
-        for c in self.window.drain(..) {
-            c.slot.cancel.store(true, Ordering::Relaxed);
-        }
-    }
+    /// Sequential reads in a row (a fresh reader counts as having read up to 0).
+    seq: u32,
+    /// Consecutive ranges, the one being read first.
+    window: VecDeque<Range>,
 }
 
 impl S3PieceReader {
@@ -66,94 +52,110 @@ impl S3PieceReader {
         let ep = sh.client.pick();
         let size = super::api::head_size(&sh.client, ep, &bucket, &key)?
             .ok_or_else(|| Error::not_found(format!("piece {bucket}/{key} does not exist")))?;
-        let chunk = sh.part_size.max(1);
         Ok(S3PieceReader {
-            src: Arc::new(Source { bucket, key, ep }),
             sh,
+            bucket,
+            key,
+            ep,
             size,
-            chunk,
-            st: Mutex::new(State { next: 0, window: VecDeque::new(), free: Vec::new() }),
+            st: Mutex::new(State { next: 0, seq: 1, window: VecDeque::new() }),
         })
     }
 
-    fn spawn_fetch(&self, st: &mut State, idx: u64) {
-        let start = idx * self.chunk;
-        let len = self.chunk.min(self.size - start) as usize;
-        let slot = Arc::new(Slot::default());
-        let buf = st.free.pop().unwrap_or_default();
-        let (sh, src, s2) = (self.sh.clone(), self.src.clone(), slot.clone());
-        let job = move || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                fetch(&sh, &src, start, len, buf, &s2.cancel)
-            }))
-            .unwrap_or_else(|_| {
-                Err(Error::internal(format!("S3 read-ahead of {}/{} panicked", src.bucket, src.key)))
-            });
-            *s2.res.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-            s2.cond.notify_all();
-        };
-        if let Err(e) = std::thread::Builder::new().name("vast-ost-s3-rd".into()).spawn(job) {
-            *slot.res.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(Err(Error::io("starting an S3 read-ahead thread", e)));
+    fn what(&self, pos: u64, end: u64) -> String {
+        format!("GetObject {}/{} bytes {pos}-{}", self.bucket, self.key, end - 1)
+    }
+
+    /// A range to read, its GET sent now (a failure to send is retried when it is read).
+    fn range(&self, pos: u64, end: u64) -> Range {
+        let mut r = Range { pos, end, sent: None, body: None };
+        r.sent = self.send(pos, end).ok();
+        r
+    }
+
+    fn send(&self, pos: u64, end: u64) -> Result<Pending, Failure> {
+        let req = Req::new(Method::Get, &self.bucket, Some(&self.key))
+            .header("range", format!("bytes={pos}-{}", end - 1));
+        self.sh.client.start(self.ep, &req, &self.what(pos, end))
+    }
+
+    /// The answer to a range request, checked: a 206 (or a 200 for a range from 0) of at
+    /// least the bytes asked.
+    fn answer(&self, p: Pending, pos: u64, end: u64) -> Result<Resp, Failure> {
+        let r = self.sh.client.finish(p)?;
+        let what = self.what(pos, end);
+        if r.status != 206 && !(r.status == 200 && pos == 0) {
+            return Err(Failure::from(Error::new(
+                ErrorKind::Io,
+                format!("{what}: HTTP {} to a range request", r.status),
+            )));
         }
-        st.window.push_back(Chunk { idx, slot });
-    }
-}
-
-/// GET `len` bytes at `start` into `buf` (reused: resized, not cleared).
-fn fetch(
-    sh: &Shared,
-    src: &Source,
-    start: u64,
-    len: usize,
-    mut buf: Vec<u8>,
-    cancel: &AtomicBool,
-) -> Result<Vec<u8>> {
-    if buf.len() < len {
-        buf.resize(len, 0);
-    } else {
-        buf.truncate(len);
-    }
-    get_range(sh, src, start, &mut buf, Some(cancel))?;
-    Ok(buf)
-}
-
-/// One ranged GET filling `buf` exactly, retried as the policy says.
-fn get_range(
-    sh: &Shared,
-    src: &Source,
-    start: u64,
-    buf: &mut [u8],
-    cancel: Option<&AtomicBool>,
-) -> Result<()> {
-    let c = &sh.client;
-    let end = start + buf.len() as u64 - 1;
-    let what = format!("GetObject {}/{} bytes {start}-{end}", src.bucket, src.key);
-    c.call(
-        src.ep,
-        &what,
-        || Req::new(Method::Get, &src.bucket, Some(&src.key)).header("range", format!("bytes={start}-{end}")),
-        |mut r| {
-            // 200 is the whole object: right only when that is what was asked.
-            if r.status != 206 && !(r.status == 200 && start == 0) {
-                return Err(Failure::from(Error::new(
-                    ErrorKind::Io,
-                    format!("{what}: HTTP {} to a range request", r.status),
-                )));
+        if let Some(n) = r.header("content-length").and_then(|v| v.trim().parse::<u64>().ok()) {
+            if n < end - pos {
+                // The object is shorter than when the piece was opened.
+                return Err(Failure {
+                    err: Error::corrupt(format!("{what}: only {n} bytes returned")),
+                    retry: false,
+                });
             }
-            if let Some(n) = r.header("content-length").and_then(|v| v.trim().parse::<u64>().ok()) {
-                if n < buf.len() as u64 {
-                    // The object is shorter than when the piece was opened.
-                    return Err(Failure {
-                        err: Error::corrupt(format!("{what}: only {n} bytes returned")),
-                        retry: false,
-                    });
+        }
+        Ok(r)
+    }
+
+    /// Fill `buf` with the next bytes of `r`. A failure asks again for the rest of the range
+    /// from the byte reached, as the retry policy says.
+    fn fill(&self, r: &mut Range, buf: &mut [u8]) -> Result<()> {
+        let mut done = 0;
+        let res = self.sh.client.run(|_| {
+            if r.sent.is_none() && r.body.is_none() {
+                r.sent = Some(self.send(r.pos, r.end)?);
+            }
+            if let Some(p) = r.sent.take() {
+                r.body = Some(self.answer(p, r.pos, r.end)?);
+            }
+            let body = r.body.as_mut().expect("answered above");
+            while done < buf.len() {
+                let res = body.read_some(|| self.what(r.pos, r.end), &mut buf[done..]);
+                let n = match res {
+                    Ok(0) => Err(Error::new(
+                        ErrorKind::Network,
+                        format!("{}: body ended early", self.what(r.pos, r.end)),
+                    )),
+                    r => r,
+                };
+                match n {
+                    Ok(n) => {
+                        done += n;
+                        r.pos += n as u64;
+                    }
+                    Err(e) => {
+                        r.body = None;
+                        return Err(Failure::from(e));
+                    }
                 }
             }
-            r.read_into(&what, buf, cancel)?;
+            if r.pos == r.end {
+                body.finish();
+            }
             Ok(())
-        },
-    )
+        });
+        if res.is_err() {
+            r.sent = None;
+            r.body = None;
+        }
+        res
+    }
+
+    /// Ask for ranges after the window's last until `read_ahead` are outstanding.
+    fn top_up(&self, st: &mut State, from: u64) {
+        let mut at = st.window.back().map_or(from, |r| r.end);
+        let len = self.sh.read_range.max(1);
+        while st.window.len() < self.sh.read_ahead && at < self.size {
+            let end = (at + len).min(self.size);
+            st.window.push_back(self.range(at, end));
+            at = end;
+        }
+    }
 }
 
 impl PieceReader for S3PieceReader {
@@ -163,65 +165,39 @@ impl PieceReader for S3PieceReader {
         }
         let n = buf.len().min((self.size - off) as usize);
         let mut st = self.st.lock().unwrap_or_else(|p| p.into_inner());
-        let idx0 = off / self.chunk;
-        let in_window = st.window.front().is_some_and(|c| c.idx <= idx0)
-            && st.window.back().is_some_and(|c| idx0 <= c.idx);
-        if self.sh.read_ahead == 0 || (off != st.next && !in_window) {
-            // Random access: drop the window (its threads finish on their own) and read here.
-            st.clear();
-            get_range(&self.sh, &self.src, off, &mut buf[..n], None)?;
-            st.next = off + n as u64;
-            return Ok(n);
+        if off == st.next {
+            st.seq = st.seq.saturating_add(1);
+        } else {
+            // A seek: what was asked ahead is not wanted (closing beats draining 16 MiB).
+            st.seq = 0;
+            st.window.clear();
         }
-        let last_idx = (self.size - 1) / self.chunk;
+        st.next = off + n as u64;
+        if self.sh.read_ahead == 0 || st.seq < 2 {
+            let mut r = Range { pos: off, end: off + n as u64, sent: None, body: None };
+            return self.fill(&mut r, &mut buf[..n]).map(|()| n);
+        }
         let mut done = 0usize;
         while done < n {
             let pos = off + done as u64;
-            let idx = pos / self.chunk;
-            // Ranges behind us give their buffers back.
-            while st.window.front().is_some_and(|c| c.idx < idx) {
-                let c = st.window.pop_front().expect("front exists");
-                let done = c.slot.res.lock().unwrap_or_else(|p| p.into_inner()).take();
-                if let Some(Ok(b)) = done {
-                    st.free.push(b);
-                }
+            self.top_up(&mut st, pos);
+            let r = st.window.front_mut().expect("topped up");
+            debug_assert_eq!(r.pos, pos, "the window starts where sequential reads are");
+            let take = ((r.end - r.pos) as usize).min(n - done);
+            if let Err(e) = self.fill(r, &mut buf[done..done + take]) {
+                // Reading again starts over from here.
+                st.window.clear();
+                st.seq = 0;
+                st.next = u64::MAX;
+                return Err(e);
             }
-            if st.window.front().is_some_and(|c| c.idx != idx) {
-                st.clear();
-            }
-            let mut want = st.window.back().map_or(idx, |c| c.idx + 1);
-            while st.window.len() < self.sh.read_ahead && want <= last_idx {
-                self.spawn_fetch(&mut st, want);
-                want += 1;
-            }
-            let slot = st.window.front().expect("window holds the current range").slot.clone();
-            let mut res = slot.res.lock().unwrap_or_else(|p| p.into_inner());
-            while res.is_none() {
-                res = slot.cond.wait(res).unwrap_or_else(|p| p.into_inner());
-            }
-            match res.as_ref().expect("filled") {
-                Ok(data) => {
-                    let at = (pos - idx * self.chunk) as usize;
-                    let take = (data.len() - at).min(n - done);
-                    buf[done..done + take].copy_from_slice(&data[at..at + take]);
-                    done += take;
-                }
-                Err(e) => {
-                    let e = e.clone();
-                    drop(res);
-                    // Dropped, so that reading again fetches again.
-                    st.window.pop_front();
-                    return Err(e);
-                }
+            done += take;
+            if r.pos == r.end {
+                // Its connection is back in the pool: the next range goes out on it.
+                st.window.pop_front();
+                self.top_up(&mut st, pos + take as u64);
             }
         }
-        st.next = off + n as u64;
         Ok(n)
-    }
-}
-
-impl Drop for S3PieceReader {
-    fn drop(&mut self) {
-        self.st.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }

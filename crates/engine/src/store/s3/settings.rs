@@ -78,9 +78,11 @@ pub struct S3Settings {
     /// Parts of one piece uploaded in parallel.
     #[serde(default = "default_workers")]
     pub upload_workers: usize,
-    /// Ranges of `part_size` in flight while a piece is read sequentially (0: none).
+    /// Ranges in flight while a piece is read sequentially (0: none).
     #[serde(default = "default_read_ahead")]
     pub read_ahead: usize,
+    /// Bytes per read-ahead range [default: `part_size`].
+    pub read_range: Option<u64>,
     #[serde(default)]
     pub tls: TlsSettings,
     #[serde(default)]
@@ -146,6 +148,7 @@ impl S3Settings {
             allow_small_parts: false,
             upload_workers: default_workers(),
             read_ahead: default_read_ahead(),
+            read_range: None,
             tls: TlsSettings::default(),
             checksum: ChecksumMode::default(),
             create_mode: CreateMode::default(),
@@ -179,6 +182,9 @@ impl S3Settings {
         }
         if self.read_ahead > 64 {
             return bad(format!("read_ahead {} is over 64", self.read_ahead));
+        }
+        if let Some(r) = self.read_range.filter(|&r| !(64 << 10..=MAX_PART).contains(&r)) {
+            return bad(format!("read_range {r} is outside 65536..={MAX_PART}"));
         }
         if self.copy_part_size < min || self.copy_part_size > MAX_PART {
             return bad(format!("copy_part_size {} is outside {min}..={MAX_PART}", self.copy_part_size));

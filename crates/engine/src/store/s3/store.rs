@@ -10,6 +10,7 @@ use tracing::debug;
 use super::api::{self, Listing};
 use super::checksum::Checksums;
 use super::client::Client;
+use super::lock_probe::LockProbes;
 use super::precondition::Preconditions;
 use super::settings::S3Settings;
 use super::{copy, multipart, reader, writer, Shared, PARTS_PER_PIECE};
@@ -18,7 +19,9 @@ use crate::filter::LsuFilter;
 use crate::layout::{self, MAX_MANIFEST};
 use crate::names;
 use crate::retry::RetryPolicy;
-use crate::store::{Kind, PieceReader, PieceStore, PieceWriter, RetentionLock, RetentionMode, Space};
+use crate::store::{
+    Kind, PieceReader, PieceStore, PieceWriter, RetentionLock, RetentionMode, Space, WormPolicy,
+};
 
 /// How long a bucket found by HeadBucket is taken to exist without asking again.
 const BUCKET_TTL: Duration = Duration::from_secs(10);
@@ -30,6 +33,8 @@ pub struct S3Store {
     /// as the bucket. `Some`: exactly these LSUs, each on its bucket (VAST views through VMS).
     buckets: RwLock<Option<BTreeMap<String, String>>>,
     preconditions: Preconditions,
+    /// Which buckets hold Object Lock retention (probed before the first lock).
+    lock_probes: LockProbes,
     copy_part_size: u64,
     nominal_capacity: u64,
     /// Buckets seen to exist, and when.
@@ -58,11 +63,13 @@ impl S3Store {
                 part_size: settings.part_size,
                 workers: settings.upload_workers,
                 read_ahead: settings.read_ahead,
+                read_range: settings.read_range.unwrap_or(settings.part_size),
                 checksums: Checksums::new(settings.checksum),
             }),
             filter,
             buckets: RwLock::new(None),
             preconditions: Preconditions::new(settings.create_mode),
+            lock_probes: LockProbes::default(),
             copy_part_size: settings.copy_part_size,
             nominal_capacity: settings.nominal_capacity,
             seen: Mutex::new(HashMap::new()),
@@ -95,7 +102,7 @@ impl S3Store {
     }
 
     fn record_key(&self, image: &str, name: &str) -> Result<String> {
-        names::validate("image", image)?;
+        layout::validate_owner(image)?;
         names::validate("record", name)?;
         Ok(layout::record_key(image, name))
     }
@@ -129,6 +136,21 @@ impl S3Store {
     /// this user already owns is fine.
     pub fn create_bucket(&self, bucket: &str) -> Result<()> {
         api::create_bucket(&self.sh.client, bucket)
+    }
+
+    /// Abort every open upload of `bucket`, delete every object, then the bucket: for tools
+    /// that made a bucket for a run (`vast-ost bench`) and leave nothing behind.
+    pub fn remove_bucket(&self, bucket: &str) -> Result<()> {
+        let c = &self.sh.client;
+        for (key, id) in multipart::list_uploads(c, bucket, "")? {
+            multipart::abort_upload(c, c.pick(), bucket, &key, &id);
+        }
+        let (objects, _) = api::list_objects(c, bucket, "", None)?;
+        let keys: Vec<String> = objects.into_iter().map(|(k, _)| k).collect();
+        for chunk in keys.chunks(1000) {
+            api::delete_objects(c, bucket, chunk)?;
+        }
+        api::delete_bucket(c, bucket)
     }
 
     /// HeadObject: the size, `None` if there is no such object.
@@ -242,7 +264,7 @@ impl PieceStore for S3Store {
 
     fn remove_image(&self, lsu: &str, image: &str, keep: &[String]) -> Result<()> {
         let bucket = self.bucket(lsu)?;
-        names::validate("image", image)?;
+        layout::validate_owner(image)?;
         let prefix = layout::image_prefix(image);
         // Uploads of writers that died or are still going: nothing may stay open.
         self.abort_uploads(&bucket, &prefix, |key| !keep.iter().any(|k| k == key))?;
@@ -266,6 +288,10 @@ impl PieceStore for S3Store {
             api::put_retention(&self.sh.client, &bucket, key, mode.as_str(), until)?;
         }
         Ok(())
+    }
+
+    fn verify_retention(&self, lsu: &str, policy: &WormPolicy) -> Result<()> {
+        self.lock_probes.verify(&self.sh, &self.bucket(lsu)?, policy)
     }
 
     fn retention(&self, lsu: &str, key: &str) -> Result<Option<RetentionLock>> {

@@ -1,5 +1,6 @@
-//! Writing a piece: the caller's bytes are copied once into a part buffer; full parts go to a
-//! pool of `upload_workers` threads that upload them as parts of one multipart upload while
+//! Writing a piece: the caller's bytes are copied once into a part buffer (their CRC32C, which
+//! the image layer computed for its block table, combined into the part's: no second pass);
+//! full parts go to a pool of `upload_workers` threads that upload them as parts of one multipart upload while
 //! the caller goes on. A piece that fits in one part is a single PUT at `finish`.
 //!
 //! Memory is bounded: at most `workers + 2` part buffers exist per writer (one filling, one
@@ -28,6 +29,8 @@ use crate::store::PieceWriter;
 struct Job {
     n: u32,
     buf: Vec<u8>,
+    /// CRC32C of `buf`.
+    crc: u32,
 }
 
 /// What the writer and its workers share.
@@ -100,6 +103,8 @@ pub struct S3PieceWriter {
     pipe: Arc<Pipe>,
     /// The part being filled (`None` before the first byte and after a submit).
     cur: Option<Vec<u8>>,
+    /// CRC32C of the bytes in `cur`.
+    cur_crc: u32,
     /// Number of the part being filled.
     part_no: u32,
     total: u64,
@@ -126,6 +131,7 @@ impl S3PieceWriter {
                 cancel: AtomicBool::new(false),
             }),
             cur: None,
+            cur_crc: 0,
             part_no: 1,
             total: 0,
             upload: None,
@@ -151,7 +157,7 @@ impl S3PieceWriter {
         }
         let buf = self.cur.take().expect("a part to submit");
         let up = self.upload.as_ref().expect("upload started above");
-        let job = Job { n: self.part_no, buf };
+        let job = Job { n: self.part_no, buf, crc: self.cur_crc };
         if let Some(tx) = &up.tx {
             if let Err(e) = tx.send(job) {
                 self.pipe.give(e.0.buf);
@@ -224,8 +230,9 @@ impl S3PieceWriter {
             let data = self.cur.take().unwrap_or_default();
             let c = &self.sh.client;
             let what = format!("PutObject {}/{} ({} bytes)", self.bucket, self.key, data.len());
+            let crc = self.cur_crc;
             return self.sh.checksums.with(|mode| {
-                let headers = checksum::headers(mode, &data);
+                let headers = checksum::headers_known(mode, &data, Some(crc));
                 let o = api::Obj { ep: self.ep, bucket: &self.bucket, key: &self.key };
                 api::put_object(c, o, &what, &data, &headers, &[], |_| false)
             });
@@ -274,7 +281,16 @@ impl S3PieceWriter {
 }
 
 impl PieceWriter for S3PieceWriter {
-    fn append(&mut self, mut buf: &[u8]) -> Result<()> {
+    fn append(&mut self, buf: &[u8]) -> Result<()> {
+        // Bytes that come without their CRC32C (the block table): computed here, if needed.
+        let crc = match self.sh.checksums.mode() {
+            ChecksumMode::Crc32c => crc32c::crc32c(buf),
+            _ => 0,
+        };
+        self.append_crc(buf, crc)
+    }
+
+    fn append_crc(&mut self, mut buf: &[u8], mut crc: u32) -> Result<()> {
         if let Some(e) = self.pipe.failed() {
             return Err(e.context(format!("uploading {}/{}", self.bucket, self.key)));
         }
@@ -288,11 +304,15 @@ impl PieceWriter for S3PieceWriter {
             if self.cur.is_none() {
                 let len = self.cur_len();
                 self.cur = Some(self.pipe.take(len)?);
+                self.cur_crc = 0;
             }
             let len = self.cur_len();
             let cur = self.cur.as_mut().expect("a part buffer");
             let n = (len - cur.len()).min(buf.len());
+            let (head, rest) = if n == buf.len() { (crc, 0) } else { checksum::split_crc(buf, crc, n) };
             cur.extend_from_slice(&buf[..n]);
+            self.cur_crc = crate::util::crc32c_combine(self.cur_crc, head, n);
+            crc = rest;
             buf = &buf[n..];
             self.total += n as u64;
         }
@@ -343,7 +363,7 @@ impl WorkerCtx {
             if !self.pipe.cancel.load(Ordering::Relaxed) {
                 // A panic must not take the buffer with it: the writer would wait for it forever.
                 let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.upload_part(job.n, &job.buf)
+                    self.upload_part(job.n, &job.buf, job.crc)
                 }))
                 .unwrap_or_else(|_| Err(Error::internal(format!("S3 upload of part {} panicked", job.n))));
                 match res {
@@ -355,8 +375,8 @@ impl WorkerCtx {
         }
     }
 
-    fn upload_part(&self, n: u32, data: &[u8]) -> Result<Part> {
-        let headers = checksum::headers(self.mode, data);
+    fn upload_part(&self, n: u32, data: &[u8], crc: u32) -> Result<Part> {
+        let headers = checksum::headers_known(self.mode, data, Some(crc));
         let crc = match self.mode {
             ChecksumMode::Crc32c => headers.first().map(|h| h.1.clone()),
             _ => None,

@@ -1,0 +1,322 @@
+//! What a bench found: per scenario, each contender's MiB/s (median, min–max), CPU-seconds
+//! per GiB (user + system of its processes), peak RSS, and the plug-in's ratio to the best
+//! peer of the row; printed as it goes, and written as Markdown and JSON with the machine.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::measure::{stats, Sample};
+
+const MIB: f64 = (1u64 << 20) as f64;
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// Where a row goes in the plot: a series, by image size or by streams.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlotPoint {
+    pub series: String,
+    pub axis: Axis,
+    pub x: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Axis {
+    Size,
+    Streams,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RowResult {
+    pub group: String,
+    pub title: String,
+    /// Bytes moved by one run of each contender.
+    pub bytes: u64,
+    pub plot: Option<PlotPoint>,
+    pub entries: Vec<EntryResult>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EntryResult {
+    pub who: String,
+    /// The row's subject (the plug-in); the others are its peers.
+    pub subject: bool,
+    pub command: String,
+    pub samples: Vec<Sample>,
+    pub error: Option<String>,
+}
+
+/// One contender's figures.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Summary {
+    pub mibs: f64,
+    pub mibs_min: f64,
+    pub mibs_max: f64,
+    pub cpu_per_gib: f64,
+    pub rss_mib: f64,
+    pub runs: usize,
+}
+
+impl RowResult {
+    pub fn summary(&self, e: &EntryResult) -> Option<Summary> {
+        if e.samples.is_empty() {
+            return None;
+        }
+        let rates: Vec<f64> = e.samples.iter().map(|s| self.bytes as f64 / MIB / s.wall.max(1e-9)).collect();
+        let cpus: Vec<f64> = e.samples.iter().map(|s| s.cpu / (self.bytes as f64 / GIB)).collect();
+        let (mibs, mibs_min, mibs_max) = stats(&rates);
+        let rss = e.samples.iter().map(|s| s.rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+        Some(Summary {
+            mibs,
+            mibs_min,
+            mibs_max,
+            cpu_per_gib: stats(&cpus).0,
+            rss_mib: rss,
+            runs: rates.len(),
+        })
+    }
+
+    /// The fastest peer (median MiB/s) that ran.
+    pub fn best_peer(&self) -> Option<(&EntryResult, Summary)> {
+        self.entries
+            .iter()
+            .filter(|e| !e.subject)
+            .filter_map(|e| self.summary(e).map(|s| (e, s)))
+            .max_by(|a, b| a.1.mibs.total_cmp(&b.1.mibs))
+    }
+
+    pub fn subject(&self) -> Option<(&EntryResult, Summary)> {
+        self.entries.iter().filter(|e| e.subject).find_map(|e| self.summary(e).map(|s| (e, s)))
+    }
+
+    /// Subject / best peer, MiB/s.
+    pub fn ratio(&self) -> Option<f64> {
+        Some(self.subject()?.1.mibs / self.best_peer()?.1.mibs)
+    }
+
+    /// The row as text, for the terminal.
+    pub fn print(&self) -> String {
+        let mut out = format!("{} — {}\n", self.group, self.title);
+        for e in &self.entries {
+            let _ = match (self.summary(e), &e.error) {
+                (Some(s), _) => writeln!(
+                    out,
+                    "  {:<34} {:>7.0} MiB/s ({:.0}–{:.0})  {:>5.2} CPU-s/GiB  {:>6.0} MiB RSS{}",
+                    e.who,
+                    s.mibs,
+                    s.mibs_min,
+                    s.mibs_max,
+                    s.cpu_per_gib,
+                    s.rss_mib,
+                    match (e.subject, self.ratio(), self.best_peer()) {
+                        (true, Some(r), Some((b, _))) => format!("  {r:.2}× {}", b.who),
+                        _ => String::new(),
+                    }
+                ),
+                (None, Some(err)) => writeln!(out, "  {:<34} failed: {err}", e.who),
+                (None, None) => writeln!(out, "  {:<34} not run", e.who),
+            };
+        }
+        out
+    }
+}
+
+/// The machine and tools a table came from.
+#[derive(Debug, Default, Serialize)]
+pub struct Machine {
+    pub when: String,
+    pub host: String,
+    pub cpu: String,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub kernel: String,
+    pub s3_server: Option<String>,
+    pub nfs_dir: Option<String>,
+    pub tools: Vec<(String, String)>,
+    pub command: String,
+    pub commit: String,
+    pub runs: usize,
+}
+
+impl Machine {
+    pub fn probe() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .and_then(|r| r.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let kib: f64 = mem
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0);
+        let uname = rustix_uname();
+        Machine {
+            when: jiff_now(),
+            host: uname.0,
+            cpu,
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            memory_gib: (kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+            kernel: uname.1,
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            commit: std::process::Command::new("git")
+                .args(["rev-parse", "--short", "HEAD"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default(),
+            ..Machine::default()
+        }
+    }
+}
+
+fn rustix_uname() -> (String, String) {
+    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+    (read("/proc/sys/kernel/hostname"), read("/proc/sys/kernel/osrelease"))
+}
+
+fn jiff_now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    crate::fmt::utc(secs)
+}
+
+/// The whole report as Markdown: the machine, then one table.
+pub fn markdown(rows: &[RowResult], m: &Machine, plot: Option<&str>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# vast-ost bench\n");
+    let _ = writeln!(
+        s,
+        "{} on `{}`: {}, {} cores, {} GiB RAM, Linux {}; commit `{}`; {} interleaved runs per contender, medians \
+         (min–max).\n",
+        m.when, m.host, m.cpu, m.cores, m.memory_gib, m.kernel, m.commit, m.runs
+    );
+    if let Some(s3) = &m.s3_server {
+        let _ = writeln!(s, "- S3 server: {s3}");
+    }
+    if let Some(d) = &m.nfs_dir {
+        let _ = writeln!(s, "- NFS path: {d}");
+    }
+    for (t, v) in &m.tools {
+        let _ = writeln!(s, "- {t}: {v}");
+    }
+    let _ = writeln!(s, "- command: `{}`\n", m.command);
+    let _ = writeln!(
+        s,
+        "CPU-s/GiB is user + system time of every process of the contender (for vast-ost, the CLI with the \
+         plug-in inside it) per GiB moved; RSS is the largest peak of its processes. The ratio is vast-ost's \
+         median MiB/s over the best peer's.\n"
+    );
+    if let Some(p) = plot {
+        let _ = writeln!(s, "![throughput]({p})\n");
+    }
+    let _ = writeln!(
+        s,
+        "| scenario | contender | MiB/s (min–max) | CPU-s/GiB | peak RSS MiB | vast-ost / best peer |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    for r in rows {
+        for (i, e) in r.entries.iter().enumerate() {
+            let scen = if i == 0 { format!("{}: {}", r.group, r.title) } else { String::new() };
+            let who = if e.subject { format!("**{}**", e.who) } else { e.who.clone() };
+            let _ = match r.summary(e) {
+                Some(x) => writeln!(
+                    s,
+                    "| {scen} | {who} | {:.0} ({:.0}–{:.0}) | {:.2} | {:.0} | {} |",
+                    x.mibs,
+                    x.mibs_min,
+                    x.mibs_max,
+                    x.cpu_per_gib,
+                    x.rss_mib,
+                    match (e.subject, r.ratio(), r.best_peer()) {
+                        (true, Some(q), Some((b, _))) => format!("**{q:.2}×** ({})", b.who),
+                        _ => String::new(),
+                    }
+                ),
+                None => writeln!(
+                    s,
+                    "| {scen} | {who} | {} | | | |",
+                    e.error
+                        .as_deref()
+                        .map_or("not run".to_string(), |e| format!("failed: {}", e.replace('|', "/")))
+                ),
+            };
+        }
+    }
+    s
+}
+
+#[derive(Serialize)]
+struct Json<'a> {
+    machine: &'a Machine,
+    rows: Vec<JsonRow<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonRow<'a> {
+    #[serde(flatten)]
+    row: &'a RowResult,
+    summaries: Vec<Option<Summary>>,
+    ratio: Option<f64>,
+}
+
+pub fn json(rows: &[RowResult], m: &Machine) -> String {
+    let rows = rows
+        .iter()
+        .map(|r| JsonRow {
+            row: r,
+            summaries: r.entries.iter().map(|e| r.summary(e)).collect(),
+            ratio: r.ratio(),
+        })
+        .collect();
+    serde_json::to_string_pretty(&Json { machine: m, rows }).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(who: &str, subject: bool, walls: &[f64]) -> EntryResult {
+        EntryResult {
+            who: who.into(),
+            subject,
+            command: String::new(),
+            samples: walls.iter().map(|&w| Sample { wall: w, cpu: w / 2.0, rss_kib: 2048 }).collect(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn ratio_is_to_the_fastest_peer_by_median() {
+        let r = RowResult {
+            group: "S3".into(),
+            title: "backup".into(),
+            bytes: 1 << 30,
+            plot: None,
+            entries: vec![
+                entry("vast-ost", true, &[2.0, 1.0, 4.0]),
+                entry("slow", false, &[4.0, 4.0, 4.0]),
+                entry("fast", false, &[2.0, 2.0, 8.0]),
+                EntryResult { error: Some("boom".into()), ..entry("broken", false, &[]) },
+            ],
+        };
+        let s = r.summary(&r.entries[0]).unwrap();
+        assert_eq!((s.mibs, s.mibs_min, s.mibs_max), (512.0, 256.0, 1024.0));
+        assert_eq!(s.cpu_per_gib, 1.0);
+        assert_eq!(r.best_peer().unwrap().0.who, "fast");
+        assert_eq!(r.ratio(), Some(1.0));
+        let md = markdown(std::slice::from_ref(&r), &Machine::default(), Some("bench.png"));
+        assert!(
+            md.contains("| S3: backup | **vast-ost** | 512 (256–1024) | 1.00 | 2 | **1.00×** (fast) |"),
+            "{md}"
+        );
+        assert!(md.contains("|  | broken | failed: boom |"), "{md}");
+        assert!(r.print().contains("failed: boom"));
+        let j: serde_json::Value = serde_json::from_str(&json(&[r], &Machine::default())).unwrap();
+        assert_eq!(j["rows"][0]["ratio"], 1.0);
+    }
+}
