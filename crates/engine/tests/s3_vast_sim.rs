@@ -149,6 +149,32 @@ fn conformance_vast_sim_ignoring_preconditions() {
     run(&s);
 }
 
+/// On an S3 server that ignores conditional writes, images are created through claims and the
+/// winner's claim stays with its image (docs/commit-protocol.md): the orphan scan must not call
+/// it unreferenced (it did, so `vast-ost cleanup` listed every image of such a bucket and
+/// removed their claims; found by the chaos run). A dead writer's claim on an image with no
+/// manifest is still found.
+#[test]
+fn the_claim_of_a_created_image_is_no_orphan() {
+    use vast_ost_engine::image::Liveness;
+    let e = start_with(5 << 20, true);
+    let s3 = Arc::new(S3Store::with_retry(&settings(&e), LsuFilter::default(), retry()).unwrap());
+    let st: Arc<dyn PieceStore> = s3.clone();
+    let def = ImageDef { basename: "claimed_C1_F1".into(), ..Default::default() };
+    let mut w = ImageWriter::create(st.clone(), "lsu1", def.clone()).unwrap();
+    w.write_at(&[1u8; 4096], 0).unwrap();
+    w.close(true).unwrap();
+    let keys = st.list_image_keys("lsu1", "claimed_C1_F1").unwrap();
+    assert!(keys.iter().any(|(k, _)| k.contains(".manifest.claim.")), "created through a claim: {keys:?}");
+    let o = image::find_orphans(st.as_ref(), "lsu1", Duration::ZERO, Liveness::default()).unwrap();
+    assert!(o.is_empty(), "{o:?}");
+    // A claim left by a creator that died before its manifest: an orphan.
+    let t = Target { store: s3 };
+    t.raw(Method::Put, "lsu1", "dead_C1_F1/.manifest.claim.00000000000000000001-dead", b"");
+    let o = image::find_orphans(st.as_ref(), "lsu1", Duration::ZERO, Liveness::default()).unwrap();
+    assert_eq!(o.without_manifest.len(), 1, "{o:?}");
+}
+
 /// One request in ten answered 503 SlowDown, one in twenty-five dropped without an answer:
 /// the retries (and the checks that make a retried create or complete safe) carry it.
 #[test]

@@ -166,11 +166,22 @@ pub fn find_orphans(
             continue;
         }
         let manifest_key = layout::manifest_key(&name);
+        // The claim protocol's winner keeps its claim as long as the record it created exists
+        // (docs/commit-protocol.md): a claim of the manifest, or of a reference record still
+        // there, is part of the image, not something a writer left.
+        let claim_of_existing = |k: &str| {
+            k.starts_with(&layout::claim_prefix(&name, layout::MANIFEST))
+                || records.iter().any(|r| {
+                    let record = r.strip_prefix(&format!("{name}/")).unwrap_or(r);
+                    k.starts_with(&layout::claim_prefix(&name, record))
+                })
+        };
         let stray: Vec<String> = keys
             .into_iter()
             .filter(|(k, age)| {
                 *k != manifest_key
                     && !m.pieces.iter().any(|p| p.key == *k)
+                    && !claim_of_existing(k)
                     && !age.is_some_and(|a| a < older_than)
             })
             .map(|(k, _)| k)
