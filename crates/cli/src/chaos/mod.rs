@@ -280,14 +280,15 @@ impl<'a> Iteration<'a> {
         let kills = killed.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|&&k| k).count();
         let kinds: Vec<&str> = plan.iter().map(|p| p.kind).collect();
         let air = records.iter().flatten().filter(|e| matches!(e, Event::Replicated { .. })).count();
-        let summary = format!(
+        let summary =
+            format!(
             "; faults [{}] ({} applied), {} kill(s), {} record lines, {air} A.I.R. copies, preconditions {}",
             kinds.join(" "),
             applied.faults,
             kills,
             ops,
             if self.ignore_preconditions { "IGNORED" } else { "honoured" }
-        );
+        ) + if nfs_fs.is_none() { "; NFS disk full skipped (no tmpfs: needs mount rights)" } else { "" };
         let mut expect = checker::to_restore(&records);
         expect.extend(checker::replicated(&records, workload::DR_LSU));
         std::fs::write(d.join("expect.json"), serde_json::to_vec(&expect)?)?;
