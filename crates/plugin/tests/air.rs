@@ -214,6 +214,13 @@ fn flags_and_partners_are_advertised_where_replication_is_configured() {
     );
     assert_eq!(p.server_prop(s).unwrap().srv_flags & STS_SRV_STORED_EV, 0, "the source keeps none");
     assert_eq!(p.server_prop_byname(DST).unwrap().srv_flags & STS_SRV_STORED_EV, STS_SRV_STORED_EV);
+    // An S3 LSU's label is an object in its bucket.
+    p.label_lsu(&lsu(d, "nbu-dst"), "DR copies").unwrap();
+    assert_eq!(get_str(&p.lsu_prop(&lsu(d, "nbu-dst")).unwrap().lsu_label), "DR copies");
+    assert_eq!(
+        w.direct.read_record("nbu-dst", ".vast-ost", "label").unwrap().as_deref(),
+        Some(&b"DR copies"[..])
+    );
     p.close_server(s).unwrap();
     p.close_server(d).unwrap();
 }
