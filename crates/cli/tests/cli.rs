@@ -222,8 +222,13 @@ fn queries_show_plugin_server_and_lsus() {
     assert!(out.contains("Prefix: VastData:") && out.contains("Operating Version: 1"), "{out}");
     let out = f.ok(&["server-info"]);
     assert!(out.contains(&format!("Server Name: {SERVER}")) && out.contains("COPY_IMAGE"), "{out}");
+    // A label as stspi_label_lsu stores it, in the LSU itself.
+    let own = f.dir.path().join("mnt/lsu2/.vast-ost");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::write(own.join("label"), "Weekly fulls").unwrap();
     let out = f.ok(&["lsu-info"]);
     assert!(out.contains("LSU: lsu1") && out.contains("LSU: lsu2") && out.contains("Images: 0"), "{out}");
+    assert!(out.contains("Label: (none)") && out.contains("Label: Weekly fulls"), "{out}");
 }
 
 #[test]

@@ -166,6 +166,12 @@ pub unsafe extern "C" fn stspi_terminate() -> c_int {
             Some(_) => {
                 *guard = None;
                 drop(guard);
+                // No replication thread may run the plug-in's code once the host may unload
+                // it: each stops at its next step, resumable by any process.
+                let running = vast_ost_engine::replication::pause_all(std::time::Duration::from_secs(60));
+                if running > 0 {
+                    warn!("terminate: {running} replication job(s) did not stop within 60 s");
+                }
                 let n = handles::clear();
                 if n > 0 {
                     warn!("terminate closed {n} handle(s) the host left open");

@@ -212,6 +212,13 @@ fn flags_and_partners_are_advertised_where_replication_is_configured() {
     );
     assert_eq!(p.server_prop(s).unwrap().srv_flags & STS_SRV_STORED_EV, 0, "the source keeps none");
     assert_eq!(p.server_prop_byname(DST).unwrap().srv_flags & STS_SRV_STORED_EV, STS_SRV_STORED_EV);
+    // An S3 LSU's label is an object in its bucket.
+    p.label_lsu(&lsu(d, "nbu-dst"), "DR copies").unwrap();
+    assert_eq!(get_str(&p.lsu_prop(&lsu(d, "nbu-dst")).unwrap().lsu_label), "DR copies");
+    assert_eq!(
+        w.direct.read_record("nbu-dst", ".vast-ost", "label").unwrap().as_deref(),
+        Some(&b"DR copies"[..])
+    );
     p.close_server(s).unwrap();
     p.close_server(d).unwrap();
 }
@@ -498,6 +505,46 @@ fn a_cancel_from_another_process_stops_the_copier_there() {
     assert_eq!(left_on_target(w, &set), Vec::<String>::new(), "nothing of the set on the target");
     assert!(events_of(p, w, &op).is_empty());
     p.close_server(d).unwrap();
+    p.close_server(s).unwrap();
+}
+
+/// The last `stspi_terminate` of a process stops its copies at their next step (no plug-in
+/// thread runs once the host may unload it), each left resumable at once: no runner recorded.
+/// Another process then finishes it.
+#[test]
+fn terminate_pauses_copies_and_another_process_finishes_them() {
+    use vast_ost_engine::replication::job::{self, State};
+    let w = world();
+    let p = &w.plugin;
+    let s = open(p, w, SRC);
+    let set = backup_set(w, s, "pause_1700000008", 12 * MIB);
+    let opfile: PathBuf = w.dir.path().join("pause.opid");
+    let set_defs = defs(&set);
+    let hdr = set[0].size;
+    let child = fork_child(|| {
+        let p = &world().plugin;
+        let s = open(p, world(), SRC);
+        let op = p.async_copy_image(&lsu(s, "nbu-src"), &set_defs).unwrap();
+        std::fs::write(&opfile, get_str(&op.op_id)).unwrap();
+        until("F1 being copied", || p.async_wait(&op, 0).1.as_bytes_done > hdr);
+        p.close_server(s).unwrap();
+        p.terminate().unwrap();
+        let id = get_str(&op.op_id).rsplit('/').next().unwrap().to_string();
+        let (j, _) = job::load(&world().direct_src, "nbu-src", &id).unwrap().unwrap();
+        if j.runner.is_none() && j.state == State::Running && j.copied < 4 {
+            0
+        } else {
+            eprintln!("after terminate the job is {:?}, runner {:?}, {} copied", j.state, j.runner, j.copied);
+            1
+        }
+    });
+    let st = wait_child(child, Duration::from_secs(120)).expect("the child ended");
+    assert!(exited_ok(st), "terminate stopped the copy and left it resumable");
+    let op = opid_from(&std::fs::read_to_string(&opfile).unwrap());
+    let (rc, st) = wait_done(p, &op);
+    assert_eq!((rc, st.as_images_done), (Ok(()), 4), "resumed and finished here");
+    verify_on_target(w, &set);
+    assert_eq!(events_of(p, w, &op).len(), 1);
     p.close_server(s).unwrap();
 }
 

@@ -12,6 +12,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+/// A run of one contender that takes longer is killed and reported failed (a hung peer must
+/// not hang the bench).
+const RUN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// One process to run.
 #[derive(Clone, Debug)]
 pub struct Cmd {
@@ -88,6 +92,25 @@ pub fn run(cmds: &[Cmd]) -> Result<Sample> {
     for c in cmds {
         children.push((c, c.spawn()?));
     }
+    // A contender that hangs is killed at the deadline and its run reported failed.
+    let pids: Vec<i32> = children.iter().map(|(_, (c, _))| c.id() as i32).collect();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let until = Instant::now() + RUN_DEADLINE;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if Instant::now() > until {
+                    for p in &pids {
+                        // SAFETY: plain kill(2) of our own children, not yet reaped.
+                        unsafe { libc::kill(*p, libc::SIGKILL) };
+                    }
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        })
+    };
     let mut s = Sample::default();
     let mut failed = None;
     for (cmd, (child, mut err)) in children {
@@ -104,6 +127,15 @@ pub fn run(cmds: &[Cmd]) -> Result<Sample> {
         }
     }
     s.wall = start.elapsed().as_secs_f64();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = watchdog.join();
+    if s.wall > RUN_DEADLINE.as_secs_f64() {
+        bail!(
+            "killed after {} s: {}",
+            RUN_DEADLINE.as_secs(),
+            cmds.iter().map(Cmd::show).collect::<Vec<_>>().join(" & ")
+        );
+    }
     if let Some(f) = failed {
         bail!(f);
     }

@@ -63,6 +63,12 @@ pub(super) fn copy_set(
                     if local.cancelled() {
                         return Err(Error::new(ErrorKind::Cancelled, format!("replication {op} cancelled")));
                     }
+                    if local.paused() {
+                        return Err(Error::new(
+                            ErrorKind::Again,
+                            format!("replication {op} paused: terminating"),
+                        ));
+                    }
                     if beat.elapsed() >= heartbeat {
                         beat = Instant::now();
                         let now = job::update(sstore.as_ref(), &op.lsu, &op.job, |_| Ok(true))?;

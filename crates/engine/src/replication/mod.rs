@@ -19,6 +19,7 @@ mod pool;
 mod run;
 
 pub use events::{Channel, Event, EventImage};
+pub use pool::pause_all;
 pub use run::{cancel, start, wait};
 
 use crate::config::Config;

@@ -3,10 +3,10 @@
 //! copy of the threads does not exist) starts its own.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::error;
 
@@ -51,9 +51,14 @@ fn worker(rx: &Mutex<Receiver<Task>>) {
     }
 }
 
+/// Bumped by [`pause_all`]: jobs registered under an earlier value stop at their next step.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
 /// A job this process runs: its status as it goes, and the cancel request.
 pub struct Local {
     pub cancel: AtomicBool,
+    /// The [`GENERATION`] it was registered under.
+    generation: u64,
     /// Another process runs the job after all: waiters go to its record.
     detached: AtomicBool,
     status: Mutex<Status>,
@@ -72,6 +77,11 @@ impl Local {
 
     pub fn status(&self) -> Status {
         self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The plug-in is terminating: stop at the next step and leave the job resumable.
+    pub fn paused(&self) -> bool {
+        GENERATION.load(Ordering::Acquire) != self.generation
     }
 
     pub fn detached(&self) -> bool {
@@ -123,6 +133,7 @@ pub fn register(opid: &str, st: Status) -> Option<Arc<Local>> {
         }
         let l = Arc::new(Local {
             cancel: AtomicBool::new(false),
+            generation: GENERATION.load(Ordering::Acquire),
             detached: AtomicBool::new(false),
             status: Mutex::new(st),
             cv: Condvar::new(),
@@ -138,5 +149,20 @@ pub fn forget(opid: &str) {
         l.detached.store(true, Ordering::Release);
         let _g = l.status.lock().unwrap_or_else(|p| p.into_inner());
         l.cv.notify_all();
+    }
+}
+
+/// Stop every job of this process at its next step (the last `stspi_terminate`: no thread
+/// may run the plug-in's code once NetBackup may unload it), each leaving its record
+/// resumable by any process; wait up to `timeout` for them. Returns how many still run.
+pub fn pause_all(timeout: Duration) -> usize {
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let n = with_jobs(|m| m.values().filter(|l| l.status().phase == Phase::Running).count());
+        if n == 0 || Instant::now() >= deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -287,6 +287,12 @@ pub(super) fn still_mine(j: &Job, session: &str, local: &Local) -> Result<()> {
             format!("replication {} was taken over by another process", j.id),
         ));
     }
+    if local.paused() {
+        return Err(Error::new(
+            ErrorKind::Again,
+            format!("replication {} paused: the plug-in is terminating", j.id),
+        ));
+    }
     if local.cancelled() || j.state == State::Cancelling {
         return Err(Error::new(ErrorKind::Cancelled, format!("replication {} cancelled", j.id)));
     }
@@ -323,6 +329,12 @@ fn clean_target(target: &Server, j: &Job) -> Result<()> {
 fn run(engine: &Arc<Engine>, source: &Arc<Server>, op: &OpId, local: &Local) -> Result<Status> {
     let store = source.store_of(&op.lsu)?;
     let liveness = source.liveness();
+    if local.paused() {
+        return Err(Error::new(
+            ErrorKind::Again,
+            format!("replication {op} not started: the plug-in is terminating"),
+        ));
+    }
     let session = crate::util::random_id();
     let j = job::update(store.as_ref(), &op.lsu, &op.job, claim(&session, liveness.silence))?;
     if matches!(j.state, State::Done { .. }) {
@@ -333,6 +345,17 @@ fn run(engine: &Arc<Engine>, source: &Arc<Server>, op: &OpId, local: &Local) -> 
     local.set(st);
     let target = open_target(engine, &j)?;
     match super::copy::copy_set(source, &target, op, j, &session, local) {
+        Err(e) if e.kind() == ErrorKind::Again && local.paused() => {
+            // Resumable by anyone at once: no runner recorded (the image in flight is gone).
+            job::update(store.as_ref(), &op.lsu, &op.job, |j| {
+                let mine = j.runner.as_ref().is_some_and(|r| r.session == session);
+                if mine {
+                    j.runner = None;
+                }
+                Ok(mine)
+            })?;
+            Err(e)
+        }
         Err(e) if e.kind() == ErrorKind::Cancelled => {
             clean_target(
                 &target,

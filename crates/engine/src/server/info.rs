@@ -117,7 +117,11 @@ impl Server {
             block_size: abi::STS_BLOCK_SIZE,
             worm_min: worm.map_or(0, |w| w.min_secs),
             worm_max: worm.map_or(0, |w| w.max_secs),
-            label: self.lsu_label(lsu)?,
+            // A label that cannot be read must not take the LSU down in NetBackup's polling.
+            label: self.lsu_label(lsu).unwrap_or_else(|e| {
+                tracing::warn!(server = %self.name, lsu, "LSU label not readable: {e}");
+                String::new()
+            }),
         })
     }
 
