@@ -158,7 +158,17 @@ impl S3Peers {
     pub fn rclone(&self, args: &[&str]) -> Option<Cmd> {
         let r = self.rclone.as_ref()?;
         let c = Cmd::new(r)
-            .args(["--config", "/dev/null", "--s3-chunk-size", "16M", "--s3-upload-concurrency", "8"])
+            // --ignore-times: copyto skips an object or file of the same size and time, which every
+            // run after the first would be.
+            .args([
+                "--config",
+                "/dev/null",
+                "--ignore-times",
+                "--s3-chunk-size",
+                "16M",
+                "--s3-upload-concurrency",
+                "8",
+            ])
             .args(["--multi-thread-streams", "8", "--multi-thread-cutoff", "16M"])
             .args(args.iter().copied())
             .env("RCLONE_CONFIG_BENCH_TYPE", "s3")
