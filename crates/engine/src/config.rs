@@ -266,6 +266,12 @@ impl Config {
                     nfs.mount.display()
                 ));
             }
+            if !(4096..=64 << 20).contains(&nfs.direct_io_min) || nfs.direct_io_min % 4096 != 0 {
+                return bad(format!(
+                    "[server.nfs] direct_io_min of '{cluster}' must be a multiple of 4096 from 4096 to 67108864, got {}",
+                    nfs.direct_io_min
+                ));
+            }
             if !nfs.view_root.starts_with('/') {
                 return bad(format!(
                     "[server.nfs] view_root of '{cluster}' must start with '/', got '{}'",

@@ -78,6 +78,8 @@ struct Ctx<'a> {
     peers: Option<S3Peers>,
     /// S3: the bucket the peers use (apart from the plug-in's, whose listing it would join).
     peer_bucket: String,
+    /// S3: the server, to delete the peers' objects as soon as their row is done.
+    store: Option<std::sync::Arc<vast_ost_engine::store::s3::S3Store>>,
     cold: bool,
 }
 
@@ -166,6 +168,24 @@ impl Ctx<'_> {
         Ok(data)
     }
 
+    /// Remove a size's source image, its peer object (S3) and its data file.
+    fn drop_source(&self, src: &str, data: &Path) {
+        let _ = measure::run_quiet(&self.vost_delete(&self.lsu, src));
+        self.drop_peer_objects(&[src.to_string()]);
+        let _ = std::fs::remove_file(data);
+    }
+
+    /// Remove the peers' objects `keys` (S3) once their row is done.
+    fn drop_peer_objects(&self, keys: &[String]) {
+        if let Some(st) = &self.store {
+            if let Err(e) =
+                vast_ost_engine::store::s3::api::delete_objects(st.client(), &self.peer_bucket, keys)
+            {
+                println!("could not remove {keys:?} from {}: {e:#}", self.peer_bucket);
+            }
+        }
+    }
+
     fn random_title(&self, size: u64) -> String {
         format!("{} random 64 KiB reads of {}", self.b.random_reads, human(size))
     }
@@ -219,6 +239,11 @@ fn row(
                 Err(err) => e.error = Some(format!("{err:#}")),
             }
         }
+    }
+    // What the row wrote goes now, not at the end of the run: at 4 GiB and more, every row's
+    // images kept until then would not fit on the disk (or radosgw's) with the next row's.
+    for c in &cs {
+        c.before.iter().for_each(|b| drop(measure::run_quiet(b)));
     }
     let r = RowResult { group: group.into(), title, bytes, plot, entries };
     print!("{}", r.print());
@@ -296,6 +321,7 @@ pub fn run(plugin: &Path, b: &Bench) -> Result<()> {
         tools,
         peers,
         peer_bucket: store.as_ref().map(|(_, n)| n[2].clone()).unwrap_or_default(),
+        store: store.as_ref().map(|(st, _)| st.clone()),
         cold: false,
     };
     println!(
@@ -407,6 +433,7 @@ fn s3_rows(ctx: &Ctx) -> Result<Vec<RowResult>> {
                 .map(|c| peer("rclone copyto", vec![c], vec![])),
         );
         rows.push(row(ctx, "S3", format!("backup {h}"), size, size_point("backup", size), cs));
+        ctx.drop_peer_objects(&["up-boto3".into(), "up-aws".into(), "up-rclone".into()]);
 
         let mut cs =
             vec![ctx.subject(vec![ctx.vost(&["restore", lsu, &src, "-", "--block-size", BLOCK])], vec![])];
@@ -449,6 +476,7 @@ fn s3_rows(ctx: &Ctx) -> Result<Vec<RowResult>> {
             let _ = std::fs::remove_file(out(w));
         }
         if i > 0 {
+            ctx.drop_source(&src, &data);
             continue;
         }
         // Streams, random reads and copies at the first size.
@@ -466,6 +494,7 @@ fn s3_rows(ctx: &Ctx) -> Result<Vec<RowResult>> {
                 stream_point("backup", n),
                 cs,
             ));
+            ctx.drop_peer_objects(&(0..n).map(|k| format!("st{k}")).collect::<Vec<_>>());
         }
         let mut cs = vec![ctx.random_reads(&src)];
         let (sz, count) = (size.to_string(), ctx.b.random_reads.to_string());
@@ -491,6 +520,8 @@ fn s3_rows(ctx: &Ctx) -> Result<Vec<RowResult>> {
                 .map(|c| peer("boto3 managed copy", vec![c], vec![])),
         );
         rows.push(row(ctx, "S3", format!("copy {h} to another bucket"), size, None, cs));
+        ctx.drop_peer_objects(&["copy-boto3".into()]);
+        ctx.drop_source(&src, &data);
     }
     Ok(rows)
 }
@@ -534,6 +565,7 @@ fn nfs_rows(ctx: &Ctx, cold: bool) -> Result<Vec<RowResult>> {
             }
         }
         rows.push(row(ctx, "NFS path", format!("backup {h}"), size, size_point("backup", size), cs));
+        let _ = std::fs::remove_file(&peer_file);
 
         // Cold restores: the image and a peer file of the same bytes.
         let rctx = Ctx { cold, ..ctx.clone_shallow() };
@@ -570,6 +602,7 @@ fn nfs_rows(ctx: &Ctx, cold: bool) -> Result<Vec<RowResult>> {
             format!("restore {h}{}", if cold { " (cold)" } else { " (page cache not dropped: not root)" });
         rows.push(row(&rctx, "NFS path", title, size, size_point("restore", size), cs));
         if i > 0 {
+            ctx.drop_source(&src, &data);
             continue;
         }
         for &n in ctx.b.streams.iter().filter(|&&n| n > 1) {
@@ -597,6 +630,7 @@ fn nfs_rows(ctx: &Ctx, cold: bool) -> Result<Vec<RowResult>> {
                 stream_point("backup", n),
                 cs,
             ));
+            (0..n).for_each(|k| drop(std::fs::remove_file(mount.join(format!("peer{k}.out")))));
         }
         let mut cs = vec![ctx.random_reads(&src)];
         if let Some(fio) = &ctx.tools.fio {
@@ -628,7 +662,8 @@ fn nfs_rows(ctx: &Ctx, cold: bool) -> Result<Vec<RowResult>> {
             cs.push(peer("cp --reflink=auto", vec![c], vec![]));
         }
         rows.push(row(ctx, "NFS path", format!("copy {h} to another LSU"), size, None, cs));
-        let _ = std::fs::remove_file(&peer_file);
+        let _ = std::fs::remove_file(mount.join("peer.copy"));
+        ctx.drop_source(&src, &data);
     }
     Ok(rows)
 }
@@ -649,6 +684,7 @@ impl Ctx<'_> {
             tools: self.tools.clone(),
             peers: None,
             peer_bucket: self.peer_bucket.clone(),
+            store: self.store.clone(),
             cold: self.cold,
         }
     }

@@ -163,13 +163,8 @@ impl Machine {
             memory_gib: (kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
             kernel: uname.1,
             command: std::env::args().collect::<Vec<_>>().join(" "),
-            commit: std::process::Command::new("git")
-                .args(["rev-parse", "--short", "HEAD"])
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-                .unwrap_or_default(),
+            // The build's own identity: the bench may run from any directory.
+            commit: vast_ost_engine::version::BUILD.to_string(),
             ..Machine::default()
         }
     }
@@ -191,7 +186,7 @@ pub fn markdown(rows: &[RowResult], m: &Machine, plot: Option<&str>) -> String {
     let _ = writeln!(s, "# vast-ost bench\n");
     let _ = writeln!(
         s,
-        "{} on `{}`: {}, {} cores, {} GiB RAM, Linux {}; commit `{}`; {} interleaved runs per contender, medians \
+        "{} on `{}`: {}, {} cores, {} GiB RAM, Linux {}; build `{}`; {} interleaved runs per contender, medians \
          (min–max).\n",
         m.when, m.host, m.cpu, m.cores, m.memory_gib, m.kernel, m.commit, m.runs
     );

@@ -9,12 +9,14 @@
 //!
 //! Durability order: pieces are fdatasync'ed before a manifest names them; a manifest is
 //! written to a temp file, fsync'ed, renamed (or hard-linked, for an exclusive create) into
-//! place, and the directory is fsync'ed ([`commit`]). Piece I/O is in [`piece`].
+//! place, and the directory is fsync'ed ([`commit`]). Piece I/O is in [`piece`], the O_DIRECT
+//! write-behind in [`staged`].
 
 mod commit;
 mod piece;
 mod retention;
 mod settings;
+mod staged;
 
 pub use settings::{DirectIo, NfsSettings};
 

@@ -13,7 +13,8 @@ pub struct NfsSettings {
     pub view_root: String,
     #[serde(default)]
     pub direct_io: DirectIo,
-    /// Smallest write sent with O_DIRECT (when aligned). Default 1 MiB.
+    /// Size of each O_DIRECT write: appends are staged into aligned buffers of this size.
+    /// Default 1 MiB (the key's name is from when it was a threshold on the caller's writes).
     #[serde(default = "default_direct_io_min")]
     pub direct_io_min: u64,
 }
@@ -29,9 +30,11 @@ fn default_direct_io_min() -> u64 {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DirectIo {
-    /// O_DIRECT for large aligned writes when the file system takes it.
+    /// O_DIRECT (staged, written behind) when the file system takes it, else buffered.
     #[default]
     Auto,
+    /// O_DIRECT or a failed write.
     Always,
+    /// Every append one buffered `pwrite`.
     Never,
 }
