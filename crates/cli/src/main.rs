@@ -252,6 +252,11 @@ enum Cmd {
         /// Skip the in-process synthetics part
         #[arg(long)]
         no_synthetics: bool,
+        /// Processes of the storage server on this machine (e.g. `pgrep -d, 'radosgw|ceph-osd'`),
+        /// whose CPU during each run is reported per GiB beside the contender's: on a shared box
+        /// the server's CPU bounds what any client can reach
+        #[arg(long, value_name = "PID,...", value_delimiter = ',')]
+        server_pids: Vec<i32>,
     },
 
     /// Read blocks of an image at pseudo-random offsets (NetBackup's restore-with-seek
@@ -541,6 +546,7 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
             venv,
             dir,
             no_synthetics,
+            server_pids,
         } => {
             let b = bench::Bench {
                 s3,
@@ -555,6 +561,7 @@ fn run(cli: Cli, plugin: &std::path::Path) -> Result<()> {
                 venv,
                 dir,
                 synthetics: !no_synthetics,
+                server_pids,
             };
             bench::run(plugin, &b)
         }

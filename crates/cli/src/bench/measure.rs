@@ -83,6 +83,8 @@ pub struct Sample {
     pub cpu: f64,
     /// Largest peak resident set of the processes, KiB.
     pub rss_kib: u64,
+    /// CPU-seconds the storage server's processes (`--server-pids`) spent meanwhile.
+    pub server_cpu: Option<f64>,
 }
 
 /// Run `cmds` at once and wait for all; any failure is an error with that process's stderr.
@@ -167,6 +169,26 @@ fn wait4(pid: i32) -> Result<(i32, libc::rusage)> {
     Ok((code, usage))
 }
 
+/// User + system CPU-seconds that the processes `pids` (every thread) have spent so far, from
+/// `/proc/PID/stat`; None without pids or when one is gone (a run across a server restart
+/// has no server figure).
+pub fn cpu_of(pids: &[i32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    pids.iter().try_fold(0.0, |sum, pid| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces, so after its closing
+        // parenthesis): state is the 1st, utime the 12th, stime the 13th.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        Some(sum + ticks as f64 / tick)
+    })
+}
+
 /// Median, lowest and highest of `v` (not empty).
 pub fn stats(v: &[f64]) -> (f64, f64, f64) {
     let mut s = v.to_vec();
@@ -190,5 +212,25 @@ mod tests {
         assert!(e.contains("status 3") && e.contains("oops"), "{e}");
         assert_eq!(stats(&[3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
         assert_eq!(stats(&[4.0, 1.0]).0, 2.5);
+    }
+
+    #[test]
+    fn server_cpu_is_read_from_proc() {
+        assert_eq!(cpu_of(&[]), None);
+        assert_eq!(cpu_of(&[i32::MAX]), None, "a process that is gone has no figure");
+        // A child that burns CPU: its account grows while it runs.
+        let mut child = Command::new("/bin/sh").arg("-c").arg("while :; do :; done").spawn().unwrap();
+        let pid = child.id() as i32;
+        let first = cpu_of(&[pid]).unwrap();
+        let start = Instant::now();
+        while cpu_of(&[pid]).unwrap() < first + 0.05 && start.elapsed().as_secs() < 20 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let later = cpu_of(&[pid]).unwrap();
+        let with_us = cpu_of(&[pid, std::process::id() as i32]).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(later >= first + 0.05, "{first} -> {later}");
+        assert!(with_us >= later, "the processes' figures add up");
     }
 }

@@ -59,6 +59,8 @@ pub struct Bench {
     pub dir: Option<PathBuf>,
     /// Also run the in-process synthetics part.
     pub synthetics: bool,
+    /// The storage server's processes on this machine, whose CPU per run is reported.
+    pub server_pids: Vec<i32>,
 }
 
 /// What every row needs: where things are and how to run the plug-in's side.
@@ -222,21 +224,31 @@ fn row(
             subject: c.subject,
             command: c.cmds.iter().map(Cmd::show).collect::<Vec<_>>().join(" & "),
             samples: Vec::new(),
-            error: None,
+            failures: Vec::new(),
         })
         .collect();
     for _ in 0..ctx.b.runs {
         for (c, e) in cs.iter().zip(entries.iter_mut()) {
-            if e.error.is_some() {
+            // A contender that failed twice without one good run is broken and not tried
+            // again; one that failed once (a peer that hung once) goes on.
+            if e.failures.len() >= 2 && e.samples.is_empty() {
                 continue;
             }
             let prepared = c.before.iter().try_for_each(measure::run_quiet);
             if ctx.cold {
                 drop_caches();
             }
+            let server_before = measure::cpu_of(&ctx.b.server_pids);
             match prepared.and_then(|()| measure::run(&c.cmds)) {
-                Ok(sample) => e.samples.push(sample),
-                Err(err) => e.error = Some(format!("{err:#}")),
+                Ok(mut sample) => {
+                    sample.server_cpu =
+                        server_before.zip(measure::cpu_of(&ctx.b.server_pids)).map(|(a, b)| b - a);
+                    e.samples.push(sample);
+                }
+                Err(err) => {
+                    println!("  {}: a run failed: {err:#}", c.who);
+                    e.failures.push(format!("{err:#}"));
+                }
             }
         }
     }

@@ -42,7 +42,18 @@ pub struct EntryResult {
     pub subject: bool,
     pub command: String,
     pub samples: Vec<Sample>,
-    pub error: Option<String>,
+    /// Why each run that did not finish failed (a hung peer killed at the deadline, an exit
+    /// status); the figures are those of the runs that finished, shown with this count.
+    pub failures: Vec<String>,
+}
+
+impl EntryResult {
+    /// "k of n runs failed: first reason", when any did.
+    fn failed_note(&self) -> Option<String> {
+        let first = self.failures.first()?;
+        let n = self.samples.len() + self.failures.len();
+        Some(format!("{} of {n} runs failed: {first}", self.failures.len()))
+    }
 }
 
 /// One contender's figures.
@@ -54,6 +65,8 @@ pub struct Summary {
     pub cpu_per_gib: f64,
     pub rss_mib: f64,
     pub runs: usize,
+    /// The storage server's CPU-seconds per GiB during the runs (`--server-pids`), median.
+    pub server_cpu_per_gib: Option<f64>,
 }
 
 impl RowResult {
@@ -65,6 +78,8 @@ impl RowResult {
         let cpus: Vec<f64> = e.samples.iter().map(|s| s.cpu / (self.bytes as f64 / GIB)).collect();
         let (mibs, mibs_min, mibs_max) = stats(&rates);
         let rss = e.samples.iter().map(|s| s.rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+        let server: Option<Vec<f64>> =
+            e.samples.iter().map(|s| s.server_cpu.map(|c| c / (self.bytes as f64 / GIB))).collect();
         Some(Summary {
             mibs,
             mibs_min,
@@ -72,6 +87,7 @@ impl RowResult {
             cpu_per_gib: stats(&cpus).0,
             rss_mib: rss,
             runs: rates.len(),
+            server_cpu_per_gib: server.map(|v| stats(&v).0),
         })
     }
 
@@ -97,22 +113,23 @@ impl RowResult {
     pub fn print(&self) -> String {
         let mut out = format!("{} — {}\n", self.group, self.title);
         for e in &self.entries {
-            let _ = match (self.summary(e), &e.error) {
+            let _ = match (self.summary(e), e.failed_note()) {
                 (Some(s), _) => writeln!(
                     out,
-                    "  {:<34} {:>7.0} MiB/s ({:.0}–{:.0})  {:>5.2} CPU-s/GiB  {:>6.0} MiB RSS{}",
+                    "  {:<34} {:>7.0} MiB/s ({:.0}–{:.0})  {:>5.2} CPU-s/GiB  {:>6.0} MiB RSS{}{}",
                     e.who,
                     s.mibs,
                     s.mibs_min,
                     s.mibs_max,
                     s.cpu_per_gib,
                     s.rss_mib,
+                    s.server_cpu_per_gib.map_or(String::new(), |c| format!("  server {c:.2} CPU-s/GiB")),
                     match (e.subject, self.ratio(), self.best_peer()) {
                         (true, Some(r), Some((b, _))) => format!("  {r:.2}× {}", b.who),
                         _ => String::new(),
-                    }
+                    } + &e.failed_note().map_or(String::new(), |n| format!("  ({n})"))
                 ),
-                (None, Some(err)) => writeln!(out, "  {:<34} failed: {err}", e.who),
+                (None, Some(note)) => writeln!(out, "  {:<34} {note}", e.who),
                 (None, None) => writeln!(out, "  {:<34} not run", e.who),
             };
         }
@@ -209,24 +226,45 @@ pub fn markdown(rows: &[RowResult], m: &Machine, plot: Option<&str>) -> String {
     if let Some(p) = plot {
         let _ = writeln!(s, "![throughput]({p})\n");
     }
+    // The server's column, when its processes were watched (--server-pids).
+    let server = rows
+        .iter()
+        .any(|r| r.entries.iter().any(|e| r.summary(e).is_some_and(|x| x.server_cpu_per_gib.is_some())));
+    if server {
+        let _ = writeln!(
+            s,
+            "Server CPU-s/GiB is what the storage server's processes on this machine spent per GiB during the \
+             contender's runs: the box's cores are shared, so the server's CPU plus the client's bounds any \
+             client's rate.\n"
+        );
+    }
+    let (head, rule) = if server { (" server CPU-s/GiB |", "---|") } else { ("", "") };
     let _ = writeln!(
         s,
-        "| scenario | contender | MiB/s (min–max) | CPU-s/GiB | peak RSS MiB | vast-ost / best peer |"
+        "| scenario | contender | MiB/s (min–max) | CPU-s/GiB | peak RSS MiB |{head} vast-ost / best peer |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|{rule}---|");
     for r in rows {
         for (i, e) in r.entries.iter().enumerate() {
             let scen = if i == 0 { format!("{}: {}", r.group, r.title) } else { String::new() };
-            let who = if e.subject { format!("**{}**", e.who) } else { e.who.clone() };
+            let mut who = if e.subject { format!("**{}**", e.who) } else { e.who.clone() };
+            if let (Some(_), Some(note)) = (r.summary(e), e.failed_note()) {
+                who = format!("{who} ({})", note.replace('|', "/"));
+            }
             let _ = match r.summary(e) {
                 Some(x) => writeln!(
                     s,
-                    "| {scen} | {who} | {:.0} ({:.0}–{:.0}) | {:.2} | {:.0} | {} |",
+                    "| {scen} | {who} | {:.0} ({:.0}–{:.0}) | {:.2} | {:.0} |{} {} |",
                     x.mibs,
                     x.mibs_min,
                     x.mibs_max,
                     x.cpu_per_gib,
                     x.rss_mib,
+                    match (server, x.server_cpu_per_gib) {
+                        (false, _) => String::new(),
+                        (true, Some(c)) => format!(" {c:.2} |"),
+                        (true, None) => " |".to_string(),
+                    },
                     match (e.subject, r.ratio(), r.best_peer()) {
                         (true, Some(q), Some((b, _))) => format!("**{q:.2}×** ({})", b.who),
                         _ => String::new(),
@@ -234,10 +272,9 @@ pub fn markdown(rows: &[RowResult], m: &Machine, plot: Option<&str>) -> String {
                 ),
                 None => writeln!(
                     s,
-                    "| {scen} | {who} | {} | | | |",
-                    e.error
-                        .as_deref()
-                        .map_or("not run".to_string(), |e| format!("failed: {}", e.replace('|', "/")))
+                    "| {scen} | {who} | {} | | |{} |",
+                    e.failed_note().map_or("not run".to_string(), |n| n.replace('|', "/")),
+                    if server { " |" } else { "" },
                 ),
             };
         }
@@ -280,14 +317,14 @@ mod tests {
             who: who.into(),
             subject,
             command: String::new(),
-            samples: walls.iter().map(|&w| Sample { wall: w, cpu: w / 2.0, rss_kib: 2048 }).collect(),
-            error: None,
+            samples: walls.iter().map(|&w| Sample { wall: w, cpu: w / 2.0, rss_kib: 2048, server_cpu: None }).collect(),
+            failures: Vec::new(),
         }
     }
 
     #[test]
     fn ratio_is_to_the_fastest_peer_by_median() {
-        let r = RowResult {
+        let mut r = RowResult {
             group: "S3".into(),
             title: "backup".into(),
             bytes: 1 << 30,
@@ -296,12 +333,17 @@ mod tests {
                 entry("vast-ost", true, &[2.0, 1.0, 4.0]),
                 entry("slow", false, &[4.0, 4.0, 4.0]),
                 entry("fast", false, &[2.0, 2.0, 8.0]),
-                EntryResult { error: Some("boom".into()), ..entry("broken", false, &[]) },
+                EntryResult { failures: vec!["boom".into()], ..entry("broken", false, &[]) },
+                EntryResult { failures: vec!["hung".into()], ..entry("flaky", false, &[1.0, 1.0]) },
             ],
         };
         let s = r.summary(&r.entries[0]).unwrap();
         assert_eq!((s.mibs, s.mibs_min, s.mibs_max), (512.0, 256.0, 1024.0));
         assert_eq!(s.cpu_per_gib, 1.0);
+        // A peer with a failed run counts by the runs it finished, and says so.
+        assert_eq!(r.best_peer().unwrap().0.who, "flaky");
+        assert_eq!(r.ratio(), Some(0.5));
+        r.entries.pop();
         assert_eq!(r.best_peer().unwrap().0.who, "fast");
         assert_eq!(r.ratio(), Some(1.0));
         let md = markdown(std::slice::from_ref(&r), &Machine::default(), Some("bench.png"));
@@ -309,8 +351,22 @@ mod tests {
             md.contains("| S3: backup | **vast-ost** | 512 (256–1024) | 1.00 | 2 | **1.00×** (fast) |"),
             "{md}"
         );
-        assert!(md.contains("|  | broken | failed: boom |"), "{md}");
-        assert!(r.print().contains("failed: boom"));
+        assert!(md.contains("|  | broken | 1 of 1 runs failed: boom |"), "{md}");
+        assert!(r.print().contains("1 of 1 runs failed: boom"));
+        r.entries.push(EntryResult { failures: vec!["hung".into()], ..entry("flaky", false, &[8.0, 8.0]) });
+        let md = markdown(std::slice::from_ref(&r), &Machine::default(), None);
+        assert!(md.contains("|  | flaky (1 of 3 runs failed: hung) | 128 (128–128) |"), "{md}");
+        assert!(r.print().contains("(1 of 3 runs failed: hung)"), "{}", r.print());
+        // The server's CPU, when watched, gets its own column (per GiB moved, median).
+        assert!(!md.contains("server CPU-s/GiB"));
+        for (k, smp) in r.entries[0].samples.iter_mut().enumerate() {
+            smp.server_cpu = Some([3.0, 1.0, 2.0][k]);
+        }
+        let md = markdown(std::slice::from_ref(&r), &Machine::default(), None);
+        assert!(md.contains("| peak RSS MiB | server CPU-s/GiB | vast-ost / best peer |"), "{md}");
+        assert!(md.contains("| 1.00 | 2 | 2.00 | **1.00×** (fast) |"), "{md}");
+        assert!(md.contains("|  | slow | 256 (256–256) | 2.00 | 2 | |  |"), "{md}");
+        assert!(r.print().contains("server 2.00 CPU-s/GiB"));
         let j: serde_json::Value = serde_json::from_str(&json(&[r], &Machine::default())).unwrap();
         assert_eq!(j["rows"][0]["ratio"], 1.0);
     }

@@ -37,7 +37,13 @@ pub fn create(path: PathBuf, direct_io: DirectIo, direct_chunk: usize) -> Result
     let staged = match direct_io {
         DirectIo::Never => None,
         mode => match OpenOptions::new().write(true).custom_flags(OFlags::DIRECT.bits() as i32).open(&path) {
-            Ok(d) => Some(Staged::new(d, file.clone(), chunk, WRITE_BEHIND, mode == DirectIo::Auto)),
+            Ok(d) => match Staged::new(d, file.clone(), chunk, WRITE_BEHIND, mode == DirectIo::Auto) {
+                Ok(staged) => Some(staged),
+                Err(e) => {
+                    let _ = fs::remove_file(&path);
+                    return Err(Error::io(format!("starting the write threads of piece {}", path.display()), e));
+                }
+            },
             Err(e) if mode == DirectIo::Always => {
                 let _ = fs::remove_file(&path);
                 return Err(Error::io(
@@ -311,7 +317,7 @@ mod tests {
         // A descriptor that cannot write: every write fails (EBADF), behind the caller.
         let ro = File::open(&path).unwrap();
         let buffered = Arc::new(File::open(&path).unwrap());
-        let mut st = Staged::new(ro, buffered, ALIGN, 2, true);
+        let mut st = Staged::new(ro, buffered, ALIGN, 2, true).unwrap();
         let block = vec![7u8; ALIGN];
         let mut failed_at = None;
         for i in 0..64 {
@@ -342,7 +348,7 @@ mod tests {
                 .open(&path)
                 .unwrap();
             // Buffers of 1000 bytes: O_DIRECT refuses that length with EINVAL.
-            let mut st = Staged::new(direct, buffered.clone(), 1000, 2, fallback);
+            let mut st = Staged::new(direct, buffered.clone(), 1000, 2, fallback).unwrap();
             let res = (0..5).try_for_each(|_| st.append(&[1u8; 1000])).and_then(|()| st.finish());
             match res {
                 Ok((rest, off, stats)) => {

@@ -105,8 +105,9 @@ impl Staged {
     /// Write-behind to `direct` (the piece opened with O_DIRECT) in buffers of `chunk` bytes
     /// (a multiple of [`ALIGN`]), `depth` writes in flight. With `fallback`, a file system
     /// that takes the O_DIRECT open but refuses the writes (EINVAL) gets them through
-    /// `buffered` instead.
-    pub fn new(direct: File, buffered: Arc<File>, chunk: usize, depth: usize, fallback: bool) -> Staged {
+    /// `buffered` instead. Fails only when a thread cannot be started (the ones started stop
+    /// as the queue is dropped).
+    pub fn new(direct: File, buffered: Arc<File>, chunk: usize, depth: usize, fallback: bool) -> io::Result<Staged> {
         let depth = depth.max(1);
         let (jobs, rx) = sync_channel::<Job>(depth);
         let (done_tx, done) = channel();
@@ -120,10 +121,9 @@ impl Staged {
                 std::thread::Builder::new()
                     .name("vast-ost-nfs-write".into())
                     .spawn(move || worker(&rx, &done_tx, &direct, &buffered, &refused, fallback))
-                    .expect("spawning an NFS write thread")
             })
-            .collect();
-        Staged {
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Staged {
             jobs: Some(jobs),
             done,
             workers,
@@ -136,7 +136,7 @@ impl Staged {
             chunk,
             failed: None,
             stats: WriteStats::default(),
-        }
+        })
     }
 
     /// Stage `buf`; full buffers go to the writers. An earlier write's error is returned here.
