@@ -90,7 +90,7 @@ pub struct S3Settings {
     #[serde(default)]
     pub create_mode: CreateMode,
     /// Pieces up to this size are copied with one CopyObject, larger ones with UploadPartCopy
-    /// of ranges this big, in parallel (at most 5 GiB).
+    /// of ranges this big, `workers` at a time (at most 5 GiB).
     #[serde(default = "default_copy_part_size")]
     pub copy_part_size: u64,
     /// Capacity reported for a bucket when nothing better is known (S3 has no capacity call).
@@ -124,8 +124,12 @@ fn default_workers() -> usize {
 fn default_read_ahead() -> usize {
     4
 }
+/// 64 MiB: a 1 GiB piece is 16 UploadPartCopy ranges, `workers` at a time. Measured on
+/// radosgw 16 (1 GiB piece): one CopyObject 5.9 s, 256 MiB ranges 3.8 s, 64 MiB ranges 3.6 s
+/// (boto3's managed copy, 8 MiB ranges ten at a time: 4.1 s); the server copies a range at a
+/// time per request, so the copy is as parallel as its ranges.
 fn default_copy_part_size() -> u64 {
-    1 << 30
+    64 * MIB
 }
 fn default_nominal_capacity() -> u64 {
     1 << 50
