@@ -65,7 +65,8 @@ int stspi_open_server(const sts_session_def_t *session,
                       stsp_server_handle_t *handle);
 
 // Close a server handle. Refused with `STS_EBUSY` while images or lists opened through it
-// are still open (the handle stays valid).
+// are still open (the handle stays valid). A handle from `stspi_open_target_server` is
+// `STS_EHANDLE` here (it stays open; `stspi_close_target_server` closes it).
 //
 // Returns `STS_EOK`, `STS_EBUSY`, `STS_EHANDLE`.
 int stspi_close_server(stsp_server_handle_t handle);
@@ -380,7 +381,9 @@ int stspi_open_target_server(stsp_server_handle_t server,
                              const sts_cred_t *cred,
                              stsp_server_handle_t *target);
 
-// Close a target server handle. Images created through it stay open until closed.
+// Close a target server handle. Images created through it stay open until closed. A handle
+// from `stspi_open_server` is `STS_EHANDLE` here (it stays open; `stspi_close_server` closes
+// it).
 //
 // Returns `STS_EOK`, `STS_EHANDLE`.
 int stspi_close_target_server(stsp_server_handle_t target);

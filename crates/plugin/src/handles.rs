@@ -13,7 +13,7 @@ use vast_ost_engine::{Cursor, Error, ErrorKind, ImageInfo, OpenImage, Result, Se
 pub type Shared<T> = Arc<Mutex<T>>;
 
 pub enum Object {
-    Server(Arc<Server>),
+    Server(Arc<Server>, Role),
     LsuList(Shared<Cursor<String>>),
     Image(Shared<OpenImage>),
     ImageList(Shared<Cursor<ImageInfo>>),
@@ -23,11 +23,36 @@ pub enum Object {
 impl Object {
     fn tag(&self) -> usize {
         match self {
-            Object::Server(_) => 1,
+            Object::Server(..) => 1,
             Object::LsuList(_) => 2,
             Object::Image(_) => 3,
             Object::ImageList(_) => 4,
             Object::EvChannel(_) => 5,
+        }
+    }
+}
+
+/// How a server handle was opened, so each close takes only its own kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `stspi_open_server`, closed by `stspi_close_server`.
+    Opened,
+    /// `stspi_open_target_server`, closed by `stspi_close_target_server`.
+    Target,
+}
+
+impl Role {
+    fn opener(self) -> &'static str {
+        match self {
+            Role::Opened => "stspi_open_server",
+            Role::Target => "stspi_open_target_server",
+        }
+    }
+
+    fn closer(self) -> &'static str {
+        match self {
+            Role::Opened => "stspi_close_server",
+            Role::Target => "stspi_close_target_server",
         }
     }
 }
@@ -133,20 +158,27 @@ macro_rules! accessor {
 
 pub fn server(h: usize) -> Result<Arc<Server>> {
     match map().get(&h) {
-        Some((_, Object::Server(o))) => Ok(o.clone()),
+        Some((_, Object::Server(o, _))) => Ok(o.clone()),
         _ => Err(bad(h, "server")),
     }
 }
 
-/// Remove a server handle only if `check` passes (close_server refuses while children live).
-pub fn take_server_if(h: usize, check: impl FnOnce(&Server) -> Result<()>) -> Result<Arc<Server>> {
+/// Remove a server handle opened as `role`, only if `check` passes (close_server refuses while
+/// children live). A handle of the other role stays open and is STS_EHANDLE here.
+pub fn take_server_if(h: usize, role: Role, check: impl FnOnce(&Server) -> Result<()>) -> Result<Arc<Server>> {
     let mut m = map();
     match m.get(&h) {
-        Some((_, Object::Server(s))) => check(s)?,
+        Some((_, Object::Server(s, r))) if *r == role => check(s)?,
+        Some((_, Object::Server(_, r))) => {
+            return Err(Error::new(
+                ErrorKind::BadHandle,
+                format!("server handle {h:#x} was opened by {}: close it with {}", r.opener(), r.closer()),
+            ))
+        }
         _ => return Err(bad(h, "server")),
     }
     match m.remove(&h) {
-        Some((_, Object::Server(s))) => Ok(s),
+        Some((_, Object::Server(s, _))) => Ok(s),
         _ => Err(bad(h, "server")),
     }
 }
@@ -160,7 +192,7 @@ accessor!(evchannel, take_evchannel, EvChannel, Shared<Channel>, "event channel"
 /// the source server NetBackup opened through it).
 pub fn server_named(name: &str) -> Option<Arc<Server>> {
     map().values().find_map(|(_, o)| match o {
-        Object::Server(s) if s.name().eq_ignore_ascii_case(name) => Some(s.clone()),
+        Object::Server(s, _) if s.name().eq_ignore_ascii_case(name) => Some(s.clone()),
         _ => None,
     })
 }
@@ -177,7 +209,7 @@ pub fn clear() -> usize {
     std::mem::forget(foreign);
     // Children (images, lists) before servers, outside the table lock.
     let (servers, children): (Vec<_>, Vec<_>) =
-        mine.into_iter().partition(|(_, (_, o))| matches!(o, Object::Server(_)));
+        mine.into_iter().partition(|(_, (_, o))| matches!(o, Object::Server(..)));
     drop(children);
     drop(servers);
     n

@@ -245,19 +245,20 @@ pub unsafe extern "C" fn stspi_open_server(
         // SAFETY: `interface` is NULL or a NUL-terminated string (caller contract, crate docs).
         unsafe { opt_str(interface, "interface") }?;
         let server = engine()?.open_server(name, &creds)?;
-        *out = handles::insert(Object::Server(server)) as stsp_server_handle_t;
+        *out = handles::insert(Object::Server(server, handles::Role::Opened)) as stsp_server_handle_t;
         Ok(())
     })
 }
 
 /// Close a server handle. Refused with `STS_EBUSY` while images or lists opened through it
-/// are still open (the handle stays valid).
+/// are still open (the handle stays valid). A handle from `stspi_open_target_server` is
+/// `STS_EHANDLE` here (it stays open; `stspi_close_target_server` closes it).
 ///
 /// Returns `STS_EOK`, `STS_EBUSY`, `STS_EHANDLE`.
 #[no_mangle]
 pub unsafe extern "C" fn stspi_close_server(handle: stsp_server_handle_t) -> c_int {
     ffi!("stspi_close_server", |ctx| {
-        let s = handles::take_server_if(handle as usize, |s| {
+        let s = handles::take_server_if(handle as usize, handles::Role::Opened, |s| {
             ctx.server = s.name().to_string();
             s.check_closable()
         })?;

@@ -68,18 +68,20 @@ pub unsafe extern "C" fn stspi_open_target_server(
             engine()?.open_server(name, &creds)?
         };
         info!(server = %ctx.server, "target server {} opened for optimized duplication", t.name());
-        *out = handles::insert(Object::Server(t)) as stsp_server_handle_t;
+        *out = handles::insert(Object::Server(t, handles::Role::Target)) as stsp_server_handle_t;
         Ok(())
     })
 }
 
-/// Close a target server handle. Images created through it stay open until closed.
+/// Close a target server handle. Images created through it stay open until closed. A handle
+/// from `stspi_open_server` is `STS_EHANDLE` here (it stays open; `stspi_close_server` closes
+/// it).
 ///
 /// Returns `STS_EOK`, `STS_EHANDLE`.
 #[no_mangle]
 pub unsafe extern "C" fn stspi_close_target_server(target: stsp_server_handle_t) -> c_int {
     ffi!("stspi_close_target_server", |ctx| {
-        let s = handles::take_server_if(target as usize, |_| Ok(()))?;
+        let s = handles::take_server_if(target as usize, handles::Role::Target, |_| Ok(()))?;
         ctx.server = s.name().to_string();
         Ok(())
     })

@@ -247,9 +247,11 @@ pub fn markdown(rows: &[RowResult], m: &Machine, plot: Option<&str>) -> String {
     for r in rows {
         for (i, e) in r.entries.iter().enumerate() {
             let scen = if i == 0 { format!("{}: {}", r.group, r.title) } else { String::new() };
-            let mut who = if e.subject { format!("**{}**", e.who) } else { e.who.clone() };
+            // A name may hold a pipe ("vast-ost restore | backup"): escaped, or it splits the row.
+            let name = e.who.replace('|', "\\|");
+            let mut who = if e.subject { format!("**{name}**") } else { name };
             if let (Some(_), Some(note)) = (r.summary(e), e.failed_note()) {
-                who = format!("{who} ({})", note.replace('|', "/"));
+                who = format!("{who} ({})", cell(&note));
             }
             let _ = match r.summary(e) {
                 Some(x) => writeln!(
@@ -273,13 +275,27 @@ pub fn markdown(rows: &[RowResult], m: &Machine, plot: Option<&str>) -> String {
                 None => writeln!(
                     s,
                     "| {scen} | {who} | {} | | |{} |",
-                    e.failed_note().map_or("not run".to_string(), |n| n.replace('|', "/")),
+                    e.failed_note().map_or("not run".to_string(), |n| cell(&n)),
                     if server { " |" } else { "" },
                 ),
             };
         }
     }
     s
+}
+
+/// A failure's text as a table cell: no pipes, and short: its start (what ran) and its end
+/// (why it failed); the whole text is in the JSON and was printed as the run failed.
+fn cell(note: &str) -> String {
+    const HEAD: usize = 80;
+    const TAIL: usize = 160;
+    let s: Vec<char> = note.replace('|', "/").chars().collect();
+    if s.len() <= HEAD + TAIL {
+        return s.into_iter().collect();
+    }
+    let head: String = s[..HEAD].iter().collect();
+    let tail: String = s[s.len() - TAIL..].iter().collect();
+    format!("{head} … {tail}")
 }
 
 #[derive(Serialize)]
@@ -333,6 +349,7 @@ mod tests {
                 entry("vast-ost", true, &[2.0, 1.0, 4.0]),
                 entry("slow", false, &[4.0, 4.0, 4.0]),
                 entry("fast", false, &[2.0, 2.0, 8.0]),
+                entry("vast-ost restore | backup", false, &[8.0]),
                 EntryResult { failures: vec!["boom".into()], ..entry("broken", false, &[]) },
                 EntryResult { failures: vec!["hung".into()], ..entry("flaky", false, &[1.0, 1.0]) },
             ],
@@ -352,6 +369,11 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("|  | broken | 1 of 1 runs failed: boom |"), "{md}");
+        assert!(md.contains("|  | vast-ost restore \\| backup | 128 (128–128) |"), "{md}");
+        let long = EntryResult { failures: vec![format!("{}why", "x|".repeat(400))], ..entry("long", false, &[]) };
+        let note = cell(&long.failed_note().unwrap());
+        assert!(note.chars().count() == 243 && note.ends_with("why") && note.starts_with("1 of 1 runs failed: x/"), "{note}");
+        assert!(note.contains(" … ") && !note.contains('|'), "{note}");
         assert!(r.print().contains("1 of 1 runs failed: boom"));
         r.entries.push(EntryResult { failures: vec!["hung".into()], ..entry("flaky", false, &[8.0, 8.0]) });
         let md = markdown(std::slice::from_ref(&r), &Machine::default(), None);

@@ -1124,6 +1124,10 @@ static void synthetics(void)
             TRY("close the duplicate COMPLETE", P.stspi_close_image(tgt_img, STS_CLOSEF_IH_COMPLETE));
             verify_segments(&g_lsu2, dup, full_segment, "the duplicate on lsu2 reads as the full");
         }
+        row("close_server of a target handle", "stspi_close_server(target)", STS_EHANDLE,
+            P.stspi_close_server(tgt));
+        row("close_target_server of a server handle", "stspi_close_target_server(server)", STS_EHANDLE,
+            P.stspi_close_target_server(g_srv));
         TRY("close_target_server", P.stspi_close_target_server(tgt));
     }
 
