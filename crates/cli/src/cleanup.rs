@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::fmt::utc;
 use anyhow::{bail, Context, Result};
 use vast_ost_engine::Engine;
 use vast_ost_engine::{Credentials, Secret};
@@ -56,6 +57,9 @@ pub fn run(c: &Cleanup) -> Result<()> {
         };
         println!("stale pending {image}: writer {writer} is gone; {what}");
     }
+    for (key, until) in &o.held {
+        println!("held by a retention lock until {} ({until}): {key}; a cleanup after then removes it", utc(*until));
+    }
     if o.is_empty() {
         println!("LSU {}: no orphans older than {:?}", c.lsu, c.older_than);
         return Ok(());
@@ -64,11 +68,14 @@ pub fn run(c: &Cleanup) -> Result<()> {
         println!("dry run: nothing removed (pass --remove)");
         return Ok(());
     }
-    let n = server.remove_orphans(c.lsu, &o, c.pending).context("removing orphans")?;
-    if n == 0 && !o.stale_pending.is_empty() && !c.pending {
+    let r = server.remove_orphans(c.lsu, &o, c.pending).context("removing orphans")?;
+    if r.items == 0 && r.held.is_empty() && !o.stale_pending.is_empty() && !c.pending {
         bail!("only stale pending images were found; pass --pending to delete them");
     }
-    println!("removed {n} item(s)");
+    for (key, until) in &r.held {
+        println!("held by a retention lock until {} ({until}): {key}; a cleanup after then removes it", utc(*until));
+    }
+    println!("removed {} item(s)", r.items);
     Ok(())
 }
 

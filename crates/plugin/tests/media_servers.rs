@@ -125,7 +125,7 @@ fn cleanup(server: &str, lsu_name: &str, remove: bool) -> (usize, Vec<String>) {
     let s = e.open_server(server, &Credentials { user: "u".into(), password: Secret::new("p") }).unwrap();
     let o = s.find_orphans(lsu_name, Duration::ZERO).unwrap();
     let strays: Vec<String> = o.unreferenced.iter().flat_map(|(_, k)| k.clone()).collect();
-    let n = if remove { s.remove_orphans(lsu_name, &o, false).unwrap() } else { 0 };
+    let n = if remove { s.remove_orphans(lsu_name, &o, false).unwrap().items } else { 0 };
     (n, strays)
 }
 

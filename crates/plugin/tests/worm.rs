@@ -182,6 +182,64 @@ fn the_storage_refuses_deleting_a_locked_image_until_the_lock_runs_out() {
     w.plugin.close_server(s).unwrap();
 }
 
+/// A lock that raced a delete (pieces are locked before the manifest, so a delete in between
+/// removes the manifest and is refused on the locked pieces; found by the chaos run, seed
+/// 20261207 iteration 56) leaves locked pieces no image names. Cleanup sets them aside as
+/// held until the lock ends instead of failing on them.
+#[test]
+fn cleanup_sets_aside_orphans_the_storage_holds_locked() {
+    use std::time::Duration;
+    use vast_ost_engine::store::RetentionMode;
+    let w = world();
+    let s = open(w);
+    let l = lsu(s, "nbu-worm");
+    let image = "raced_1700000000_C1_F1";
+    let def = backup(w, &l, image);
+    let (objects, _) = w.direct.list_objects("nbu-worm", &format!("{image}/"), None).unwrap();
+    let pieces: Vec<String> = objects.into_iter().map(|(k, _)| k).filter(|k| !k.ends_with("/manifest")).collect();
+    assert!(!pieces.is_empty());
+    // Far beyond the clock the other test moves: the lock holds through this test.
+    let until = now_secs() + 30 * 24 * HOUR;
+    w.direct.set_retention("nbu-worm", &pieces, until, RetentionMode::Compliance).unwrap();
+    // The delete removes the manifest (not locked) and is refused on the pieces.
+    assert_eq!(w.plugin.delete_image(&l, &def), Err(Status(STS_EWORM_LOCKED)));
+    assert_eq!(w.plugin.image_prop_byname(&l, &def).map(drop), Err(Status(STS_ENOENT)), "the image is gone");
+
+    // The scan alone finds the pieces' removals the lock stopped (their records say the
+    // delete began reclaiming them), and finishing them sets the pieces aside (the storage
+    // refuses) rather than failing the whole cleanup.
+    let raw = vast_ost_engine::image::find_orphans(&w.direct, "nbu-worm", Duration::ZERO, Default::default()).unwrap();
+    let mut found: Vec<String> =
+        raw.stale_refs.iter().filter(|st| st.reclaiming).map(|st| st.piece.clone()).collect();
+    found.sort();
+    assert_eq!(found, pieces, "{raw:?}");
+    let r = vast_ost_engine::image::remove_orphans(&w.direct, "nbu-worm", &raw, false).unwrap();
+    assert_eq!(r.items, 0);
+    let mut held: Vec<String> = r.held.iter().map(|(k, u)| { assert!(*u >= until); k.clone() }).collect();
+    held.sort();
+    assert_eq!(held, pieces);
+
+    // The server's scan (what `vast-ost cleanup` runs) knows the LSU is WORM and sets them
+    // aside already: nothing to remove, the held keys named with the lock's end.
+    let config = w._dir.path().join("vast-ost.toml");
+    let e = vast_ost_engine::Engine::new(&config).unwrap();
+    let creds = vast_ost_engine::Credentials {
+        user: w.c.sim.admin_user().into(),
+        password: vast_ost_engine::Secret::new(w.c.sim.admin_password()),
+    };
+    let srv = e.open_server("VastData:sim", &creds).unwrap();
+    let o = srv.find_orphans("nbu-worm", Duration::ZERO).unwrap();
+    assert!(o.is_empty(), "{o:?}");
+    let mut set_aside: Vec<String> = o.held.iter().map(|(k, _)| k.clone()).collect();
+    set_aside.sort();
+    assert_eq!(set_aside, pieces);
+    assert_eq!(srv.remove_orphans("nbu-worm", &o, false).unwrap().items, 0);
+    let (left, _) = w.direct.list_objects("nbu-worm", &format!("{image}/"), None).unwrap();
+    let left: Vec<String> = left.into_iter().map(|(k, _)| k).collect();
+    assert!(pieces.iter().all(|p| left.contains(p)), "the storage still holds them: {left:?}");
+    w.plugin.close_server(s).unwrap();
+}
+
 #[test]
 fn locks_outside_the_views_bounds_are_refused() {
     let w = world();

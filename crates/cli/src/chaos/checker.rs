@@ -227,14 +227,17 @@ pub fn cleanup_kept(before: &Seen, after: &Seen) -> Vec<String> {
 /// key (S3 object, NFS path relative to the LSU) must be a listed image's manifest, a piece a
 /// listed image's manifest names (in its own directory or, shared, in another's), a shared
 /// piece's reference record, a claim of a record that exists (the claim protocol keeps the
-/// winner's), or a lease of a listed image (leases are removed by the next holder); and no
-/// multipart upload may be open. `referenced`: the piece keys the listed images' manifests name.
+/// winner's), a lease of a listed image (leases are removed by the next holder), or a key the
+/// storage holds under a running retention lock (`held`, looked up by the caller: a lock set
+/// on an image a delete removed meanwhile leaves locked pieces nobody can remove before the
+/// lock ends); and no multipart upload may be open. `referenced`: the piece keys the listed
+/// images' manifests name.
 pub fn storage_rules(
     lsu: &str,
     keys: &[String],
     uploads: &[(String, String)],
     after: &Seen,
-    referenced: &BTreeSet<String>,
+    (referenced, held): (&BTreeSet<String>, &BTreeSet<String>),
 ) -> Vec<String> {
     let listed: BTreeSet<&str> =
         after.listed.keys().filter(|(l, _)| l == lsu).map(|(_, i)| i.as_str()).collect();
@@ -251,6 +254,7 @@ pub fn storage_rules(
             || referenced.contains(k)
             || k.strip_suffix(".refs").is_some_and(|p| referenced.contains(p))
             || claimed
+            || held.contains(k)
             || (listed.contains(image) && rest.starts_with('.') && rest.contains(".lock."));
         if !ok {
             strays.entry(image).or_default().push(rest);

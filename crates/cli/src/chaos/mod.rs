@@ -486,7 +486,20 @@ fn storage((sim, dr): (&Sim, &Sim), ak: &str, sk: &str, a: &checker::Seen) -> Re
                 (objects.into_iter().map(|(k, _)| k).collect(), s3.list_uploads(l, "")?)
             }
         };
-        out.extend(checker::storage_rules(l, &keys, &uploads, a, &referenced));
+        // On the WORM bucket, the keys of no listed image that the storage holds under a
+        // running lock (asked of the storage here, not taken from the plug-in's cleanup).
+        let mut held = std::collections::BTreeSet::new();
+        if l == workload::WORM_LSU {
+            for k in &keys {
+                let image = k.split_once('/').map_or(k.as_str(), |(i, _)| i);
+                if !a.listed.contains_key(&(l.to_string(), image.to_string()))
+                    && s3.retention(l, k)?.is_some_and(|r| r.active)
+                {
+                    held.insert(k.clone());
+                }
+            }
+        }
+        out.extend(checker::storage_rules(l, &keys, &uploads, a, (&referenced, &held)));
     }
     Ok(out)
 }

@@ -10,7 +10,7 @@ pub mod retention;
 pub mod shared;
 mod writer;
 
-pub use orphans::{find_orphans, remove_orphans, Orphans};
+pub use orphans::{find_orphans, remove_orphans, set_aside_held, Orphans, Removed};
 pub use reader::ImageReader;
 pub use writer::{ImageWriter, Liveness};
 

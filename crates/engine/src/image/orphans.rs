@@ -12,6 +12,18 @@ use crate::manifest::{ImageDef, Manifest, State};
 use crate::store::PieceStore;
 use crate::util;
 
+/// What a cleanup removed, and what the storage holds under a retention lock: on a WORM LSU a
+/// lock set on an image that a delete removed meanwhile (pieces are locked before the
+/// manifest), or a lock a crash interrupted, leaves locked keys no image names. Nobody can
+/// remove them before the lock ends; a cleanup after that does.
+#[derive(Debug, Default)]
+pub struct Removed {
+    /// Keys, records and pending images removed.
+    pub items: usize,
+    /// Keys left because the storage holds a lock on them: (key, until, seconds since the epoch).
+    pub held: Vec<(String, u64)>,
+}
+
 /// What a writer that died left behind in one LSU.
 #[derive(Debug, Default)]
 pub struct Orphans {
@@ -28,6 +40,9 @@ pub struct Orphans {
     pub generations: std::collections::HashMap<String, u64>,
     /// Reference records of shared pieces that need repair.
     pub stale_refs: Vec<StaleRefs>,
+    /// Keys no image names that the storage holds under a running retention lock (see
+    /// [`Removed`]), with the lock's end: set aside by [`set_aside_held`], not removable yet.
+    pub held: Vec<(String, u64)>,
     /// The scan's thresholds, for the checks repeated at removal.
     pub older_than: std::time::Duration,
     pub liveness: Liveness,
@@ -195,15 +210,15 @@ pub fn find_orphans(
 
 /// Remove what [`find_orphans`] found; stale pending images only with `pending`. Returns how
 /// many keys and images went.
-pub fn remove_orphans(store: &dyn PieceStore, lsu: &str, o: &Orphans, pending: bool) -> Result<usize> {
+pub fn remove_orphans(store: &dyn PieceStore, lsu: &str, o: &Orphans, pending: bool) -> Result<Removed> {
     let mut n = 0;
+    let mut held = Vec::new();
     for (image, keys) in &o.without_manifest {
         // A create since the scan makes it an image: leave it.
         if store.read_manifest(lsu, image)?.is_some() {
             continue;
         }
-        store.remove_keys(lsu, image, keys)?;
-        n += keys.len();
+        n += remove_or_hold(store, lsu, image, keys, &mut held)?;
     }
     for (image, keys) in &o.unreferenced {
         // A commit since the scan may name these keys now, or show the writer alive.
@@ -212,11 +227,10 @@ pub fn remove_orphans(store: &dyn PieceStore, lsu: &str, o: &Orphans, pending: b
         if o.generations.get(image) != Some(&m.generation) {
             continue;
         }
-        store.remove_keys(lsu, image, keys)?;
-        n += keys.len();
+        n += remove_or_hold(store, lsu, image, keys, &mut held)?;
     }
     for st in &o.stale_refs {
-        n += repair_refs(store, lsu, st, o.older_than, o.liveness)?;
+        n += repair_refs(store, lsu, st, (o.older_than, o.liveness), &mut held)?;
     }
     if pending {
         for (image, _) in &o.stale_pending {
@@ -227,7 +241,70 @@ pub fn remove_orphans(store: &dyn PieceStore, lsu: &str, o: &Orphans, pending: b
             }
         }
     }
-    Ok(n)
+    Ok(Removed { items: n, held })
+}
+
+/// On a WORM LSU: move the orphan keys the storage holds under a running retention lock out of
+/// `o` into `o.held` (one lock lookup per orphan key; orphans are few).
+pub fn set_aside_held(store: &dyn PieceStore, lsu: &str, o: &mut Orphans) -> Result<()> {
+    for list in [&mut o.without_manifest, &mut o.unreferenced] {
+        for (_, keys) in list.iter_mut() {
+            let mut free = Vec::new();
+            for k in keys.drain(..) {
+                match store.retention(lsu, &k)? {
+                    Some(l) if l.active => o.held.push((k, l.until)),
+                    _ => free.push(k),
+                }
+            }
+            *keys = free;
+        }
+        list.retain(|(_, keys)| !keys.is_empty());
+    }
+    // A piece whose removal a delete began (its record says so) and the lock stopped.
+    let mut pending = Vec::new();
+    for st in o.stale_refs.drain(..) {
+        let removal_only = st.referrers.is_empty() && (st.owner_gone || st.reclaiming);
+        match store.retention(lsu, &st.piece)? {
+            Some(l) if removal_only && l.active => o.held.push((st.piece, l.until)),
+            _ => pending.push(st),
+        }
+    }
+    o.stale_refs = pending;
+    Ok(())
+}
+
+/// Remove `keys` of `image`; when the storage refuses (a retention lock), the keys it holds
+/// under a running lock are set aside in `held` and the rest removed. Returns how many went.
+fn remove_or_hold(
+    store: &dyn PieceStore,
+    lsu: &str,
+    image: &str,
+    keys: &[String],
+    held: &mut Vec<(String, u64)>,
+) -> Result<usize> {
+    let refused = match store.remove_keys(lsu, image, keys) {
+        Ok(()) => return Ok(keys.len()),
+        Err(e) if e.kind() == ErrorKind::Access => e,
+        Err(e) => return Err(e),
+    };
+    let mut rest = Vec::new();
+    for k in keys {
+        match store.retention(lsu, k) {
+            Ok(Some(l)) if l.active => {
+                warn!(lsu, key = %k, until = l.until, "orphan held by a retention lock: a cleanup after it ends removes it");
+                held.push((k.clone(), l.until));
+            }
+            _ => rest.push(k.clone()),
+        }
+    }
+    if rest.len() == keys.len() {
+        // Refused, but not for a lock this store can see: that is the error.
+        return Err(refused);
+    }
+    if !rest.is_empty() {
+        store.remove_keys(lsu, image, &rest)?;
+    }
+    Ok(rest.len())
 }
 
 /// Drop the stale referrers of a record, mark a gone owner, and remove the piece if nobody
@@ -236,8 +313,8 @@ fn repair_refs(
     store: &dyn PieceStore,
     lsu: &str,
     st: &StaleRefs,
-    older_than: std::time::Duration,
-    liveness: Liveness,
+    (older_than, liveness): (std::time::Duration, Liveness),
+    held: &mut Vec<(String, u64)>,
 ) -> Result<usize> {
     let mut changed = 0;
     for referrer in &st.referrers {
@@ -249,9 +326,16 @@ fn repair_refs(
         changed = 1;
     }
     if st.owner_gone || st.reclaiming {
-        // Same as the owner's delete would have done.
-        shared::release_owned(store, lsu, &st.piece)?;
-        changed = 1;
+        // Same as the owner's delete would have done. A piece under a running lock stays, its
+        // record saying it is being reclaimed: a cleanup after the lock ends finishes it.
+        match shared::release_owned(store, lsu, &st.piece) {
+            Ok(_) => changed = 1,
+            Err(e) if e.kind() == ErrorKind::Access => match store.retention(lsu, &st.piece) {
+                Ok(Some(l)) if l.active => held.push((st.piece.clone(), l.until)),
+                _ => return Err(e),
+            },
+            Err(e) => return Err(e),
+        }
     }
     Ok(changed)
 }

@@ -64,15 +64,22 @@ impl Server {
     }
 
     /// What crashed writers left in `lsu` (see [`image::find_orphans`]).
+    /// What crashed writers left in `lsu`; on a WORM LSU, keys under a running retention lock
+    /// are set aside as held (nothing can remove them before the lock ends).
     pub fn find_orphans(&self, lsu: &str, older_than: Duration) -> Result<image::Orphans> {
-        image::find_orphans(self.store_for(lsu)?.as_ref(), lsu, older_than, self.liveness)
+        let store = self.store_for(lsu)?;
+        let mut o = image::find_orphans(store.as_ref(), lsu, older_than, self.liveness)?;
+        if self.worm(lsu)?.is_some() {
+            image::set_aside_held(store.as_ref(), lsu, &mut o)?;
+        }
+        Ok(o)
     }
 
-    pub fn remove_orphans(&self, lsu: &str, orphans: &image::Orphans, pending: bool) -> Result<usize> {
-        let n = image::remove_orphans(self.store_for(lsu)?.as_ref(), lsu, orphans, pending)?;
+    pub fn remove_orphans(&self, lsu: &str, orphans: &image::Orphans, pending: bool) -> Result<image::Removed> {
+        let r = image::remove_orphans(self.store_for(lsu)?.as_ref(), lsu, orphans, pending)?;
         self.changed(lsu);
-        info!(server = %self.name, lsu, "orphan cleanup removed {n} item(s)");
-        Ok(n)
+        info!(server = %self.name, lsu, held = r.held.len(), "orphan cleanup removed {} item(s)", r.items);
+        Ok(r)
     }
 
     pub fn copy_image(
