@@ -230,7 +230,7 @@ pub fn cleanup_kept(before: &Seen, after: &Seen) -> Vec<String> {
 /// winner's), a lease of a listed image (leases are removed by the next holder), or a key the
 /// storage holds under a running retention lock (`held`, looked up by the caller: a lock set
 /// on an image a delete removed meanwhile leaves locked pieces nobody can remove before the
-/// lock ends); and no multipart upload may be open. `referenced`: the piece keys the listed
+/// lock ends) or such a piece's reference record; and no multipart upload may be open. `referenced`: the piece keys the listed
 /// images' manifests name.
 pub fn storage_rules(
     lsu: &str,
@@ -252,7 +252,8 @@ pub fn storage_rules(
         let ok = image.starts_with('.')
             || (rest == "manifest" && listed.contains(image))
             || referenced.contains(k)
-            || k.strip_suffix(".refs").is_some_and(|p| referenced.contains(p))
+            // A held piece keeps its record (saying it is being reclaimed) until it goes.
+            || k.strip_suffix(".refs").is_some_and(|p| referenced.contains(p) || held.contains(p))
             || claimed
             || held.contains(k)
             || (listed.contains(image) && rest.starts_with('.') && rest.contains(".lock."));
@@ -276,6 +277,19 @@ pub fn storage_rules(
 mod tests {
     use super::*;
     use crate::chaos::content::Run;
+
+    #[test]
+    fn locked_leftovers_and_their_records_are_no_strays() {
+        let seen = Seen { listed: BTreeMap::new(), restored: BTreeMap::new() };
+        let keys: Vec<String> =
+            ["i/p.piece", "i/p.piece.refs", "i/q.piece", "i/q.piece.refs"].iter().map(|k| k.to_string()).collect();
+        let held: BTreeSet<String> = ["i/p.piece".to_string()].into();
+        let out = storage_rules("l", &keys, &[], &seen, (&BTreeSet::new(), &held));
+        assert_eq!(out, ["l: left after cleanup, referenced by no listed image: i/[\"q.piece\", \"q.piece.refs\"]"]);
+        let out = storage_rules("l", &keys, &[], &seen, (&BTreeSet::new(), &BTreeSet::new()));
+        assert_eq!(out.len(), 1);
+        assert!(out[0].contains("p.piece") && out[0].contains("q.piece"), "{out:?}");
+    }
 
     fn closing(i: &str) -> Event {
         Event::Closing {
