@@ -246,13 +246,15 @@ pub fn remove_orphans(store: &dyn PieceStore, lsu: &str, o: &Orphans, pending: b
 
 /// On a WORM LSU: move the orphan keys the storage holds under a running retention lock out of
 /// `o` into `o.held` (one lock lookup per orphan key; orphans are few).
-pub fn set_aside_held(store: &dyn PieceStore, lsu: &str, o: &mut Orphans) -> Result<()> {
+pub fn set_aside_held(store: &dyn PieceStore, lsu: &str, o: &mut Orphans) {
     for list in [&mut o.without_manifest, &mut o.unreferenced] {
         for (_, keys) in list.iter_mut() {
             let mut free = Vec::new();
             for k in keys.drain(..) {
-                match store.retention(lsu, &k)? {
-                    Some(l) if l.active => o.held.push((k, l.until)),
+                // A key whose lock cannot be read (not a piece on NFS, say) stays an orphan:
+                // its removal tells, as it did before.
+                match store.retention(lsu, &k) {
+                    Ok(Some(l)) if l.active => o.held.push((k, l.until)),
                     _ => free.push(k),
                 }
             }
@@ -262,15 +264,14 @@ pub fn set_aside_held(store: &dyn PieceStore, lsu: &str, o: &mut Orphans) -> Res
     }
     // A piece whose removal a delete began (its record says so) and the lock stopped.
     let mut pending = Vec::new();
-    for st in o.stale_refs.drain(..) {
+    for st in std::mem::take(&mut o.stale_refs) {
         let removal_only = st.referrers.is_empty() && (st.owner_gone || st.reclaiming);
-        match store.retention(lsu, &st.piece)? {
-            Some(l) if removal_only && l.active => o.held.push((st.piece, l.until)),
+        match removal_only.then(|| store.retention(lsu, &st.piece)) {
+            Some(Ok(Some(l))) if l.active => o.held.push((st.piece, l.until)),
             _ => pending.push(st),
         }
     }
     o.stale_refs = pending;
-    Ok(())
 }
 
 /// Remove `keys` of `image`; when the storage refuses (a retention lock), the keys it holds

@@ -70,7 +70,7 @@ impl Server {
         let store = self.store_for(lsu)?;
         let mut o = image::find_orphans(store.as_ref(), lsu, older_than, self.liveness)?;
         if self.worm(lsu)?.is_some() {
-            image::set_aside_held(store.as_ref(), lsu, &mut o)?;
+            image::set_aside_held(store.as_ref(), lsu, &mut o);
         }
         Ok(o)
     }
