@@ -58,7 +58,10 @@ pub fn run(c: &Cleanup) -> Result<()> {
         println!("stale pending {image}: writer {writer} is gone; {what}");
     }
     for (key, until) in &o.held {
-        println!("held by a retention lock until {} ({until}): {key}; a cleanup after then removes it", utc(*until));
+        println!(
+            "held by a retention lock until {} ({until}): {key}; a cleanup after then removes it",
+            utc(*until)
+        );
     }
     if o.is_empty() {
         println!("LSU {}: no orphans older than {:?}", c.lsu, c.older_than);
@@ -73,7 +76,10 @@ pub fn run(c: &Cleanup) -> Result<()> {
         bail!("only stale pending images were found; pass --pending to delete them");
     }
     for (key, until) in &r.held {
-        println!("held by a retention lock until {} ({until}): {key}; a cleanup after then removes it", utc(*until));
+        println!(
+            "held by a retention lock until {} ({until}): {key}; a cleanup after then removes it",
+            utc(*until)
+        );
     }
     println!("removed {} item(s)", r.items);
     Ok(())

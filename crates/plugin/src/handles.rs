@@ -165,7 +165,11 @@ pub fn server(h: usize) -> Result<Arc<Server>> {
 
 /// Remove a server handle opened as `role`, only if `check` passes (close_server refuses while
 /// children live). A handle of the other role stays open and is STS_EHANDLE here.
-pub fn take_server_if(h: usize, role: Role, check: impl FnOnce(&Server) -> Result<()>) -> Result<Arc<Server>> {
+pub fn take_server_if(
+    h: usize,
+    role: Role,
+    check: impl FnOnce(&Server) -> Result<()>,
+) -> Result<Arc<Server>> {
     let mut m = map();
     match m.get(&h) {
         Some((_, Object::Server(s, r))) if *r == role => check(s)?,

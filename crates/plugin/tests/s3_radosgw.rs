@@ -26,7 +26,8 @@ fn multi_gib_image_to_radosgw_through_the_c_interface() {
     let mib: u64 = std::env::var("VAST_OST_BIG_IMAGE_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(2048);
     let size = mib << 20;
     let bucket = format!("vost-big-{}", std::process::id());
-    let admin = S3Store::new(&S3Settings::new(vec![endpoint.clone()], &ak, &sk), LsuFilter::default()).unwrap();
+    let admin =
+        S3Store::new(&S3Settings::new(vec![endpoint.clone()], &ak, &sk), LsuFilter::default()).unwrap();
     admin.create_bucket(&bucket).unwrap();
 
     let dir = tempfile::tempdir().unwrap();

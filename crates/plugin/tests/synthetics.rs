@@ -191,7 +191,11 @@ fn replay(b: &Backend) {
     p.close_image(dst, STS_CLOSEF_IH_COMPLETE).unwrap();
     // Each close takes only its own kind of handle; the refused one stays open.
     assert_eq!(p.close_server(t), Err(vast_ost_host::Status(STS_EHANDLE)), "close_server of a target");
-    assert_eq!(p.close_target_server(s), Err(vast_ost_host::Status(STS_EHANDLE)), "close_target_server of a server");
+    assert_eq!(
+        p.close_target_server(s),
+        Err(vast_ost_host::Status(STS_EHANDLE)),
+        "close_target_server of a server"
+    );
     p.close_target_server(t).unwrap();
     assert_eq!(p.close_target_server(t), Err(vast_ost_host::Status(STS_EHANDLE)), "a second close");
     let mut full = vec![0u8; size as usize];

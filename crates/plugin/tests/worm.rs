@@ -196,7 +196,8 @@ fn cleanup_sets_aside_orphans_the_storage_holds_locked() {
     let image = "raced_1700000000_C1_F1";
     let def = backup(w, &l, image);
     let (objects, _) = w.direct.list_objects("nbu-worm", &format!("{image}/"), None).unwrap();
-    let pieces: Vec<String> = objects.into_iter().map(|(k, _)| k).filter(|k| !k.ends_with("/manifest")).collect();
+    let pieces: Vec<String> =
+        objects.into_iter().map(|(k, _)| k).filter(|k| !k.ends_with("/manifest")).collect();
     assert!(!pieces.is_empty());
     // Far beyond the clock the other test moves: the lock holds through this test.
     let until = now_secs() + 30 * 24 * HOUR;
@@ -208,14 +209,22 @@ fn cleanup_sets_aside_orphans_the_storage_holds_locked() {
     // The scan alone finds the pieces' removals the lock stopped (their records say the
     // delete began reclaiming them), and finishing them sets the pieces aside (the storage
     // refuses) rather than failing the whole cleanup.
-    let raw = vast_ost_engine::image::find_orphans(&w.direct, "nbu-worm", Duration::ZERO, Default::default()).unwrap();
+    let raw = vast_ost_engine::image::find_orphans(&w.direct, "nbu-worm", Duration::ZERO, Default::default())
+        .unwrap();
     let mut found: Vec<String> =
         raw.stale_refs.iter().filter(|st| st.reclaiming).map(|st| st.piece.clone()).collect();
     found.sort();
     assert_eq!(found, pieces, "{raw:?}");
     let r = vast_ost_engine::image::remove_orphans(&w.direct, "nbu-worm", &raw, false).unwrap();
     assert_eq!(r.items, 0);
-    let mut held: Vec<String> = r.held.iter().map(|(k, u)| { assert!(*u >= until); k.clone() }).collect();
+    let mut held: Vec<String> = r
+        .held
+        .iter()
+        .map(|(k, u)| {
+            assert!(*u >= until);
+            k.clone()
+        })
+        .collect();
     held.sort();
     assert_eq!(held, pieces);
 

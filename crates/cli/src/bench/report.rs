@@ -333,7 +333,10 @@ mod tests {
             who: who.into(),
             subject,
             command: String::new(),
-            samples: walls.iter().map(|&w| Sample { wall: w, cpu: w / 2.0, rss_kib: 2048, server_cpu: None }).collect(),
+            samples: walls
+                .iter()
+                .map(|&w| Sample { wall: w, cpu: w / 2.0, rss_kib: 2048, server_cpu: None })
+                .collect(),
             failures: Vec::new(),
         }
     }
@@ -370,9 +373,15 @@ mod tests {
         );
         assert!(md.contains("|  | broken | 1 of 1 runs failed: boom |"), "{md}");
         assert!(md.contains("|  | vast-ost restore \\| backup | 128 (128–128) |"), "{md}");
-        let long = EntryResult { failures: vec![format!("{}why", "x|".repeat(400))], ..entry("long", false, &[]) };
+        let long =
+            EntryResult { failures: vec![format!("{}why", "x|".repeat(400))], ..entry("long", false, &[]) };
         let note = cell(&long.failed_note().unwrap());
-        assert!(note.chars().count() == 243 && note.ends_with("why") && note.starts_with("1 of 1 runs failed: x/"), "{note}");
+        assert!(
+            note.chars().count() == 243
+                && note.ends_with("why")
+                && note.starts_with("1 of 1 runs failed: x/"),
+            "{note}"
+        );
         assert!(note.contains(" … ") && !note.contains('|'), "{note}");
         assert!(r.print().contains("1 of 1 runs failed: boom"));
         r.entries.push(EntryResult { failures: vec!["hung".into()], ..entry("flaky", false, &[8.0, 8.0]) });

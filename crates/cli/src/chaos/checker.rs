@@ -281,11 +281,16 @@ mod tests {
     #[test]
     fn locked_leftovers_and_their_records_are_no_strays() {
         let seen = Seen { listed: BTreeMap::new(), restored: BTreeMap::new() };
-        let keys: Vec<String> =
-            ["i/p.piece", "i/p.piece.refs", "i/q.piece", "i/q.piece.refs"].iter().map(|k| k.to_string()).collect();
+        let keys: Vec<String> = ["i/p.piece", "i/p.piece.refs", "i/q.piece", "i/q.piece.refs"]
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
         let held: BTreeSet<String> = ["i/p.piece".to_string()].into();
         let out = storage_rules("l", &keys, &[], &seen, (&BTreeSet::new(), &held));
-        assert_eq!(out, ["l: left after cleanup, referenced by no listed image: i/[\"q.piece\", \"q.piece.refs\"]"]);
+        assert_eq!(
+            out,
+            ["l: left after cleanup, referenced by no listed image: i/[\"q.piece\", \"q.piece.refs\"]"]
+        );
         let out = storage_rules("l", &keys, &[], &seen, (&BTreeSet::new(), &BTreeSet::new()));
         assert_eq!(out.len(), 1);
         assert!(out[0].contains("p.piece") && out[0].contains("q.piece"), "{out:?}");

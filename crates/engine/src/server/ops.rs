@@ -75,7 +75,12 @@ impl Server {
         Ok(o)
     }
 
-    pub fn remove_orphans(&self, lsu: &str, orphans: &image::Orphans, pending: bool) -> Result<image::Removed> {
+    pub fn remove_orphans(
+        &self,
+        lsu: &str,
+        orphans: &image::Orphans,
+        pending: bool,
+    ) -> Result<image::Removed> {
         let r = image::remove_orphans(self.store_for(lsu)?.as_ref(), lsu, orphans, pending)?;
         self.changed(lsu);
         info!(server = %self.name, lsu, held = r.held.len(), "orphan cleanup removed {} item(s)", r.items);

@@ -41,7 +41,10 @@ pub fn create(path: PathBuf, direct_io: DirectIo, direct_chunk: usize) -> Result
                 Ok(staged) => Some(staged),
                 Err(e) => {
                     let _ = fs::remove_file(&path);
-                    return Err(Error::io(format!("starting the write threads of piece {}", path.display()), e));
+                    return Err(Error::io(
+                        format!("starting the write threads of piece {}", path.display()),
+                        e,
+                    ));
                 }
             },
             Err(e) if mode == DirectIo::Always => {

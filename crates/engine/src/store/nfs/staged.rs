@@ -107,7 +107,13 @@ impl Staged {
     /// that takes the O_DIRECT open but refuses the writes (EINVAL) gets them through
     /// `buffered` instead. Fails only when a thread cannot be started (the ones started stop
     /// as the queue is dropped).
-    pub fn new(direct: File, buffered: Arc<File>, chunk: usize, depth: usize, fallback: bool) -> io::Result<Staged> {
+    pub fn new(
+        direct: File,
+        buffered: Arc<File>,
+        chunk: usize,
+        depth: usize,
+        fallback: bool,
+    ) -> io::Result<Staged> {
         let depth = depth.max(1);
         let (jobs, rx) = sync_channel::<Job>(depth);
         let (done_tx, done) = channel();
