@@ -22,6 +22,16 @@ pub struct Cleanup<'a> {
     pub pending: bool,
 }
 
+/// Keys the storage holds under a running retention lock (WORM): not removable before `until`.
+fn print_held(held: &[(String, u64)]) {
+    for (key, until) in held {
+        println!(
+            "held by a retention lock until {} ({until}): {key}; a cleanup after then removes it",
+            utc(*until)
+        );
+    }
+}
+
 /// `90s`, `30m`, `1h`, `2d`, or plain seconds.
 pub fn parse_age(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -57,12 +67,7 @@ pub fn run(c: &Cleanup) -> Result<()> {
         };
         println!("stale pending {image}: writer {writer} is gone; {what}");
     }
-    for (key, until) in &o.held {
-        println!(
-            "held by a retention lock until {} ({until}): {key}; a cleanup after then removes it",
-            utc(*until)
-        );
-    }
+    print_held(&o.held);
     if o.is_empty() {
         println!("LSU {}: no orphans older than {:?}", c.lsu, c.older_than);
         return Ok(());
@@ -75,12 +80,7 @@ pub fn run(c: &Cleanup) -> Result<()> {
     if r.items == 0 && r.held.is_empty() && !o.stale_pending.is_empty() && !c.pending {
         bail!("only stale pending images were found; pass --pending to delete them");
     }
-    for (key, until) in &r.held {
-        println!(
-            "held by a retention lock until {} ({until}): {key}; a cleanup after then removes it",
-            utc(*until)
-        );
-    }
+    print_held(&r.held);
     println!("removed {} item(s)", r.items);
     Ok(())
 }

@@ -136,6 +136,12 @@ impl Ctx<'_> {
         )
     }
 
+    /// The plug-in backing up `data` as `n` images at once (the streams rows).
+    fn stream_backups(&self, n: usize, data: &str) -> Contender {
+        let names: Vec<String> = (0..n).map(|k| format!("st{k}_1_C1_F1")).collect();
+        self.backups(&names.iter().map(String::as_str).collect::<Vec<_>>(), data)
+    }
+
     /// The plug-in reading `random_reads` blocks of 64 KiB of image `src` at random offsets.
     fn random_reads(&self, src: &str) -> Contender {
         let count = self.b.random_reads.to_string();
@@ -493,8 +499,7 @@ fn s3_rows(ctx: &Ctx) -> Result<Vec<RowResult>> {
         }
         // Streams, random reads and copies at the first size.
         for &n in ctx.b.streams.iter().filter(|&&n| n > 1) {
-            let names: Vec<String> = (0..n).map(|k| format!("st{k}_1_C1_F1")).collect();
-            let mut cs = vec![ctx.backups(&names.iter().map(String::as_str).collect::<Vec<_>>(), &d)];
+            let mut cs = vec![ctx.stream_backups(n, &d)];
             let boto: Option<Vec<Cmd>> =
                 (0..n).map(|k| p.boto3(&["upload", &d, pb, &format!("st{k}")])).collect();
             cs.extend(boto.map(|c| peer("boto3 s3transfer", c, vec![])));
@@ -618,8 +623,7 @@ fn nfs_rows(ctx: &Ctx, cold: bool) -> Result<Vec<RowResult>> {
             continue;
         }
         for &n in ctx.b.streams.iter().filter(|&&n| n > 1) {
-            let names: Vec<String> = (0..n).map(|k| format!("st{k}_1_C1_F1")).collect();
-            let mut cs = vec![ctx.backups(&names.iter().map(String::as_str).collect::<Vec<_>>(), &d)];
+            let mut cs = vec![ctx.stream_backups(n, &d)];
             if let Some(dd) = &ctx.tools.dd {
                 let c: Vec<Cmd> = (0..n)
                     .map(|k| {

@@ -251,11 +251,9 @@ pub fn set_aside_held(store: &dyn PieceStore, lsu: &str, o: &mut Orphans) {
         for (_, keys) in list.iter_mut() {
             let mut free = Vec::new();
             for k in keys.drain(..) {
-                // A key whose lock cannot be read (not a piece on NFS, say) stays an orphan:
-                // its removal tells, as it did before.
-                match store.retention(lsu, &k) {
-                    Ok(Some(l)) if l.active => o.held.push((k, l.until)),
-                    _ => free.push(k),
+                match held_until(store, lsu, &k) {
+                    Some(until) => o.held.push((k, until)),
+                    None => free.push(k),
                 }
             }
             *keys = free;
@@ -266,12 +264,21 @@ pub fn set_aside_held(store: &dyn PieceStore, lsu: &str, o: &mut Orphans) {
     let mut pending = Vec::new();
     for st in std::mem::take(&mut o.stale_refs) {
         let removal_only = st.referrers.is_empty() && (st.owner_gone || st.reclaiming);
-        match removal_only.then(|| store.retention(lsu, &st.piece)) {
-            Some(Ok(Some(l))) if l.active => o.held.push((st.piece, l.until)),
-            _ => pending.push(st),
+        match removal_only.then(|| held_until(store, lsu, &st.piece)).flatten() {
+            Some(until) => o.held.push((st.piece, until)),
+            None => pending.push(st),
         }
     }
     o.stale_refs = pending;
+}
+
+/// When the storage holds `key` under a running retention lock: the lock's end. A key whose
+/// lock cannot be read (not a piece on NFS, say) counts as not held: removing it tells.
+fn held_until(store: &dyn PieceStore, lsu: &str, key: &str) -> Option<u64> {
+    match store.retention(lsu, key) {
+        Ok(Some(l)) if l.active => Some(l.until),
+        _ => None,
+    }
 }
 
 /// Remove `keys` of `image`; when the storage refuses (a retention lock), the keys it holds
@@ -290,12 +297,12 @@ fn remove_or_hold(
     };
     let mut rest = Vec::new();
     for k in keys {
-        match store.retention(lsu, k) {
-            Ok(Some(l)) if l.active => {
-                warn!(lsu, key = %k, until = l.until, "orphan held by a retention lock: a cleanup after it ends removes it");
-                held.push((k.clone(), l.until));
+        match held_until(store, lsu, k) {
+            Some(until) => {
+                warn!(lsu, key = %k, until, "orphan held by a retention lock: a cleanup after it ends removes it");
+                held.push((k.clone(), until));
             }
-            _ => rest.push(k.clone()),
+            None => rest.push(k.clone()),
         }
     }
     if rest.len() == keys.len() {
@@ -331,9 +338,9 @@ fn repair_refs(
         // record saying it is being reclaimed: a cleanup after the lock ends finishes it.
         match shared::release_owned(store, lsu, &st.piece) {
             Ok(_) => changed = 1,
-            Err(e) if e.kind() == ErrorKind::Access => match store.retention(lsu, &st.piece) {
-                Ok(Some(l)) if l.active => held.push((st.piece.clone(), l.until)),
-                _ => return Err(e),
+            Err(e) if e.kind() == ErrorKind::Access => match held_until(store, lsu, &st.piece) {
+                Some(until) => held.push((st.piece.clone(), until)),
+                None => return Err(e),
             },
             Err(e) => return Err(e),
         }
